@@ -1,0 +1,100 @@
+// multinode::listen() and the handle it returns: which process this is, the event
+// loop, supervision events in the master, and the streams to every other process.
+#pragma once
+
+#include <multinode/frame.hpp>
+#include <multinode/options.hpp>
+#include <multinode/server.hpp>
+#include <multinode/stream.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/json/value.hpp>
+
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace multinode {
+
+namespace detail {
+class Runtime;
+}
+
+// A worker process as the master sees it.
+struct WorkerInfo {
+  NodeId id = 0;      // unique for the master's life; a replacement gets a new one
+  unsigned slot = 0;  // stable index a replacement inherits (the master is slot 0)
+  pid_t pid = 0;
+};
+
+struct WorkerExit {
+  WorkerInfo worker;
+  int exit_status = -1;  // exit(2) status, or -1 when killed by a signal
+  int signal = 0;        // the signal that killed it, or 0
+  bool restarting = false;  // a replacement is (or will be, after backoff) started
+};
+
+class Nodes {
+ public:
+  Nodes(Nodes&&) noexcept;
+  Nodes& operator=(Nodes&&) noexcept;
+  ~Nodes();
+
+  // True in the original process, the one the user started.
+  bool is_master() const noexcept;
+  // This process's id: the master is 0, workers count up from 1, never reused.
+  NodeId id() const noexcept;
+  // This process's slot: 0 for the master, 1.. for workers; a replacement keeps it.
+  unsigned slot() const noexcept;
+  // The port the listening sockets are bound to (useful with Options::port = 0).
+  std::uint16_t local_port() const noexcept;
+
+  // The process's event loop, single-threaded; use it for your own asynchronous work.
+  boost::asio::io_context& io_context() noexcept;
+
+  // Runs the event loop until the process has stopped; returns the exit status
+  // to return from main(): 0 after a graceful stop.
+  int run();
+  // Starts a graceful stop of this process (and, in the master, of every worker).
+  void stop();
+  // Called once when a graceful stop begins: cancel your own timers and close
+  // your own connections here so that run() can return before Options::stop_timeout.
+  void on_stop(std::function<void()> handler);
+
+  // Master only: supervision events.
+  void on_worker_started(std::function<void(const WorkerInfo&)> handler);
+  void on_worker_ready(std::function<void(const WorkerInfo&)> handler);
+  void on_worker_exit(std::function<void(const WorkerExit&)> handler);
+
+  // One event per other live process, with a direct stream to it. Streams that
+  // arrived before the handler was set are delivered when it is set.
+  void on_node(std::function<void(Stream)> handler);
+  // The streams to the other live processes, by id.
+  std::vector<Stream> peers() const;
+  // Sends a framed message to every other live process (frames their streams).
+  void broadcast(const Message& message);
+  // Sends a framed message to one process; false when no such process is live.
+  bool send_to(NodeId peer, const Message& message);
+
+  // For your own Asio code when listen() was called without a server: this
+  // process's handles on the listening sockets (empty in a master that does not serve).
+  std::vector<boost::asio::ip::tcp::acceptor> take_listeners();
+
+ private:
+  friend Nodes listen(const Options&, Server*);
+  explicit Nodes(std::unique_ptr<detail::Runtime> runtime);
+  std::unique_ptr<detail::Runtime> runtime_;
+};
+
+// Binds (or takes the sockets systemd passed), starts the other processes, and
+// returns this process's handle. Code before listen() runs in every process.
+// Throws std::system_error with a message saying what failed and what to do.
+Nodes listen(const Options& options, Server& server);
+// Same, without a server: take the listening sockets with Nodes::take_listeners().
+Nodes listen(const Options& options);
+Nodes listen(const Options& options, Server* server);
+
+}  // namespace multinode

@@ -1,0 +1,54 @@
+// Options of multinode::listen(): the original's five, plus what a production server needs.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace multinode {
+
+// How connections are spread over the serving processes. Either way the master
+// creates and owns every listening socket for its whole life.
+enum class Balancing {
+  // One listening socket inherited by every process; the kernel wakes the
+  // processes waiting on it. A dead worker never takes queued connections with it.
+  shared,
+  // One SO_REUSEPORT socket per slot, handed to whichever process fills the slot;
+  // connections queued on a dead worker's socket wait for its replacement.
+  reuseport,
+};
+
+struct Options {
+  // Port to listen on (the original's default). 0 picks a free port; read it back
+  // with Nodes::local_port().
+  std::uint16_t port = 80;
+  // Number of serving processes, the master included when master_listen is true.
+  unsigned nodes = 1;
+  // Address or name to listen on; empty means every address (IPv6 and IPv4).
+  std::string host;
+  // The master serves requests too. Turn it off when workers may crash often:
+  // then the master only supervises.
+  bool master_listen = true;
+  // Replace a worker that died.
+  bool restart_children = true;
+
+  // --- beyond the original ---
+  int backlog = 4096;  // listen(2) backlog; the kernel caps it at net.core.somaxconn
+  Balancing balancing = Balancing::shared;
+  // A worker that dies sooner than this after starting "died young": its slot is
+  // restarted after a delay doubling from restart_delay up to restart_delay_max.
+  std::chrono::milliseconds min_uptime{1000};
+  std::chrono::milliseconds restart_delay{100};
+  std::chrono::milliseconds restart_delay_max{10000};
+  // After this many young deaths in a row a slot is given up (crash loop).
+  unsigned crash_loop_limit = 5;
+  // Graceful stop: how long processes may finish work in hand before being killed.
+  std::chrono::milliseconds stop_timeout{10000};
+  // A new worker that has not reported ready in this time is killed and counts as a young death.
+  std::chrono::milliseconds ready_timeout{30000};
+  // Largest frame a framed peer stream accepts (frame_stream); a larger one closes that stream.
+  std::size_t max_frame_size = 16 * 1024 * 1024;
+};
+
+}  // namespace multinode

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages multinode needs, only those that are missing.
+# Usage: scripts/bootstrap.sh [build|test|bench]   (default: test)
+set -euo pipefail
+what="${1:-test}"
+
+build_packages=(cmake ninja-build g++ libboost1.81-dev libboost-json1.81-dev pkgconf)
+test_packages=(googletest libgtest-dev libgmock-dev curl clang libclang-rt-14-dev node-llhttp nodejs)
+bench_packages=(wrk nginx-light h2o nodejs procps)
+
+case "$what" in
+  build) wanted=("${build_packages[@]}") ;;
+  test) wanted=("${build_packages[@]}" "${test_packages[@]}") ;;
+  bench) wanted=("${build_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}") ;;
+  *) echo "bootstrap.sh: unknown set '$what' (use build, test or bench)" >&2; exit 2 ;;
+esac
+
+missing=()
+for package in "${wanted[@]}"; do
+  # nodejs may come from another Debian-compatible source; a working `node` is enough.
+  if [ "$package" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  case "$status" in *"ok installed"*) ;; *) missing+=("$package") ;; esac
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "bootstrap.sh: installing ${missing[*]}" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
