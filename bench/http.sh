@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# HTTP hello world: multinode against nginx, h2o and Node's cluster, all running
+# at once on their own loopback ports, loaded by wrk in alternation
+# (A B C D A B C D ...), keep-alive and pipelined x16. Prints medians, the
+# median of the per-round ratios to nginx, each server's RSS after the load, and
+# the goals of BENCHMARKS.md. Method: docs/benchmarks.md.
+set -euo pipefail
+bench_name=http.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+  cat <<'EOF'
+usage: bench/http.sh [--json] [--rounds N] [--duration S] [--processes P]
+                     [--connections C] [--servers LIST] [--no-build]
+
+  --json           print the results as one JSON object instead of tables
+  --rounds N       rounds of alternation, each runs every server once per mode (default 3)
+  --duration S     seconds of each wrk run (default 5)
+  --processes P    serving processes per server: multinode --nodes P (the master
+                   serves too), nginx worker_processes P, h2o num-threads P,
+                   Node cluster workers P (default 2)
+  --connections C  wrk connections (default 64); wrk runs with one thread (-t1)
+  --servers LIST   comma-separated subset of multinode,nginx,h2o,node (default: all);
+                   ratios need nginx in the list
+  --no-build       use build/release as it is instead of bootstrapping and building
+
+Takes about rounds x servers x 2 x (duration + 1) seconds, plus the build.
+EOF
+}
+
+command_line="bench/http.sh $*"
+json=0 rounds=3 duration=5 processes=2 connections=64 servers=multinode,nginx,h2o,node build=1
+depth=16 warmup=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --json) json=1 ;;
+    --rounds) rounds=${2:?--rounds wants a value}; shift ;;
+    --duration) duration=${2:?--duration wants a value}; shift ;;
+    --processes) processes=${2:?--processes wants a value}; shift ;;
+    --connections) connections=${2:?--connections wants a value}; shift ;;
+    --servers) servers=${2:?--servers wants a value}; shift ;;
+    --no-build) build=0 ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; bench_die "unknown argument '$1'" ;;
+  esac
+  shift
+done
+bench_require_count --rounds "$rounds" 1
+bench_require_count --duration "$duration" 1
+bench_require_count --processes "$processes" 1
+bench_require_count --connections "$connections" 1
+
+IFS=, read -r -a server_list <<<"$servers"
+[ "${#server_list[@]}" -gt 0 ] || bench_die "--servers is empty"
+for server in "${server_list[@]}"; do
+  case "$server" in
+    multinode | nginx | h2o | node) ;;
+    *) bench_die "unknown server '$server' in --servers (use multinode, nginx, h2o, node)" ;;
+  esac
+done
+wants() { [[ ",$servers," == *",$1,"* ]]; }
+
+tools=(python3 wrk timeout setsid)
+wants nginx && tools+=(nginx)
+wants h2o && tools+=(h2o)
+wants node && tools+=(node)
+bench_require_tools "${tools[@]}"
+bench_workdir
+
+hello_bin="$build_dir/examples/hello"
+if wants multinode; then
+  if [ ! -f "$repo_root/examples/hello.cpp" ]; then
+    bench_die "examples/hello.cpp does not exist yet, so there is no multinode server to measure.
+  Measure the peers alone with: bench/http.sh --servers nginx,h2o,node"
+  fi
+  if [ "$build" = 1 ]; then
+    bench_build hello
+  fi
+  [ -x "$hello_bin" ] || bench_die "$hello_bin is missing: build it with
+  cmake --preset release && cmake --build --preset release --target hello"
+fi
+
+results="$bench_work/results.jsonl"
+read -r -a ports <<<"$(bench_py free-ports 4)"
+
+# --- the servers ------------------------------------------------------------
+# Each start_<server> starts it on port $1; server_pid[<server>] is its leader.
+declare -A server_pid server_port
+
+start_multinode() {
+  bench_start "$bench_work/multinode.log" "$hello_bin" --port "$1" --nodes "$processes" --host 127.0.0.1
+}
+
+start_nginx() {
+  local dir="$bench_work/nginx"
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
+# The peer configuration of BENCHMARKS.md, with every path inside $dir.
+worker_processes $processes;
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $dir/client_body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  server {
+    listen 127.0.0.1:$1 reuseport;
+    location / { return 200 "Hello, World!\n"; }
+  }
+}
+EOF
+  bench_start "$bench_work/nginx.log" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
+}
+
+start_h2o() {
+  local dir="$bench_work/h2o"
+  mkdir -p "$dir"
+  printf 'Hello, World!\n' >"$dir/hello.txt"
+  chmod 755 "$bench_work" "$dir" && chmod 644 "$dir/hello.txt"  # h2o drops to nobody when started as root
+  cat >"$dir/h2o.conf" <<EOF
+# The peer configuration of BENCHMARKS.md: $processes threads, a static 14-byte file.
+listen:
+  host: 127.0.0.1
+  port: $1
+num-threads: $processes
+error-log: $dir/error.log
+hosts:
+  default:
+    paths:
+      /:
+        file.file: $dir/hello.txt
+EOF
+  bench_start "$bench_work/h2o.log" h2o -c "$dir/h2o.conf"
+}
+
+start_node() {
+  bench_start "$bench_work/node.log" node "$bench_dir/http_node_cluster.js" "$1" "$processes"
+}
+
+# How many child processes each server has once it is up.
+expected_children() {
+  case "$1" in
+    multinode) echo $((processes - 1)) ;;
+    nginx | node) echo "$processes" ;;
+    h2o) echo 0 ;;
+  esac
+}
+
+# Writes one "process" line per process of the server: role, whether it serves, RSS.
+record_processes() {
+  local server=$1 leader=${server_pid[$1]} child
+  case "$server" in
+    multinode)  # the master serves too (--nodes counts it)
+      printf '{"kind":"process","server":"%s","role":"master","serves":true,"pid":%d,"rss_kb":%d}\n' \
+        "$server" "$leader" "$(bench_rss_kb "$leader")" ;;
+    nginx)
+      printf '{"kind":"process","server":"%s","role":"master","serves":false,"pid":%d,"rss_kb":%d}\n' \
+        "$server" "$leader" "$(bench_rss_kb "$leader")" ;;
+    node)  # round-robin scheduling: the primary accepts and hands connections over
+      printf '{"kind":"process","server":"%s","role":"primary","serves":false,"pid":%d,"rss_kb":%d}\n' \
+        "$server" "$leader" "$(bench_rss_kb "$leader")" ;;
+    h2o)  # one process, its threads serve
+      printf '{"kind":"process","server":"%s","role":"worker","serves":true,"pid":%d,"rss_kb":%d}\n' \
+        "$server" "$leader" "$(bench_rss_kb "$leader")" ;;
+  esac
+  for child in $(bench_children "$leader"); do
+    if [ "$server" = h2o ]; then  # its crash handler (a perl script), not a server
+      printf '{"kind":"process","server":"%s","role":"crash-handler","serves":false,"pid":%d,"rss_kb":%d}\n' \
+        "$server" "$child" "$(bench_rss_kb "$child")"
+      continue
+    fi
+    printf '{"kind":"process","server":"%s","role":"worker","serves":true,"pid":%d,"rss_kb":%d}\n' \
+      "$server" "$child" "$(bench_rss_kb "$child")"
+  done
+}
+
+index=0
+for server in "${server_list[@]}"; do
+  server_port[$server]=${ports[$index]}
+  index=$((index + 1))
+  "start_$server" "${server_port[$server]}"
+  server_pid[$server]=$bench_last_pid
+done
+for server in "${server_list[@]}"; do
+  answer=$(bench_py wait-http "${server_port[$server]}" 20) ||
+    bench_die "$server did not come up on port ${server_port[$server]}; its output:
+$(tail -n 20 "$bench_work/$server.log")"
+  want=$(expected_children "$server")
+  for _ in $(seq 100); do
+    [ "$(bench_children "${server_pid[$server]}" | wc -l)" -ge "$want" ] && break
+    sleep 0.1
+  done
+  [ "$(bench_children "${server_pid[$server]}" | wc -l)" -ge "$want" ] ||
+    bench_die "$server has not started its $want worker processes within 10 s"
+  bench_log "$server: pid ${server_pid[$server]}, port ${server_port[$server]}, answers \"$answer\""
+done
+
+# --- the load ---------------------------------------------------------------
+
+# run_wrk SERVER MODE ROUND SECONDS: one wrk run; appends a "run" line unless ROUND is 0 (warm-up).
+run_wrk() {
+  local server=$1 mode=$2 round=$3 seconds=$4 depth_now=1 output line
+  [ "$mode" = pipelined ] && depth_now=$depth
+  if ! output=$(timeout --foreground -k 5 $((seconds + 30)) \
+    wrk -t1 -c"$connections" -d"${seconds}s" --timeout 5s -s "$bench_dir/pipeline.lua" \
+    "http://127.0.0.1:${server_port[$server]}/" -- "$depth_now" 2>&1); then
+    bench_die "wrk against $server ($mode) failed:
+$output"
+  fi
+  line=$(grep '^BENCH_RESULT ' <<<"$output") ||
+    bench_die "wrk against $server ($mode) printed no BENCH_RESULT line:
+$output"
+  [ "$round" = 0 ] && return 0
+  printf '{"kind":"run","server":"%s","mode":"%s","round":%d,"wrk":%s}\n' \
+    "$server" "$mode" "$round" "${line#BENCH_RESULT }" >>"$results"
+  bench_log "round $round/$rounds $mode $server: $(grep -o 'Requests/sec: *[0-9.]*' <<<"$output" | tr -s ' ')"
+}
+
+quoted_servers=$(printf '"%s",' "${server_list[@]}")
+bench_config_line \
+  "command=$(bench_json_string "$command_line")" \
+  "servers=[${quoted_servers%,}]" \
+  "processes=$processes" "rounds=$rounds" "duration_s=$duration" "connections=$connections" "depth=$depth" \
+  "ports=$(bench_json_string "$(for s in "${server_list[@]}"; do printf '%s:%s ' "$s" "${server_port[$s]}"; done)")" \
+  "versions=$(bench_json_string "$(
+    wants nginx && nginx -v 2>&1 | tr '\n' ' '
+    wants h2o && h2o -v 2>&1 | head -n 1 | tr '\n' ' '
+    wants node && echo -n "node $(node -v) "
+    wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2
+  )")" >"$results"
+
+bench_log "warming up every server for ${warmup} s per mode"
+for server in "${server_list[@]}"; do
+  run_wrk "$server" keepalive 0 "$warmup"
+  run_wrk "$server" pipelined 0 "$warmup"
+done
+for round in $(seq "$rounds"); do
+  for mode in keepalive pipelined; do
+    for server in "${server_list[@]}"; do
+      run_wrk "$server" "$mode" "$round" "$duration"
+    done
+  done
+done
+
+for server in "${server_list[@]}"; do
+  record_processes "$server" >>"$results"
+done
+
+if [ "$json" = 1 ]; then
+  bench_py report-http "$results" --json
+else
+  bench_py report-http "$results"
+fi

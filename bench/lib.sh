@@ -1,0 +1,171 @@
+# Shared by bench/http.sh and bench/respawn.sh; source it after `set -euo pipefail`
+# and after setting bench_name. One way to do each thing:
+#   bench_log / bench_die        messages on stderr, prefixed with the script's name
+#   bench_require_tools          a clear message naming scripts/bootstrap.sh when a tool is missing
+#   bench_build TARGET...        bootstrap + configure + build with the release preset (build/release)
+#   bench_workdir                a temporary directory for configs and logs (removed on success)
+#   bench_start LOG CMD...       start a server in its own process group; stopped at exit, also on Ctrl-C
+#   bench_children PID           the live child processes of PID
+#   bench_rss_kb PID             VmRSS of PID in kB
+#   bench_py ARGS...             bench/lib.py (ports, waiting for a server, medians and reports)
+# Every server started with bench_start is stopped by the EXIT trap, whatever ends the script.
+
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_root=$(dirname "$bench_dir")
+build_dir="$repo_root/build/release"
+bench_name=${bench_name:-bench}
+bench_work=""
+bench_leaders=()      # pids of the processes bench_start started; each leads its own process group
+bench_last_pid=""
+
+bench_log() { printf '%s: %s\n' "$bench_name" "$*" >&2; }
+bench_die() {
+  printf '%s: error: %s\n' "$bench_name" "$*" >&2
+  exit 1
+}
+
+bench_py() { python3 "$bench_dir/lib.py" "$@"; }
+
+bench_require_tools() {
+  local tool missing=()
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    bench_die "not installed: ${missing[*]} (run scripts/bootstrap.sh bench)"
+  fi
+}
+
+# Positive whole number check for option values: bench_require_count --rounds "$rounds" 1
+bench_require_count() {
+  local option=$1 value=$2 minimum=$3
+  if ! [[ "$value" =~ ^[0-9]+$ ]] || [ "$value" -lt "$minimum" ]; then
+    bench_die "$option wants a whole number >= $minimum, got '$value'"
+  fi
+}
+
+bench_workdir() {
+  bench_work=$(mktemp -d "${TMPDIR:-/tmp}/multinode-bench-${bench_name%.sh}.XXXXXX")
+}
+
+# Builds TARGET... with the release preset, after installing missing packages.
+# The build log goes to the work directory; its end is shown if the build fails.
+bench_build() {
+  local log="$bench_work/build.log"
+  bench_log "checking packages (scripts/bootstrap.sh bench)"
+  "$repo_root/scripts/bootstrap.sh" bench ||
+    bench_die "scripts/bootstrap.sh bench failed: install the packages it names, then run again"
+  bench_log "building $* (cmake --preset release; log: $log)"
+  if ! (cd "$repo_root" && cmake --preset release && cmake --build --preset release --target "$@") >"$log" 2>&1; then
+    tail -n 25 "$log" >&2
+    bench_die "building $* with the release preset failed (full log above: $log)"
+  fi
+}
+
+bench_start() {
+  local log=$1
+  shift
+  # setsid makes the server a process-group leader (it does not fork: a background
+  # job of a script is not one already), so stopping it reaches its children too.
+  setsid "$@" >"$log" 2>&1 </dev/null &
+  bench_last_pid=$!
+  bench_leaders+=("$bench_last_pid")
+}
+
+# The fields of /proc/PID/stat after the command name: sets proc_state, proc_ppid, proc_pgrp.
+bench_proc_stat() {
+  local line
+  { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
+  line=${line##*) }
+  read -r proc_state proc_ppid proc_pgrp _ <<<"$line"
+}
+
+bench_children() {
+  local entry pid
+  for entry in /proc/[0-9]*; do
+    pid=${entry#/proc/}
+    if bench_proc_stat "$pid" && [ "$proc_ppid" = "$1" ] && [ "$proc_state" != Z ]; then
+      echo "$pid"
+    fi
+  done
+}
+
+# The live (not zombie) members of process group $1.
+bench_group_members() {
+  local entry pid
+  for entry in /proc/[0-9]*; do
+    pid=${entry#/proc/}
+    if bench_proc_stat "$pid" && [ "$proc_pgrp" = "$1" ] && [ "$proc_state" != Z ]; then
+      echo "$pid"
+    fi
+  done
+}
+
+bench_rss_kb() {
+  local rss
+  rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null) || true
+  [ -n "$rss" ] || bench_die "cannot read VmRSS of pid $1 (did it exit?)"
+  echo "$rss"
+}
+
+# Sends TERM to every group started by bench_start, waits up to 5 s, then KILLs
+# what is left, and reaps the leaders.
+bench_stop_all() {
+  local leader member deadline left
+  [ "${#bench_leaders[@]}" -gt 0 ] || return 0
+  for leader in "${bench_leaders[@]}"; do
+    kill -TERM -- "-$leader" 2>/dev/null || true
+  done
+  deadline=$((SECONDS + 5))
+  while :; do
+    left=""
+    for leader in "${bench_leaders[@]}"; do
+      left+=$(bench_group_members "$leader")
+    done
+    [ -n "$left" ] && [ "$SECONDS" -lt "$deadline" ] || break
+    sleep 0.1
+  done
+  for leader in "${bench_leaders[@]}"; do
+    for member in $(bench_group_members "$leader"); do
+      bench_log "pid $member did not stop on TERM within 5 s: killing it"
+      kill -KILL "$member" 2>/dev/null || true
+    done
+    wait "$leader" 2>/dev/null || true
+  done
+  bench_leaders=()
+}
+
+bench_on_exit() {
+  local status=$?
+  trap - EXIT INT TERM
+  bench_stop_all
+  if [ -n "$bench_work" ]; then
+    if [ "$status" -eq 0 ] || [ -z "$(ls -A "$bench_work")" ]; then
+      rm -rf "$bench_work"
+    else
+      bench_log "configs and logs kept in $bench_work"
+    fi
+  fi
+  exit "$status"
+}
+
+trap bench_on_exit EXIT
+trap 'bench_log "interrupted"; exit 130' INT
+trap 'bench_log "terminated"; exit 143' TERM
+
+# A line for the results file describing the run: bench_config_line KEY=JSONVALUE...
+# (values must already be JSON: numbers, or strings made with bench_json_string).
+bench_json_string() {
+  python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"
+}
+
+bench_config_line() {
+  local fields="" pair
+  for pair in "$@"; do
+    fields+=",\"${pair%%=*}\":${pair#*=}"
+  done
+  printf '{"kind":"config","date":%s,"host":%s%s}\n' \
+    "$(bench_json_string "$(date -u +%Y-%m-%dT%H:%M:%SZ)")" \
+    "$(bench_json_string "$(nproc) cores, Linux $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg) at start")" \
+    "$fields"
+}
