@@ -54,7 +54,8 @@ std::string test_program_path(std::string_view name) {
   return std::string(MULTINODE_TEST_PROGRAMS_DIR) + "/" + std::string(name);
 }
 
-ChildProcess ChildProcess::start(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
+ChildProcess ChildProcess::start(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
+                                 const std::vector<int>& pass_fds) {
   std::string out_path = temp_file("out");
   std::string err_path = temp_file("err");
 
@@ -88,6 +89,10 @@ ChildProcess ChildProcess::start(const std::vector<std::string>& argv, const std
     ::dup2(null, 0);
     ::dup2(out, 1);
     ::dup2(err, 2);
+    const int count = static_cast<int>(pass_fds.size());
+    std::vector<int> copies;
+    for (const int fd : pass_fds) copies.push_back(::fcntl(fd, F_DUPFD_CLOEXEC, 100));
+    for (int i = 0; i < count; ++i) ::dup2(copies[i], 3 + i);
     ::execve(c_argv[0], c_argv.data(), c_env.data());
     ::_exit(127);
   }
@@ -156,6 +161,14 @@ bool ChildProcess::wait_for_output(std::string_view needle, std::chrono::millise
     if (clock::now() >= deadline) return false;
     std::this_thread::sleep_for(5ms);
   }
+}
+
+std::uint16_t ChildProcess::wait_for_port(std::chrono::milliseconds timeout) const {
+  if (!wait_for_output("\n", timeout)) return 0;
+  const std::string text = output();
+  const auto at = text.find("port ");
+  if (at == std::string::npos) return 0;
+  return static_cast<std::uint16_t>(std::atoi(text.c_str() + at + 5));
 }
 
 std::uint16_t free_port() {

@@ -23,7 +23,9 @@ class ChildProcess {
  public:
   // Starts argv[0] with argv in a new process group; stdout and stderr go to temporary files.
   // extra_env entries are "NAME=value" added to (or replacing in) the current environment.
-  static ChildProcess start(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {});
+  // pass_fds become fds 3, 4, ... of the child (the way systemd passes sockets).
+  static ChildProcess start(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {},
+                            const std::vector<int>& pass_fds = {});
 
   ChildProcess(ChildProcess&& other) noexcept;
   ChildProcess& operator=(ChildProcess&&) = delete;
@@ -40,6 +42,8 @@ class ChildProcess {
   std::string output() const;       // what it wrote to stdout so far
   std::string error_output() const;  // what it wrote to stderr so far
   // Waits until stdout (or stderr) contains needle; false on timeout.
+  // Reads "port N" from the program's stdout (test_server prints it); 0 on timeout.
+  std::uint16_t wait_for_port(std::chrono::milliseconds timeout = 10s) const;
   bool wait_for_output(std::string_view needle, std::chrono::milliseconds timeout, bool in_stderr = false) const;
 
  private:

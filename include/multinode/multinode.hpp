@@ -1,0 +1,10 @@
+// Everything multinode offers: #include <multinode/multinode.hpp>
+#pragma once
+
+#include <multinode/error.hpp>
+#include <multinode/frame.hpp>
+#include <multinode/nodes.hpp>
+#include <multinode/options.hpp>
+#include <multinode/server.hpp>
+#include <multinode/stream.hpp>
+#include <multinode/tcp.hpp>

@@ -1,0 +1,60 @@
+// multinode::listen() and the Nodes handle: a thin face over detail::Runtime.
+#include <multinode/nodes.hpp>
+
+#include "core/runtime.hpp"
+
+namespace multinode {
+
+Nodes::Nodes(std::unique_ptr<detail::Runtime> runtime) : runtime_(std::move(runtime)) {}
+Nodes::Nodes(Nodes&&) noexcept = default;
+Nodes& Nodes::operator=(Nodes&&) noexcept = default;
+Nodes::~Nodes() = default;
+
+bool Nodes::is_master() const noexcept { return runtime_->is_master(); }
+NodeId Nodes::id() const noexcept { return runtime_->id(); }
+unsigned Nodes::slot() const noexcept { return runtime_->slot(); }
+std::uint16_t Nodes::local_port() const noexcept { return runtime_->port(); }
+boost::asio::io_context& Nodes::io_context() noexcept { return runtime_->io(); }
+
+int Nodes::run() { return runtime_->run(); }
+void Nodes::stop() { runtime_->begin_stop("stop() was called"); }
+void Nodes::on_stop(std::function<void()> handler) { runtime_->on_stop.push_back(std::move(handler)); }
+
+void Nodes::on_worker_started(std::function<void(const WorkerInfo&)> handler) {
+  runtime_->on_worker_started = std::move(handler);
+}
+void Nodes::on_worker_ready(std::function<void(const WorkerInfo&)> handler) {
+  runtime_->on_worker_ready = std::move(handler);
+}
+void Nodes::on_worker_exit(std::function<void(const WorkerExit&)> handler) {
+  runtime_->on_worker_exit = std::move(handler);
+}
+
+void Nodes::on_node(std::function<void(Stream)> handler) { runtime_->set_node_handler(std::move(handler)); }
+std::vector<Stream> Nodes::peers() const { return runtime_->peers(); }
+
+void Nodes::broadcast(const Message& message) {
+  for (auto& stream : runtime_->peers()) {
+    frame_stream(stream, runtime_->options().max_frame_size).send(message);
+  }
+}
+
+bool Nodes::send_to(NodeId peer, const Message& message) {
+  auto stream = runtime_->peer(peer);
+  if (!stream) return false;
+  frame_stream(*stream, runtime_->options().max_frame_size).send(message);
+  return true;
+}
+
+std::vector<boost::asio::ip::tcp::acceptor> Nodes::take_listeners() { return runtime_->take_listeners(); }
+
+Nodes listen(const Options& options, Server* server) {
+  auto runtime = std::make_unique<detail::Runtime>(options, server);
+  runtime->start();
+  return Nodes(std::move(runtime));
+}
+
+Nodes listen(const Options& options, Server& server) { return listen(options, &server); }
+Nodes listen(const Options& options) { return listen(options, nullptr); }
+
+}  // namespace multinode

@@ -1,0 +1,264 @@
+#include "core/runtime.hpp"
+
+#include "common/log.hpp"
+#include "supervisor/supervisor.hpp"
+#include "worker/worker_link.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <system_error>
+#include <unistd.h>
+
+namespace multinode::detail {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+std::optional<long> environment_number(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return std::nullopt;
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value < 0) return std::nullopt;
+  return value;
+}
+
+boost::asio::ip::tcp::acceptor make_acceptor(boost::asio::io_context& io, int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  const auto protocol = address.ss_family == AF_INET6 ? boost::asio::ip::tcp::v6() : boost::asio::ip::tcp::v4();
+  return boost::asio::ip::tcp::acceptor(io, protocol, fd);
+}
+
+}  // namespace
+
+Runtime::Runtime(const Options& options, Server* server) : options_(options), server_(server) {}
+
+Runtime::~Runtime() {
+  supervisor_.reset();  // kills and reaps workers still running (run() was never called)
+  for (const int fd : own_listen_fds_) ::close(fd);
+}
+
+void Runtime::start() {
+  if (options_.nodes == 0) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "Options::nodes is 0: at least one process must serve");
+  }
+  if (std::getenv("MULTINODE_WORKER_ID") != nullptr) {
+    start_worker();
+  } else {
+    start_master();
+  }
+  watch_signals();
+}
+
+void Runtime::start_master() {
+  is_master_ = true;
+  id_ = 0;
+  slot_ = 0;
+  set_log_identity(true, id_, slot_);
+
+  std::vector<ListenSocket> shared;
+  bool reuseport = options_.balancing == Balancing::reuseport;
+  if (auto inherited = inherited_listeners()) {
+    shared = std::move(*inherited);
+    if (reuseport) {
+      log(LogLevel::warning, "balancing = reuseport ignored: serving on the ", shared.size(),
+          " socket(s) systemd passed, shared by every process");
+      reuseport = false;
+    }
+  } else if (!reuseport) {
+    shared = bind_listeners(options_, options_.port, false);
+  }
+  supervisor_ = std::make_unique<Supervisor>(*this, std::move(shared));
+
+  const unsigned workers = options_.master_listen ? options_.nodes - 1 : options_.nodes;
+  if (options_.master_listen) {
+    std::vector<int> fds;
+    for (const auto& socket : supervisor_->sockets_for(0)) fds.push_back(socket.fd);
+    start_serving(fds, true);  // the master keeps its own fds for its whole life
+  }
+  supervisor_->start_workers(1, workers);
+  port_ = supervisor_->port();
+  std::string where;
+  for (const auto& socket : supervisor_->sockets_for(options_.master_listen ? 0 : 1)) {
+    where += (where.empty() ? "" : ", ") + socket.name;
+  }
+  log(LogLevel::info, "listening on ", where, " with ", options_.nodes, " process(es)",
+      options_.master_listen ? " (the master serves too)" : " (the master only supervises)",
+      options_.balancing == Balancing::reuseport ? ", one SO_REUSEPORT socket per slot" : "");
+}
+
+void Runtime::start_worker() {
+  is_master_ = false;
+  const auto id = environment_number("MULTINODE_WORKER_ID");
+  const auto slot = environment_number("MULTINODE_SLOT");
+  const auto control_fd = environment_number("MULTINODE_CONTROL_FD");
+  if (!id || !slot || !control_fd) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "MULTINODE_WORKER_ID, MULTINODE_SLOT and MULTINODE_CONTROL_FD must all be set "
+                            "(they are set by the multinode master; unset MULTINODE_WORKER_ID to start a master)");
+  }
+  id_ = static_cast<NodeId>(*id);
+  slot_ = static_cast<unsigned>(*slot);
+  set_log_identity(false, id_, slot_);
+  for (const char* name : {"MULTINODE_WORKER_ID", "MULTINODE_SLOT", "MULTINODE_CONTROL_FD", "MULTINODE_MASTER_PID"}) {
+    ::unsetenv(name);
+  }
+
+  auto inherited = inherited_listeners();
+  if (!inherited) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "started as a worker but LISTEN_FDS / LISTEN_PID do not name this process");
+  }
+  const int control = static_cast<int>(*control_fd);
+  ::fcntl(control, F_SETFD, FD_CLOEXEC);
+  worker_ = std::make_unique<WorkerLink>(*this, control);
+
+  std::vector<int> fds;
+  for (const auto& socket : *inherited) fds.push_back(socket.fd);
+  if (!fds.empty()) port_ = local_port(fds.front());
+  start_serving(fds, false);
+  worker_->start();
+}
+
+void Runtime::start_serving(const std::vector<int>& fds, bool duplicate) {
+  std::vector<int> mine;
+  for (const int fd : fds) {
+    const int own = duplicate ? ::fcntl(fd, F_DUPFD_CLOEXEC, 3) : fd;
+    if (own < 0) throw std::system_error(errno, std::generic_category(), "cannot duplicate a listening socket");
+    mine.push_back(own);
+  }
+  if (port_ == 0 && !mine.empty()) port_ = local_port(mine.front());
+  serving_ = true;
+  if (server_ == nullptr) {
+    own_listen_fds_ = std::move(mine);  // for take_listeners()
+    return;
+  }
+  std::vector<boost::asio::ip::tcp::acceptor> acceptors;
+  for (const int fd : mine) acceptors.push_back(make_acceptor(io_, fd));
+  server_->start(io_, std::move(acceptors));
+}
+
+std::vector<boost::asio::ip::tcp::acceptor> Runtime::take_listeners() {
+  std::vector<boost::asio::ip::tcp::acceptor> acceptors;
+  for (const int fd : own_listen_fds_) acceptors.push_back(make_acceptor(io_, fd));
+  own_listen_fds_.clear();
+  return acceptors;
+}
+
+void Runtime::watch_signals() {
+  signals_.add(SIGTERM);
+  signals_.add(SIGINT);
+  if (is_master_) {
+    signals_.add(SIGHUP);
+    signals_.add(SIGTTIN);
+    signals_.add(SIGTTOU);
+  }
+  wait_for_signal();
+}
+
+void Runtime::wait_for_signal() {
+  signals_.async_wait([this](boost::system::error_code error, int signal_number) {
+    if (error) return;
+    switch (signal_number) {
+      case SIGTERM:
+      case SIGINT:
+        begin_stop(std::string("SIG") + ::sigabbrev_np(signal_number));
+        return;  // a second TERM or INT now has its default effect: stop at once
+      case SIGHUP:
+        supervisor_->rolling_restart();
+        break;
+      case SIGTTIN:
+        supervisor_->add_worker();
+        break;
+      case SIGTTOU:
+        supervisor_->remove_worker();
+        break;
+      default:
+        break;
+    }
+    wait_for_signal();
+  });
+}
+
+void Runtime::begin_stop(const std::string& reason, int exit_status) {
+  if (stopping_) return;
+  stopping_ = true;
+  exit_status_ = exit_status;
+  stop_deadline_ = clock::now() + options_.stop_timeout;
+  log(LogLevel::info, "stopping gracefully: ", reason);
+  boost::system::error_code ignored;
+  signals_.clear(ignored);
+  signals_.cancel(ignored);
+  if (server_ != nullptr && serving_) server_->stop();
+  for (const int fd : own_listen_fds_) ::close(fd);
+  own_listen_fds_.clear();
+  if (supervisor_) supervisor_->stop_all();
+  if (worker_) worker_->close();
+  for (auto& handler : on_stop) handler();
+  io_.stop();  // run() goes on with the drain, bounded by stop_timeout
+}
+
+int Runtime::run() {
+  if (worker_) {
+    boost::asio::post(io_, [this] {
+      if (!stopping_) worker_->send_ready();
+    });
+  }
+  if (!stopping_) io_.run();
+  if (!stopping_) return exit_status_;  // nothing was left to do
+  io_.restart();
+  io_.run_until(stop_deadline_);
+  if (supervisor_ && supervisor_->live_children() > 0) {
+    log(LogLevel::warning, "stop_timeout (", options_.stop_timeout.count(), " ms) reached");
+    supervisor_->kill_all_and_reap();
+  } else if (!io_.stopped() && clock::now() >= stop_deadline_) {
+    log(LogLevel::warning, "stop_timeout (", options_.stop_timeout.count(), " ms) reached with work in hand: exiting");
+  }
+  return exit_status_;
+}
+
+void Runtime::add_peer(int fd, NodeId peer, unsigned peer_slot) {
+  // Streams of peers that are gone are dropped from the registry here, not on a hook,
+  // so a user's on_close handler is never displaced.
+  std::erase_if(peers_, [](const auto& entry) { return !entry.second.is_open(); });
+  Stream stream = Stream::adopt(io_, fd, peer, peer_slot);
+  peers_[peer] = stream;
+  if (node_handler_) {
+    node_handler_(stream);
+  } else {
+    undelivered_peers_.push_back(stream);
+  }
+}
+
+void Runtime::set_node_handler(std::function<void(Stream)> handler) {
+  node_handler_ = std::move(handler);
+  if (!node_handler_) return;
+  std::vector<Stream> waiting = std::move(undelivered_peers_);
+  undelivered_peers_.clear();
+  for (auto& stream : waiting) node_handler_(stream);
+}
+
+std::vector<Stream> Runtime::peers() {
+  std::vector<Stream> open;
+  for (const auto& [id, stream] : peers_) {
+    if (stream.is_open()) open.push_back(stream);
+  }
+  return open;
+}
+
+std::optional<Stream> Runtime::peer(NodeId id) {
+  const auto it = peers_.find(id);
+  if (it == peers_.end() || !it->second.is_open()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace multinode::detail

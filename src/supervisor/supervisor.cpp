@@ -1,0 +1,484 @@
+#include "supervisor/supervisor.hpp"
+
+#include "common/log.hpp"
+#include "core/runtime.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <iterator>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <system_error>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace multinode::detail {
+namespace {
+
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+
+// Variables that describe a process's place in multinode: never inherited as they are.
+bool is_own_variable(std::string_view entry) {
+  for (std::string_view prefix : {"LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "MULTINODE_WORKER_ID=",
+                                  "MULTINODE_SLOT=", "MULTINODE_CONTROL_FD=", "MULTINODE_MASTER_PID="}) {
+    if (entry.substr(0, prefix.size()) == prefix) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> read_own_argv() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> argv;
+  std::size_t start = 0;
+  while (start < all.size()) {
+    const auto end = all.find('\0', start);
+    argv.push_back(all.substr(start, end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  if (argv.empty()) argv.emplace_back("multinode-worker");
+  return argv;
+}
+
+int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = ::sigabbrev_np(WTERMSIG(status));
+    return "was killed by SIG" + std::string(name != nullptr ? name : std::to_string(WTERMSIG(status)).c_str());
+  }
+  return "ended with wait status " + std::to_string(status);
+}
+
+// Everything the child needs between fork() and execve(), prepared beforehand:
+// after fork() in a process that may have threads only async-signal-safe calls are allowed.
+struct ExecPlan {
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  std::vector<int> fds;       // become fds 3, 4, ... in the child
+  std::vector<int> scratch;   // room for temporary copies, no allocation after fork
+  int scratch_base = 0;       // temporaries go above every fd in use
+  char* listen_pid_digits = nullptr;  // inside the LISTEN_PID= entry, filled in by the child
+  pid_t master_pid = 0;
+};
+
+[[noreturn]] void exec_child(ExecPlan& plan) {
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  // When the master dies the kernel tells the worker, which then stops gracefully.
+  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != plan.master_pid) ::_exit(70);
+  const int count = static_cast<int>(plan.fds.size());
+  for (int i = 0; i < count; ++i) {
+    plan.scratch[i] = ::fcntl(plan.fds[i], F_DUPFD, plan.scratch_base);
+    if (plan.scratch[i] < 0) ::_exit(71);
+  }
+  for (int i = 0; i < count; ++i) {
+    if (::dup2(plan.scratch[i], 3 + i) < 0) ::_exit(71);  // dup2 leaves the new fd inheritable
+  }
+  // Nothing else crosses exec: not the master's clients, not other workers' channels.
+  if (::close_range(3 + count, ~0U, 0) != 0) {
+    for (int fd = 3 + count; fd < plan.scratch_base + count + 1024; ++fd) ::close(fd);
+  }
+  // sd_listen_fds(3) wants LISTEN_PID to be the pid of the process the fds are for.
+  char digits[24];
+  int length = 0;
+  for (pid_t pid = ::getpid(); pid > 0; pid /= 10) digits[length++] = static_cast<char>('0' + pid % 10);
+  for (int i = 0; i < length; ++i) plan.listen_pid_digits[i] = digits[length - 1 - i];
+  plan.listen_pid_digits[length] = '\0';
+  ::execve("/proc/self/exe", plan.argv.data(), plan.envp.data());
+  ::_exit(127);
+}
+
+}  // namespace
+
+Supervisor::Supervisor(Runtime& runtime, std::vector<ListenSocket> shared)
+    : runtime_(runtime), shared_(std::move(shared)), argv_(read_own_argv()) {
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!is_own_variable(*e)) base_env_.emplace_back(*e);
+  }
+}
+
+Supervisor::~Supervisor() {
+  kill_all_and_reap();
+  for (auto& [index, s] : slots_) {
+    for (const auto& socket : s.own_sockets) ::close(socket.fd);
+  }
+  for (const auto& socket : shared_) ::close(socket.fd);
+}
+
+Supervisor::Slot& Supervisor::slot(unsigned index) {
+  Slot& s = slots_[index];
+  if (!s.restart_timer) s.restart_timer = std::make_unique<boost::asio::steady_timer>(runtime_.io());
+  return s;
+}
+
+const std::vector<ListenSocket>& Supervisor::sockets_for(unsigned index) {
+  if (!shared_.empty()) return shared_;
+  Slot& s = slot(index);
+  if (s.own_sockets.empty()) {
+    // Every slot's SO_REUSEPORT socket joins the same group: same addresses, same port.
+    std::uint16_t group_port = runtime_.options().port;
+    for (const auto& [other_index, other] : slots_) {
+      if (!other.own_sockets.empty()) group_port = local_port(other.own_sockets.front().fd);
+    }
+    s.own_sockets = bind_listeners(runtime_.options(), group_port, true);
+  }
+  return s.own_sockets;
+}
+
+std::uint16_t Supervisor::port() {
+  if (!shared_.empty()) return local_port(shared_.front().fd);
+  for (const auto& [index, s] : slots_) {
+    if (!s.own_sockets.empty()) return local_port(s.own_sockets.front().fd);
+  }
+  return 0;
+}
+
+void Supervisor::start_workers(unsigned first_slot, unsigned count) {
+  for (unsigned i = 0; i < count; ++i) sockets_for(first_slot + i);  // bind everything before any fork
+  for (unsigned i = 0; i < count; ++i) spawn(first_slot + i);
+}
+
+void Supervisor::spawn(unsigned index) {
+  Slot& s = slot(index);
+  const NodeId id = next_id_++;
+  const auto& sockets = sockets_for(index);
+
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    log(LogLevel::error, "cannot create a control channel for slot ", index, ": ", std::strerror(errno),
+        " (raise the open-files limit, ulimit -n)");
+    return;
+  }
+
+  std::vector<std::string> env = base_env_;
+  const std::size_t listen_count = sockets.size();
+  std::string names;
+  for (std::size_t i = 0; i < listen_count; ++i) names += i == 0 ? "multinode" : ":multinode";
+  env.push_back("MULTINODE_WORKER_ID=" + std::to_string(id));
+  env.push_back("MULTINODE_SLOT=" + std::to_string(index));
+  env.push_back("MULTINODE_CONTROL_FD=" + std::to_string(3 + listen_count));
+  env.push_back("MULTINODE_MASTER_PID=" + std::to_string(::getpid()));
+  env.push_back("LISTEN_FDS=" + std::to_string(listen_count));
+  env.push_back("LISTEN_FDNAMES=" + names);
+  env.push_back("LISTEN_PID=" + std::string(23, ' '));
+
+  ExecPlan plan;
+  for (auto& a : argv_) plan.argv.push_back(a.data());
+  plan.argv.push_back(nullptr);
+  for (auto& e : env) plan.envp.push_back(e.data());
+  plan.envp.push_back(nullptr);
+  plan.listen_pid_digits = env.back().data() + std::strlen("LISTEN_PID=");
+  int highest = pair[1];
+  for (const auto& socket : sockets) {
+    plan.fds.push_back(socket.fd);
+    highest = std::max(highest, socket.fd);
+  }
+  plan.fds.push_back(pair[1]);
+  plan.scratch.resize(plan.fds.size());
+  plan.scratch_base = std::max(highest, 3 + static_cast<int>(plan.fds.size())) + 1;
+  plan.master_pid = ::getpid();
+
+  const pid_t pid = ::fork();
+  if (pid == 0) exec_child(plan);
+  ::close(pair[1]);
+  if (pid < 0) {
+    ::close(pair[0]);
+    log(LogLevel::error, "cannot start a worker for slot ", index, ": fork failed: ", std::strerror(errno));
+    return;
+  }
+
+  auto child = std::make_unique<Child>();
+  child->info = WorkerInfo{id, index, pid};
+  child->started = clock::now();
+  child->control = std::make_unique<ControlChannel>(runtime_.io(), pair[0]);
+  const int pidfd = pidfd_open(pid);
+  if (pidfd < 0) {
+    log(LogLevel::error, "pidfd_open failed for pid ", pid, ": ", std::strerror(errno), " (Linux 5.3 or newer is needed)");
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return;
+  }
+  child->pidfd = std::make_unique<boost::asio::posix::stream_descriptor>(runtime_.io(), pidfd);
+  child->ready_timer = std::make_unique<boost::asio::steady_timer>(runtime_.io());
+  s.current = id;
+
+  child->control->start([this, id](const Record& record, int fd) { on_record(id, record, fd); },
+                        [](std::error_code) { /* the exit is seen through the pidfd */ });
+  child->pidfd->async_wait(boost::asio::posix::descriptor_base::wait_read, [this, id, pid](boost::system::error_code error) {
+    if (error == boost::asio::error::operation_aborted) return;
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    on_exit(id, status);
+  });
+  child->ready_timer->expires_after(runtime_.options().ready_timeout);
+  child->ready_timer->async_wait([this, id](boost::system::error_code error) {
+    if (error) return;
+    const auto it = children_.find(id);
+    if (it == children_.end() || it->second->ready) return;
+    log(LogLevel::warning, "worker ", id, " (slot ", it->second->info.slot, ", pid ", it->second->info.pid,
+        ") did not report ready within ", runtime_.options().ready_timeout.count(), " ms: killing it");
+    ::kill(it->second->info.pid, SIGKILL);
+  });
+
+  const WorkerInfo info = child->info;
+  children_.emplace(id, std::move(child));
+  log(LogLevel::debug, "started worker ", id, " (slot ", index, ", pid ", pid, ")");
+  if (runtime_.on_worker_started) runtime_.on_worker_started(info);
+}
+
+void Supervisor::on_record(NodeId id, const Record& record, int fd) {
+  if (fd >= 0) ::close(fd);  // workers pass no fds to the master
+  const auto it = children_.find(id);
+  if (it == children_.end()) return;
+  if (record.type == RecordType::ready && !it->second->ready) on_ready(*it->second);
+}
+
+void Supervisor::on_ready(Child& child) {
+  child.ready = true;
+  child.ready_timer->cancel();
+  log(LogLevel::info, "worker ", child.info.id, " (slot ", child.info.slot, ", pid ", child.info.pid, ") is ready");
+  if (!child.retiring) mesh(child);
+  const WorkerInfo info = child.info;
+  const NodeId replaced = child.replaces;
+  if (runtime_.on_worker_ready) runtime_.on_worker_ready(info);
+  if (replaced != 0) {
+    const auto old = children_.find(replaced);
+    if (old != children_.end()) retire(*old->second);
+    continue_rolling_restart();
+  }
+}
+
+void Supervisor::mesh(Child& child) {
+  auto pair_up = [](int (&pair)[2]) {
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) return true;
+    log(LogLevel::error, "cannot create a mesh stream: ", std::strerror(errno), " (raise ulimit -n)");
+    return false;
+  };
+  for (auto& [other_id, other] : children_) {
+    if (other_id == child.info.id || !other->ready || other->retiring) continue;
+    int pair[2];
+    if (!pair_up(pair)) continue;
+    // Each end travels to its process; the master keeps no copy, so a death is seen as EOF.
+    child.control->send({RecordType::peer, other_id, other->info.slot, 0}, pair[0]);
+    other->control->send({RecordType::peer, child.info.id, child.info.slot, 0}, pair[1]);
+  }
+  int pair[2];
+  if (!pair_up(pair)) return;
+  child.control->send({RecordType::peer, runtime_.id(), runtime_.slot(), 0}, pair[0]);
+  runtime_.add_peer(pair[1], child.info.id, child.info.slot);
+}
+
+void Supervisor::retire(Child& child) {
+  if (child.retiring) return;
+  child.retiring = true;
+  child.control->send({RecordType::stop, 0, 0, 0});
+  Slot& s = slot(child.info.slot);
+  if (s.current == child.info.id) s.current = 0;
+}
+
+void Supervisor::on_exit(NodeId id, int status) {
+  const auto it = children_.find(id);
+  if (it == children_.end()) return;
+  std::unique_ptr<Child> child = std::move(it->second);
+  children_.erase(it);
+  child->ready_timer->cancel();
+
+  const auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - child->started);
+  const Options& options = runtime_.options();
+  Slot& s = slot(child->info.slot);
+  const bool was_current = s.current == id;
+  if (was_current) s.current = 0;
+
+  WorkerExit exit;
+  exit.worker = child->info;
+  exit.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  exit.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+
+  std::string what = "worker " + std::to_string(id) + " (slot " + std::to_string(child->info.slot) + ", pid " +
+                     std::to_string(child->info.pid) + ") " + describe_status(status) + " after " +
+                     std::to_string(uptime.count()) + " ms";
+
+  // A replacement that dies before it is ready ends that step of a rolling restart:
+  // the old worker keeps serving.
+  if (child->replaces != 0 && !child->ready) {
+    const auto old = children_.find(child->replaces);
+    if (old != children_.end() && !old->second->retiring) s.current = child->replaces;
+    log(LogLevel::error, what, "; it was to replace worker ", child->replaces, ", which keeps serving");
+    if (runtime_.on_worker_exit) runtime_.on_worker_exit(exit);
+    continue_rolling_restart();
+    return;
+  }
+
+  if (stopping_ || child->retiring || !was_current) {
+    log(exit.exit_status == 0 ? LogLevel::info : LogLevel::warning, what);
+    if (runtime_.on_worker_exit) runtime_.on_worker_exit(exit);
+    stop_if_nothing_serves();
+    return;
+  }
+  if (!options.restart_children) {
+    log(LogLevel::warning, what, "; not restarting it (restart_children is off)");
+    if (runtime_.on_worker_exit) runtime_.on_worker_exit(exit);
+    stop_if_nothing_serves();
+    return;
+  }
+
+  const bool young = !child->ready || uptime < options.min_uptime;
+  s.young_deaths = young ? s.young_deaths + 1 : 0;
+  if (young && s.young_deaths >= options.crash_loop_limit) {
+    s.given_up = true;
+    log(LogLevel::error, what, "; slot ", child->info.slot, " died young ", s.young_deaths,
+        " times in a row (within min_uptime ", options.min_uptime.count(),
+        " ms of starting): giving up on it (crash loop). Fix what makes the worker exit at start, "
+        "then send SIGHUP to the master to try again");
+    if (runtime_.on_worker_exit) runtime_.on_worker_exit(exit);
+    stop_if_nothing_serves();
+    return;
+  }
+
+  std::chrono::milliseconds delay{0};
+  if (young) {
+    delay = options.restart_delay;
+    for (unsigned i = 1; i < s.young_deaths && delay < options.restart_delay_max; ++i) delay *= 2;
+    delay = std::min(delay, options.restart_delay_max);
+  }
+  exit.restarting = true;
+  if (young) {
+    log(LogLevel::warning, what, "; it died young (", s.young_deaths, " of ", options.crash_loop_limit,
+        " allowed in a row): restarting slot ", child->info.slot, " in ", delay.count(), " ms");
+  } else {
+    log(LogLevel::warning, what, "; restarting slot ", child->info.slot, " now");
+  }
+  if (runtime_.on_worker_exit) runtime_.on_worker_exit(exit);
+
+  const unsigned index = child->info.slot;
+  if (delay.count() == 0) {
+    spawn(index);
+    return;
+  }
+  s.restart_timer->expires_after(delay);
+  s.restart_timer->async_wait([this, index](boost::system::error_code error) {
+    if (error || stopping_) return;
+    Slot& again = slot(index);
+    if (again.current == 0 && !again.given_up && again.active) spawn(index);
+  });
+}
+
+void Supervisor::stop_if_nothing_serves() {
+  if (stopping_ || runtime_.stopping()) return;
+  const bool master_serves = runtime_.options().master_listen;
+  if (master_serves) return;
+  for (const auto& [index, s] : slots_) {
+    if (!s.active) continue;
+    if (s.current != 0) return;
+    if (!s.given_up && runtime_.options().restart_children) return;  // a restart is pending
+  }
+  bool any_given_up = false;
+  for (const auto& [index, s] : slots_) any_given_up = any_given_up || s.given_up;
+  runtime_.begin_stop("no process is serving any more", any_given_up ? 1 : 0);
+}
+
+void Supervisor::rolling_restart() {
+  if (stopping_) return;
+  log(LogLevel::info, "rolling restart of every worker (SIGHUP)");
+  for (auto& [index, s] : slots_) {
+    if (s.given_up) {
+      s.given_up = false;
+      s.young_deaths = 0;
+    }
+    if (std::find(rolling_queue_.begin(), rolling_queue_.end(), index) == rolling_queue_.end()) {
+      rolling_queue_.push_back(index);
+    }
+  }
+  if (!rolling_) continue_rolling_restart();
+}
+
+void Supervisor::continue_rolling_restart() {
+  rolling_ = false;
+  while (!rolling_queue_.empty() && !stopping_) {
+    const unsigned index = rolling_queue_.front();
+    rolling_queue_.pop_front();
+    const auto found = slots_.find(index);
+    if (found == slots_.end() || !found->second.active) continue;
+    Slot& s = found->second;
+    const NodeId old = s.current;
+    s.restart_timer->cancel();
+    spawn(index);  // becomes the slot's current worker
+    if (old != 0) {
+      const auto it = children_.find(s.current);
+      if (it != children_.end()) it->second->replaces = old;
+      rolling_ = true;
+      return;  // the next slot follows when this replacement is ready
+    }
+  }
+  if (rolling_queue_.empty() && !rolling_) log(LogLevel::debug, "rolling restart done");
+}
+
+void Supervisor::add_worker() {
+  if (stopping_) return;
+  unsigned index = 1;
+  for (auto it = slots_.find(index); it != slots_.end() && it->second.active; it = slots_.find(++index)) {
+  }
+  log(LogLevel::info, "adding a worker in slot ", index, " (SIGTTIN)");
+  try {
+    sockets_for(index);
+  } catch (const std::system_error& e) {
+    log(LogLevel::error, "cannot add a worker: ", e.what());
+    return;
+  }
+  slot(index).active = true;
+  spawn(index);
+}
+
+void Supervisor::remove_worker() {
+  if (stopping_) return;
+  for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
+    if (it->second.current == 0) continue;
+    const auto child = children_.find(it->second.current);
+    if (child == children_.end()) continue;
+    log(LogLevel::info, "removing worker ", child->first, " from slot ", it->first, " (SIGTTOU)");
+    it->second.active = false;
+    retire(*child->second);
+    return;
+  }
+  log(LogLevel::warning, "SIGTTOU: no worker left to remove");
+}
+
+void Supervisor::stop_all() {
+  stopping_ = true;
+  rolling_queue_.clear();
+  for (auto& [index, s] : slots_) {
+    if (s.restart_timer) s.restart_timer->cancel();
+  }
+  for (auto& [id, child] : children_) {
+    child->ready_timer->cancel();
+    child->retiring = true;
+    child->control->send({RecordType::stop, 0, 0, 0});
+  }
+}
+
+void Supervisor::kill_all_and_reap() {
+  for (auto& [id, child] : children_) {
+    log(LogLevel::warning, "worker ", id, " (pid ", child->info.pid, ") is still running: killing it");
+    ::kill(child->info.pid, SIGKILL);
+  }
+  for (auto& [id, child] : children_) {
+    while (::waitpid(child->info.pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  children_.clear();
+}
+
+}  // namespace multinode::detail
