@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds and runs every test: unit and integration tests (CTest) in the release
+# build and again under AddressSanitizer + UndefinedBehaviorSanitizer, then every
+# libFuzzer target over its seed corpus. Installs what is missing first.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh release    only the given presets (release, debug, asan, fuzz)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/bootstrap.sh test
+
+presets=("$@")
+if [ "${#presets[@]}" -eq 0 ]; then presets=(release asan fuzz); fi
+jobs="$(nproc)"
+
+for preset in "${presets[@]}"; do
+  echo "== $preset: configure and build" >&2
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  if [ "$preset" = fuzz ]; then
+    echo "== fuzz: every target over its seed corpus" >&2
+    for target in build/fuzz/*_fuzz; do
+      name="$(basename "$target")"
+      "$target" -runs=0 "fuzz/corpus/$name" 2>&1 | tail -n 1
+    done
+  else
+    echo "== $preset: tests" >&2
+    ctest --preset "$preset" -j "$jobs"
+  fi
+done
