@@ -4,8 +4,10 @@
 #include <multinode/server.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <functional>
+#include <memory>
 #include <vector>
 
 namespace multinode::tcp {
@@ -27,6 +29,8 @@ class Server final : public multinode::Server {
 
   Handler handler_;
   std::vector<boost::asio::ip::tcp::acceptor> listeners_;
+  // Out of fds: accepting pauses a moment instead of spinning on a ready socket.
+  std::unique_ptr<boost::asio::steady_timer> pause_;
   std::uint64_t accepted_ = 0;
 };
 

@@ -12,8 +12,9 @@ namespace multinode::tcp {
 
 Server::Server(Handler handler) : handler_(std::move(handler)) {}
 
-void Server::start(boost::asio::io_context&, std::vector<boost::asio::ip::tcp::acceptor> listeners) {
+void Server::start(boost::asio::io_context& io, std::vector<boost::asio::ip::tcp::acceptor> listeners) {
   listeners_ = std::move(listeners);
+  pause_ = std::make_unique<boost::asio::steady_timer>(io);
   for (auto& acceptor : listeners_) {
     acceptor.non_blocking(true);
     accept(acceptor);
@@ -35,9 +36,16 @@ void Server::accept(boost::asio::ip::tcp::acceptor& acceptor) {
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
-          // EMFILE and friends: log and retry later rather than spin.
+          // EMFILE and friends: the queued connection stays queued; try again shortly
+          // rather than spin on a socket that stays readable.
           detail::log(detail::LogLevel::error, "accept failed: ", std::strerror(errno),
-                      errno == EMFILE || errno == ENFILE ? " (raise the open-files limit, ulimit -n)" : "");
+                      errno == EMFILE || errno == ENFILE ? " (raise the open-files limit, ulimit -n)" : "",
+                      "; pausing accepts for 100 ms");
+          pause_->expires_after(std::chrono::milliseconds(100));
+          pause_->async_wait([this, &acceptor](boost::system::error_code error) {
+            if (!error && acceptor.is_open()) accept(acceptor);
+          });
+          return;
         }
         break;
       }
@@ -53,6 +61,7 @@ void Server::accept(boost::asio::ip::tcp::acceptor& acceptor) {
 }
 
 void Server::stop() {
+  if (pause_) pause_->cancel();
   for (auto& acceptor : listeners_) {
     boost::system::error_code ignored;
     acceptor.close(ignored);
