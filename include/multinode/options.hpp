@@ -48,7 +48,7 @@ struct Options {
   // A new worker that has not reported ready in this time is killed and counts as a young death.
   std::chrono::milliseconds ready_timeout{30000};
   // Largest frame a framed peer stream accepts (frame_stream); a larger one closes that stream.
-  std::size_t max_frame_size = 16 * 1024 * 1024;
+  std::size_t max_frame_size = std::size_t{16} * 1024 * 1024;
 };
 
 }  // namespace multinode
