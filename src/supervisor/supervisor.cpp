@@ -1,5 +1,7 @@
 #include "supervisor/supervisor.hpp"
 
+#include "supervisor/backoff.hpp"
+
 #include "common/log.hpp"
 #include "core/runtime.hpp"
 
@@ -348,12 +350,7 @@ void Supervisor::on_exit(NodeId id, int status) {
     return;
   }
 
-  std::chrono::milliseconds delay{0};
-  if (young) {
-    delay = options.restart_delay;
-    for (unsigned i = 1; i < s.young_deaths && delay < options.restart_delay_max; ++i) delay *= 2;
-    delay = std::min(delay, options.restart_delay_max);
-  }
+  const std::chrono::milliseconds delay = restart_delay_after(options, s.young_deaths);
   exit.restarting = true;
   if (young) {
     log(LogLevel::warning, what, "; it died young (", s.young_deaths, " of ", options.crash_loop_limit,

@@ -1,0 +1,59 @@
+// Pure pieces of the supervisor: the restart backoff and the control-channel records.
+#include "control/channel.hpp"
+#include "supervisor/backoff.hpp"
+
+#include <cstring>
+
+#include <gtest/gtest.h>
+
+namespace multinode::detail {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(Backoff, ImmediateAfterAWorkerThatLivedLongEnough) {
+  EXPECT_EQ(restart_delay_after(Options{}, 0), milliseconds{0});
+}
+
+TEST(Backoff, DoublesForEachYoungDeathInARowUpToTheCap) {
+  Options options;
+  options.restart_delay = milliseconds{100};
+  options.restart_delay_max = milliseconds{1000};
+  EXPECT_EQ(restart_delay_after(options, 1), milliseconds{100});
+  EXPECT_EQ(restart_delay_after(options, 2), milliseconds{200});
+  EXPECT_EQ(restart_delay_after(options, 3), milliseconds{400});
+  EXPECT_EQ(restart_delay_after(options, 4), milliseconds{800});
+  EXPECT_EQ(restart_delay_after(options, 5), milliseconds{1000});
+  EXPECT_EQ(restart_delay_after(options, 4000000000u), milliseconds{1000}) << "no overflow on a long streak";
+}
+
+TEST(ControlRecord, RoundTripsEveryFieldLittleEndian) {
+  const Record record{RecordType::peer, 0x01020304u, 0x0a0b0c0du, 0x1122334455667788ull};
+  unsigned char wire[record_size];
+  encode_record(record, wire);
+  const unsigned char expected[record_size] = {3, 0, 0, 0, 0x04, 0x03, 0x02, 0x01, 0x0d, 0x0c, 0x0b, 0x0a,
+                                               0, 0, 0, 0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11};
+  EXPECT_EQ(std::memcmp(wire, expected, record_size), 0);
+  Record decoded;
+  ASSERT_TRUE(decode_record(wire, record_size, decoded));
+  EXPECT_EQ(decoded.type, RecordType::peer);
+  EXPECT_EQ(decoded.peer_id, record.peer_id);
+  EXPECT_EQ(decoded.peer_slot, record.peer_slot);
+  EXPECT_EQ(decoded.value, record.value);
+}
+
+TEST(ControlRecord, RejectsWrongSizesAndUnknownTypes) {
+  unsigned char wire[record_size + 1] = {};
+  Record decoded;
+  wire[0] = 1;
+  EXPECT_TRUE(decode_record(wire, record_size, decoded));
+  EXPECT_FALSE(decode_record(wire, record_size - 1, decoded));
+  EXPECT_FALSE(decode_record(wire, record_size + 1, decoded));
+  wire[0] = 0;
+  EXPECT_FALSE(decode_record(wire, record_size, decoded));
+  wire[0] = 4;
+  EXPECT_FALSE(decode_record(wire, record_size, decoded));
+}
+
+}  // namespace
+}  // namespace multinode::detail
