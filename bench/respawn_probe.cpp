@@ -12,13 +12,18 @@
 //      greeting comes from a different pid, and reads the clock again.
 // While no worker exists a connection either waits in the accept queue of a
 // listening socket the supervisor keeps (multinode: connect succeeds at once and
-// the read blocks until the replacement accepts, so the time is exact) or is
-// refused because nothing listens (Node's cluster closes its listening socket
-// when its last worker exits: the probe retries every 100 µs, and counts them).
-// A connection the dying worker accepted and dropped is retried too.
+// the read blocks until the replacement accepts, so the time is exact to the
+// microsecond) or is refused because nothing listens (Node's cluster closes its
+// listening socket once its last worker is gone: the probe retries every 200 µs
+// and counts the refusals). Node's primary may also accept a connection for the
+// dead worker and never hand it on, so while no connection is answered the probe
+// opens another one every millisecond; the first greeting from a new pid on any
+// of them ends the measurement. Connections closed before a greeting (the dying
+// worker's) are counted as dropped.
 //
 // Output: one JSON line per kill on stdout, progress on stderr:
-//   {"kind":"kill","server":"multinode","round":1,"old_pid":10,"new_pid":11,"us":1234.5,"refused":0,"dropped":0}
+//   {"kind":"kill","server":"multinode","round":1,"old_pid":10,"new_pid":11,"us":1234.5,
+//    "connections":1,"refused":0,"dropped":0}
 //   {"kind":"kill","server":"multinode","round":2,"old_pid":11,"error":"..."}
 // A server that fails once is not killed again. Exit status 1 if any kill failed.
 #include <arpa/inet.h>
