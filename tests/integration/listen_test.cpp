@@ -1,0 +1,104 @@
+// What listen() binds and hands out: IPv6, names, and listening sockets taken by the user's own code.
+#include "process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <csignal>
+#include <netinet/in.h>
+#include <set>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace multinode::test {
+namespace {
+
+bool ipv6_loopback_available() {
+  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 address{};
+  address.sin6_family = AF_INET6;
+  address.sin6_addr = in6addr_loopback;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return ok;
+}
+
+TEST(Listen, ServesOnAnIpv6Literal) {
+  if (!ipv6_loopback_available()) GTEST_SKIP() << "no IPv6 loopback on this machine";
+  const std::uint16_t port = free_port();
+  auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "2", "--host",
+                                     "::1"});
+  const int fd = wait_for_connect(port, 10s, "::1");
+  ASSERT_GE(fd, 0) << server.error_output();
+  const auto line = read_line(fd);
+  ::close(fd);
+  ASSERT_TRUE(line.has_value());
+  EXPECT_EQ(line->rfind("node ", 0), 0u);
+  EXPECT_TRUE(server.wait_for_output("listening on [::1]:" + std::to_string(port), 1s, true)) << server.error_output();
+}
+
+TEST(Listen, ANameIsBoundOnEveryAddressItResolvesTo) {
+  const std::uint16_t port = free_port();
+  auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "1", "--host",
+                                     "localhost"});
+  const int v4 = wait_for_connect(port, 10s, "127.0.0.1");
+  ASSERT_GE(v4, 0) << server.error_output();
+  EXPECT_TRUE(read_line(v4).has_value());
+  ::close(v4);
+  if (ipv6_loopback_available() && server.error_output().find("[::1]") != std::string::npos) {
+    const int v6 = connect_tcp(port, 2s, "::1");
+    ASSERT_GE(v6, 0);
+    EXPECT_TRUE(read_line(v6).has_value());
+    ::close(v6);
+  }
+}
+
+TEST(Listen, AnUnresolvableHostFailsWithAClearMessage) {
+  auto server = ChildProcess::start({example_path("echo"), "--port", "0", "--host", "no-such-host.invalid"});
+  const auto status = server.wait(20s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_FALSE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  EXPECT_NE(server.error_output().find("cannot resolve host 'no-such-host.invalid'"), std::string::npos)
+      << server.error_output();
+}
+
+TEST(Listen, APortInUseFailsWithAClearMessage) {
+  const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(holder, 1), 0);
+  socklen_t length = sizeof address;
+  ::getsockname(holder, reinterpret_cast<sockaddr*>(&address), &length);
+  auto server = ChildProcess::start(
+      {example_path("echo"), "--port", std::to_string(ntohs(address.sin_port)), "--host", "127.0.0.1"});
+  const auto status = server.wait(10s);
+  ::close(holder);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_NE(server.error_output().find("another process listens there"), std::string::npos) << server.error_output();
+}
+
+TEST(Listen, UserCodeCanTakeTheListeningSockets) {
+  auto server = ChildProcess::start({test_program_path("own_acceptor"), "--nodes", "2"});
+  const std::uint16_t port = server.wait_for_port();
+  ASSERT_NE(port, 0) << server.error_output();
+  ASSERT_TRUE(server.wait_for_output("is ready", 10s, true)) << server.error_output();
+  std::set<std::string> replies;
+  for (int i = 0; i < 300 && replies.size() < 2; ++i) {
+    const int fd = wait_for_connect(port, 5s);
+    ASSERT_GE(fd, 0);
+    if (auto line = read_line(fd)) replies.insert(*line);
+    ::close(fd);
+  }
+  EXPECT_EQ(replies, (std::set<std::string>{"own 0", "own 1"}));
+  server.signal(SIGTERM);
+  const auto status = server.wait(10s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << server.error_output();
+}
+
+}  // namespace
+}  // namespace multinode::test
