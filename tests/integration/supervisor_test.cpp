@@ -57,7 +57,7 @@ TEST(Supervisor, ThreeNodesAreThreeServingProcesses) {
   const std::uint16_t port = free_port();
   auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "3", "--host",
                                      "127.0.0.1"});
-  ASSERT_TRUE(server.wait_for_output("is ready", 10s, true) && server.wait_for_output("is ready", 10s, true));
+  ASSERT_TRUE(server.wait_for_log_count("is ready", 2, 10s)) << server.error_output();
   std::set<pid_t> pids;
   std::set<unsigned> ids;
   // Keep the connections open so that a busy process is not always the first to accept.
@@ -81,6 +81,7 @@ TEST(Supervisor, MasterThatDoesNotListenServesNothing) {
   const std::uint16_t port = free_port();
   auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "2", "--host",
                                      "127.0.0.1", "--no-master-listen"});
+  ASSERT_TRUE(server.wait_for_log_count("is ready", 2, 10s)) << server.error_output();
   std::set<pid_t> pids;
   for (int i = 0; i < 100; ++i) {
     const auto g = greet(port, nullptr, 10s);
@@ -122,6 +123,7 @@ TEST(Supervisor, KilledMasterTakesEveryWorkerAndThePortWithIt) {
   auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "3", "--host",
                                      "127.0.0.1"});
   ASSERT_TRUE(greet(port, nullptr, 10s).has_value()) << server.error_output();
+  ASSERT_TRUE(server.wait_for_log_count("is ready", 2, 10s)) << server.error_output();
   std::vector<pid_t> workers;
   for (int i = 0; i < 200 && workers.size() < 2; ++i) {
     workers = child_pids(server.pid());
@@ -203,7 +205,7 @@ TEST(Supervisor, MasterFdCountIsStableOverManyRestarts) {
   auto server = start_server({"--nodes", "3", "--min-uptime", "0"});
   const std::uint16_t port = server.wait_for_port();
   ASSERT_NE(port, 0) << server.error_output();
-  ASSERT_TRUE(server.wait_for_output("is ready", 10s, true));
+  ASSERT_TRUE(server.wait_for_log_count("is ready", 2, 10s)) << server.error_output();
   for (int i = 0; i < 200 && child_pids(server.pid()).size() < 2; ++i) std::this_thread::sleep_for(10ms);
   std::this_thread::sleep_for(200ms);  // let the mesh settle
   const int fds_at_start = count_open_fds(server.pid());
@@ -257,6 +259,7 @@ TEST(Supervisor, ServesOnASocketPassedBySystemdConvention) {
                               " --port " + std::to_string(ntohs(taken.sin_port)) + " --nodes 2 --host 127.0.0.1";
   auto server = ChildProcess::start({"/bin/sh", "-c", command}, {}, {listener});
   ::close(listener);
+  ASSERT_TRUE(server.wait_for_log_count("is ready", 1, 10s)) << server.error_output();
   std::set<pid_t> pids;
   for (int i = 0; i < 300 && pids.size() < 2; ++i) {
     int fd = -1;

@@ -163,6 +163,19 @@ bool ChildProcess::wait_for_output(std::string_view needle, std::chrono::millise
   }
 }
 
+bool ChildProcess::wait_for_log_count(std::string_view needle, std::size_t count,
+                                      std::chrono::milliseconds timeout) const {
+  const auto deadline = clock::now() + timeout;
+  while (true) {
+    const std::string text = error_output();
+    std::size_t seen = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++seen;
+    if (seen >= count) return true;
+    if (clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
 std::uint16_t ChildProcess::wait_for_port(std::chrono::milliseconds timeout) const {
   if (!wait_for_output("\n", timeout)) return 0;
   const std::string text = output();

@@ -45,6 +45,8 @@ class ChildProcess {
   // Reads "port N" from the program's stdout (test_server prints it); 0 on timeout.
   std::uint16_t wait_for_port(std::chrono::milliseconds timeout = 10s) const;
   bool wait_for_output(std::string_view needle, std::chrono::milliseconds timeout, bool in_stderr = false) const;
+  // Waits until stderr contains needle at least `count` times (e.g. N "is ready" lines).
+  bool wait_for_log_count(std::string_view needle, std::size_t count, std::chrono::milliseconds timeout) const;
 
  private:
   ChildProcess(pid_t pid, std::string out_path, std::string err_path);
