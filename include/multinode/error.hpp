@@ -14,6 +14,9 @@ enum class errc {
   stream_closed,          // the peer stream was closed by this side
   peer_gone,              // the peer process went away
   control_protocol,       // the control channel carried something unexpected
+  bad_control_frame,      // a peer stream control frame is malformed
+  peer_closed,            // the peer closed the framed stream (it sent a close frame)
+  rejected_by_peer,       // the peer closed the framed stream because of a frame from this side
 };
 
 const std::error_category& category() noexcept;

@@ -19,6 +19,9 @@ class Category final : public std::error_category {
       case errc::stream_closed: return "stream closed by this process";
       case errc::peer_gone: return "peer process went away";
       case errc::control_protocol: return "unexpected record on the control channel";
+      case errc::bad_control_frame: return "malformed control frame on a peer stream";
+      case errc::peer_closed: return "peer closed the stream";
+      case errc::rejected_by_peer: return "peer closed the stream because of a bad frame from this process";
     }
     return "unknown multinode error " + std::to_string(value);
   }
