@@ -1,0 +1,91 @@
+// A connection's pending output: response bytes in the order they must go out,
+// sent with one writev per attempt. Small pieces are copied into one growing
+// string (the common case: heads and small bodies, one contiguous buffer); large
+// bodies handed over with Response::end(std::string&&) are kept as they are.
+#pragma once
+
+#include <boost/asio/buffer.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace multinode::http::detail {
+
+class OutputQueue {
+ public:
+  // Bodies at least this large are moved in rather than copied.
+  static constexpr std::size_t owned_threshold = 16 * 1024;
+
+  void append(std::string_view bytes) { bytes_.append(bytes); }
+  void append(char c) { bytes_.push_back(c); }
+  void append_owned(std::string&& bytes) {
+    if (bytes.size() < owned_threshold) {
+      bytes_.append(bytes);
+      return;
+    }
+    owned_size_ += bytes.size();
+    pieces_.push_back({bytes_.size(), owned_.size()});
+    owned_.push_back(std::move(bytes));
+  }
+
+  bool empty() const noexcept { return size() == 0; }
+  // Bytes still to be written.
+  std::size_t size() const noexcept { return bytes_.size() + owned_size_ - written_; }
+
+  // The bytes still to be written, as at most max_buffers buffers.
+  void buffers(std::vector<boost::asio::const_buffer>& out, std::size_t max_buffers = 64) const {
+    out.clear();
+    std::size_t skip = written_;
+    std::size_t from = 0;  // next byte of bytes_ to send
+    auto add = [&](const char* data, std::size_t size) {
+      if (skip >= size) {
+        skip -= size;
+        return;
+      }
+      if (out.size() < max_buffers) out.emplace_back(data + skip, size - skip);
+      skip = 0;
+    };
+    for (const Piece& piece : pieces_) {
+      add(bytes_.data() + from, piece.bytes_end - from);
+      from = piece.bytes_end;
+      add(owned_[piece.owned_index].data(), owned_[piece.owned_index].size());
+    }
+    add(bytes_.data() + from, bytes_.size() - from);
+  }
+
+  void consume(std::size_t size) noexcept {
+    written_ += size;
+    if (size_total() == written_) clear();
+  }
+
+  void clear() noexcept {
+    bytes_.clear();
+    owned_.clear();
+    pieces_.clear();
+    owned_size_ = 0;
+    written_ = 0;
+  }
+
+  // Gives back memory a large response left behind, once everything is sent.
+  void release_memory(std::size_t keep) {
+    if (empty() && bytes_.capacity() > keep) std::string().swap(bytes_);
+  }
+
+ private:
+  std::size_t size_total() const noexcept { return bytes_.size() + owned_size_; }
+
+  // owned_[owned_index] goes out after bytes_[.., bytes_end).
+  struct Piece {
+    std::size_t bytes_end;
+    std::size_t owned_index;
+  };
+  std::string bytes_;
+  std::vector<std::string> owned_;
+  std::vector<Piece> pieces_;
+  std::size_t owned_size_ = 0;
+  std::size_t written_ = 0;
+};
+
+}  // namespace multinode::http::detail

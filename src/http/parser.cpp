@@ -1,0 +1,517 @@
+#include "http/parser.hpp"
+
+#include "http/text.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+namespace multinode::http::detail {
+
+namespace beast_http = boost::beast::http;
+using boost::beast::error_code;
+
+namespace {
+
+// Room for the chunk-size line around its extensions: size digits, spaces, CRLF.
+constexpr std::size_t chunk_line_slack = 64;
+// Below this much free room the buffer is compacted, then grown.
+constexpr std::size_t min_read_room = 2048;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// RequestParser
+
+RequestParser::RequestParser(const Options& options, Request& request, bool stream_body)
+    : options_(options), request_(request), stream_body_(stream_body) {
+  // RequestReader hands over whole heads within max_header_bytes; Beast's own limit
+  // (which counts the request line and the fields apart) is only a backstop.
+  header_limit(static_cast<std::uint32_t>(
+      std::min<std::size_t>(options.max_header_bytes + 4, std::numeric_limits<std::uint32_t>::max())));
+  body_limit(options.max_body_bytes);
+  // The first put() stops after the head so that the connection can send 100 Continue
+  // or start a streaming handler; RequestReader turns eager on after that.
+  eager(false);
+}
+
+std::size_t RequestParser::parse(char* data, std::size_t size, error_code& ec) {
+  input_ = data;
+  input_end_ = data + size;
+  return put(boost::asio::const_buffer(data, size), ec);
+}
+
+void RequestParser::fail(error_code& ec, error reason) noexcept {
+  policy_error_ = reason;
+  // Any Beast error stops the parse; which one does not matter, policy_error_ says why.
+  ec = beast_http::error::bad_value;
+}
+
+void RequestParser::on_request_impl(beast_http::verb, boost::beast::string_view method_string,
+                                    boost::beast::string_view beast_target, int version, error_code& ec) {
+  const std::string_view target(beast_target.data(), beast_target.size());
+  request_line_done_ = true;
+  request_.method_ = std::string_view(method_string.data(), method_string.size());
+  request_.target_ = target;
+  request_.version_ = version;
+  if (target.size() > options_.max_target_length) return fail(ec, error::target_too_long);
+  // Beast lets bytes above 0x7F through; a target is visible ASCII only (RFC 3986).
+  if (!is_visible_ascii(target)) return fail(ec, error::bad_target);
+}
+
+void RequestParser::on_response_impl(int, boost::beast::string_view, int, error_code& ec) {
+  // A request parser never sees a status line; keep Beast's contract anyway.
+  ec = beast_http::error::bad_version;
+}
+
+void RequestParser::add_transfer_codings(std::string_view value) noexcept {
+  // transfer-coding list: elements separated by commas with optional whitespace;
+  // empty elements are allowed by the list syntax. Parameters are not: neither
+  // `chunked` nor anything we would accept before it takes one.
+  std::size_t pos = 0;
+  while (pos <= value.size()) {
+    std::size_t comma = value.find(',', pos);
+    if (comma == std::string_view::npos) comma = value.size();
+    std::string_view element = trim_whitespace(value.substr(pos, comma - pos));
+    if (!element.empty()) {
+      if (!is_token(element)) {
+        transfer_encoding_syntax_ok_ = false;
+      } else if (iequals(element, "chunked")) {
+        ++chunked_codings_;
+        last_coding_chunked_ = true;
+      } else {
+        ++other_codings_;
+        last_coding_chunked_ = false;
+      }
+    }
+    pos = comma + 1;
+  }
+}
+
+void RequestParser::on_field_impl(beast_http::field name, boost::beast::string_view beast_name,
+                                  boost::beast::string_view beast_value, error_code& ec) {
+  const std::string_view name_string(beast_name.data(), beast_name.size());
+  const std::string_view value(beast_value.data(), beast_value.size());
+  // Obsolete line folding: Beast joins folded lines into a buffer of its own (so the
+  // value is not in our input), or, when the first line is empty, gives the value
+  // from the continuation line (so a CR lies between name and value).
+  const bool value_in_input = value.data() >= input_ && value.data() + value.size() <= input_end_;
+  if (!value_in_input) return fail(ec, error::obs_fold);
+  const char* name_end = name_string.data() + name_string.size();
+  if (value.data() > name_end && std::memchr(name_end, '\r', static_cast<std::size_t>(value.data() - name_end)))
+    return fail(ec, error::obs_fold);
+
+  if (in_trailers_) {
+    if (++trailer_count_ > options_.max_header_count) return fail(ec, error::too_many_headers);
+    if (static_cast<std::size_t>(value.data() + value.size() - trailer_start_) > options_.max_header_bytes)
+      return fail(ec, error::trailers_too_large);
+    request_.fields_.push_back({name_string, value});
+    return;
+  }
+
+  if (request_.fields_.size() >= options_.max_header_count) return fail(ec, error::too_many_headers);
+  // Beast's own header_limit counts the request line and each batch of fields
+  // separately; this counts the whole head.
+  if (static_cast<std::size_t>(value.data() + value.size() - request_.method_.data()) > options_.max_header_bytes)
+    return fail(ec, error::header_too_large);
+
+  switch (name) {
+    case beast_http::field::host:
+      if (++host_count_ > 1) return fail(ec, error::duplicate_host);
+      break;
+    case beast_http::field::content_length:
+      // Beast accepts "5, 5" and repeated equal values; a proxy in front of us might
+      // pick another one, so only a single plain number frames a body.
+      if (++content_length_count_ > 1 || !is_digits(value)) return fail(ec, error::bad_content_length);
+      if (transfer_encoding_seen_) return fail(ec, error::transfer_encoding_with_content_length);
+      break;
+    case beast_http::field::transfer_encoding:
+      transfer_encoding_seen_ = true;
+      if (request_.version_ < 11) return fail(ec, error::transfer_encoding_on_http10);
+      if (content_length_count_ > 0) return fail(ec, error::transfer_encoding_with_content_length);
+      add_transfer_codings(value);
+      break;
+    case beast_http::field::expect:
+      if (!expect_.empty()) return fail(ec, error::expectation_failed);
+      expect_ = value;
+      break;
+    default:
+      break;
+  }
+  request_.fields_.push_back({name_string, value});
+}
+
+void RequestParser::on_header_impl(error_code& ec) {
+  request_.header_count_ = request_.fields_.size();
+  if (request_.version_ >= 11 && host_count_ == 0) return fail(ec, error::missing_host);
+  if (transfer_encoding_seen_) {
+    // RFC 9112 6.1 and 6.3: chunked must be the final coding, applied once; a
+    // request whose final coding is not chunked has no reliable length.
+    if (!transfer_encoding_syntax_ok_ || chunked_codings_ == 0 || !last_coding_chunked_ || chunked_codings_ > 1)
+      return fail(ec, error::bad_transfer_encoding);
+    if (other_codings_ > 0) return fail(ec, error::unsupported_transfer_coding);
+  }
+  if (!expect_.empty() && request_.version_ >= 11) {
+    if (!iequals(expect_, "100-continue")) return fail(ec, error::expectation_failed);
+    request_.expects_continue_ = true;
+  }
+  request_.keep_alive_ = keep_alive();
+  request_.chunked_ = chunked();
+  if (!request_.chunked_) {
+    auto length = content_length();
+    if (length) request_.content_length_ = *length;
+  }
+}
+
+void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) {}
+
+std::size_t RequestParser::deliver(std::string_view body, error_code& ec) {
+  if (!request_.on_data_) return body.size();
+  try {
+    request_.on_data_(body);
+  } catch (...) {
+    callback_failed_ = true;
+    ec = beast_http::error::bad_value;
+  }
+  return body.size();
+}
+
+std::size_t RequestParser::on_body_impl(boost::beast::string_view beast_body, error_code& ec) {
+  const std::string_view body(beast_body.data(), beast_body.size());
+  if (stream_body_) return deliver(body, ec);
+  // Content-Length bodies arrive contiguous, right after the head.
+  if (request_.body_begin_ == nullptr) request_.body_begin_ = body.data();
+  request_.body_size_ += body.size();
+  return body.size();
+}
+
+void RequestParser::on_chunk_header_impl(std::uint64_t size, boost::beast::string_view extensions, error_code& ec) {
+  if (extensions.size() > options_.max_chunk_extension_bytes) return fail(ec, error::chunk_extension_too_long);
+  if (size == 0) {
+    in_trailers_ = true;
+    trailer_start_ = extensions.data() + extensions.size();
+  }
+}
+
+std::size_t RequestParser::on_chunk_body_impl(std::uint64_t, boost::beast::string_view beast_body, error_code& ec) {
+  const std::string_view body(beast_body.data(), beast_body.size());
+  if (stream_body_) return deliver(body, ec);
+  // Join the chunks over their own framing: the body ends up contiguous in the
+  // buffer, and the bytes written over were consumed already.
+  char* source = mutable_at(body.data());
+  if (request_.body_begin_ == nullptr) {
+    request_.body_begin_ = source;
+  } else {
+    char* destination = mutable_at(request_.body_begin_ + request_.body_size_);
+    if (destination != source) std::memmove(destination, source, body.size());
+  }
+  request_.body_size_ += body.size();
+  return body.size();
+}
+
+void RequestParser::on_finish_impl(error_code&) {}
+
+// ---------------------------------------------------------------------------
+// RequestReader
+
+RequestReader::RequestReader(const Options& options)
+    : options_(options), initial_capacity_(std::max<std::size_t>(options.read_buffer_size, 2 * min_read_room)) {
+  // The most one request may need at once: its head, its body (joined in place
+  // unless streamed), one chunk line and a trailer section, plus reading room.
+  const std::size_t chunk_line = options.max_chunk_extension_bytes + chunk_line_slack;
+  std::size_t max = 2 * options.max_header_bytes + chunk_line + 2 * min_read_room;
+  if (!options.stream_body) {
+    const std::uint64_t body = std::min<std::uint64_t>(options.max_body_bytes, std::numeric_limits<std::size_t>::max() / 2);
+    max += static_cast<std::size_t>(body);
+  }
+  max_capacity_ = std::max(max, initial_capacity_);
+}
+
+std::size_t RequestReader::keep_end() const noexcept {
+  switch (phase_) {
+    case ReadPhase::idle:
+      return parse_pos_;
+    case ReadPhase::head:
+      return parse_pos_;  // the request line and fields parsed so far
+    case ReadPhase::body:
+    case ReadPhase::complete:
+      if (request_.body_begin_ != nullptr)
+        return static_cast<std::size_t>(request_.body_begin_ - data_.get()) + request_.body_size_;
+      return head_end_;
+  }
+  return parse_pos_;
+}
+
+void RequestReader::compact() noexcept {
+  // Keep the current request's parsed bytes [request_start_, keep) and the unparsed
+  // bytes [parse_pos_, end_); drop consumed framing, consumed streamed body and
+  // everything before the request.
+  const std::size_t keep = keep_end();
+  const std::size_t kept = keep - request_start_;
+  const std::size_t unparsed = end_ - parse_pos_;
+  char* base = data_.get();
+  if (head_pinned_) {
+    // A streaming handler holds views of the head: only the bytes after it move.
+    if (parse_pos_ > keep && unparsed > 0) std::memmove(base + keep, base + parse_pos_, unparsed);
+    parse_pos_ = keep;
+    end_ = keep + unparsed;
+    return;
+  }
+  if (request_start_ == 0 && keep == parse_pos_) return;
+  if (kept > 0) {
+    std::memmove(base, base + request_start_, kept);
+    request_.rebase(base, base, -static_cast<std::ptrdiff_t>(request_start_));
+  }
+  if (unparsed > 0) std::memmove(base + kept, base + parse_pos_, unparsed);
+  head_end_ = head_end_ >= request_start_ ? head_end_ - request_start_ : 0;
+  request_start_ = 0;
+  parse_pos_ = kept;
+  end_ = kept + unparsed;
+}
+
+bool RequestReader::grow(std::size_t wanted) {
+  if (wanted <= capacity_) return true;
+  // Moving a pinned head would leave a streaming handler's views dangling.
+  if (capacity_ >= max_capacity_ || head_pinned_) return false;
+  std::size_t size = std::max(wanted, capacity_ * 2);
+  size = std::min(size, max_capacity_);
+  auto bigger = std::make_unique<char[]>(size);
+  if (end_ > 0) std::memcpy(bigger.get(), data_.get(), end_);
+  request_.rebase(data_.get(), bigger.get(), 0);
+  data_ = std::move(bigger);
+  capacity_ = size;
+  return true;
+}
+
+std::span<char> RequestReader::prepare() {
+  if (!data_) {
+    data_ = std::make_unique<char[]>(initial_capacity_);
+    capacity_ = initial_capacity_;
+  }
+  if (capacity_ - end_ < min_read_room) compact();
+  if (capacity_ - end_ < min_read_room) grow(end_ + std::max(min_read_room, capacity_));
+  if (capacity_ == end_) {
+    // Only a request beyond the limits can fill the largest buffer: refuse it for
+    // what it overflows (the parser's own checks normally catch it first).
+    if (phase_ == ReadPhase::head)
+      fail(request_line_seen_ ? error::header_too_large : request_line_failure());
+    else
+      fail(request_.chunked_ ? error::trailers_too_large : error::body_too_large);
+    return {};
+  }
+  return {data_.get() + end_, capacity_ - end_};
+}
+
+void RequestReader::reserve_for_body() {
+  // Called when the head is complete and the body is not: nobody outside holds
+  // views yet, so the head may still move to the front of a buffer sized for
+  // what follows it.
+  compact();
+  const std::size_t head = head_end_ - request_start_;
+  const std::size_t chunk_line = options_.max_chunk_extension_bytes + chunk_line_slack;
+  std::size_t wanted = head + 2 * min_read_room;
+  if (options_.stream_body) {
+    // The head stays put from now on: leave room for a chunk line and trailers.
+    if (request_.chunked_) wanted += chunk_line + options_.max_header_bytes;
+  } else if (request_.content_length_) {
+    wanted += static_cast<std::size_t>(*request_.content_length_);
+  }
+  grow(std::min(wanted, max_capacity_));
+  head_pinned_ = options_.stream_body;
+}
+
+void RequestReader::release_memory() noexcept {
+  if (phase_ != ReadPhase::idle || end_ != parse_pos_) return;
+  request_start_ = parse_pos_ = end_ = head_end_ = 0;
+  if (capacity_ > initial_capacity_) {
+    data_.reset();
+    capacity_ = 0;
+  }
+}
+
+void RequestReader::finish_request() noexcept {
+  parser_.reset();
+  head_pinned_ = false;
+  phase_ = ReadPhase::idle;
+  request_start_ = parse_pos_;
+  if (parse_pos_ == end_) request_start_ = parse_pos_ = end_ = head_end_ = 0;
+}
+
+ReadEvent RequestReader::fail(error reason) noexcept {
+  failed_ = true;
+  failure_ = reason;
+  return ReadEvent::failed;
+}
+
+error RequestReader::request_line_failure() const noexcept {
+  // The head is too long and its request line did not end within the limit: a
+  // long target gets 414, anything else (a method that never ends) is malformed.
+  const std::size_t prefix = std::min(end_ - request_start_, options_.max_header_bytes);
+  const std::string_view line(data_.get() + request_start_, prefix);
+  const std::size_t space = line.find(' ');
+  if (space != std::string_view::npos && space > 0 && is_token(line.substr(0, space))) return error::target_too_long;
+  return error::bad_request_line;
+}
+
+RequestReader::HeadScan RequestReader::scan_head() noexcept {
+  // Beast is only ever given a whole head: when it gets a part, it later waits for
+  // a CRLF CRLF without looking at the bytes between, so a head with a bare LF would
+  // be refused whole but wait for the limit when split. Scanning here, one event at
+  // a time in byte order, makes the outcome independent of how the bytes arrived.
+  const char* data = data_.get() + request_start_;
+  const std::size_t available = end_ - request_start_;
+  const std::size_t limit = options_.max_header_bytes;  // the head must end before this
+  const std::size_t stop = std::min(available, limit);
+  for (std::size_t i = head_scanned_; i < stop; ++i) {
+    const char c = data[i];
+    if (c == '\n') {
+      if (i == 0 || data[i - 1] != '\r') {
+        fail(request_line_seen_ ? error::bad_header : error::bad_request_line);
+        return HeadScan::failed;
+      }
+      if (i >= 3 && data[i - 2] == '\n' && data[i - 3] == '\r') {
+        head_scanned_ = i + 1;
+        return HeadScan::complete;
+      }
+      request_line_seen_ = true;
+    } else if (c == '\r') {
+      if (i + 1 == available) {
+        head_scanned_ = i;  // decide once the next byte is here
+        return HeadScan::need_more;
+      }
+      if (data[i + 1] != '\n') {
+        fail(request_line_seen_ ? error::bad_header : error::bad_request_line);
+        return HeadScan::failed;
+      }
+    }
+  }
+  head_scanned_ = stop;
+  if (available >= limit) {
+    fail(request_line_seen_ ? error::header_too_large : request_line_failure());
+    return HeadScan::failed;
+  }
+  return HeadScan::need_more;
+}
+
+error RequestReader::map_beast_error(const error_code& ec) const noexcept {
+  const bool field_error = ec == beast_http::error::bad_field || ec == beast_http::error::bad_value ||
+                           ec == beast_http::error::bad_line_ending || ec == beast_http::error::bad_content_length ||
+                           ec == beast_http::error::multiple_content_length ||
+                           ec == beast_http::error::bad_transfer_encoding;
+  if (field_error && phase_ == ReadPhase::head && parser_->request_line_done()) {
+    // Beast joins folded lines before it checks a field, so the fold may be what
+    // made it fail (a folded Content-Length, say): the failing field starts at
+    // the first unconsumed byte.
+    std::string_view rest(data_.get() + parse_pos_, end_ - parse_pos_);
+    const std::size_t line_end = rest.find("\r\n");
+    if (line_end != std::string_view::npos && line_end + 2 < rest.size() &&
+        (rest[line_end + 2] == ' ' || rest[line_end + 2] == '\t'))
+      return error::obs_fold;
+  }
+  if (ec == beast_http::error::header_limit)
+    return parser_->request_line_done() ? error::header_too_large : request_line_failure();
+  if (ec == beast_http::error::body_limit) return error::body_too_large;
+  if (ec == beast_http::error::bad_method) return error::bad_request_line;
+  if (ec == beast_http::error::bad_target) return error::bad_target;
+  if (ec == beast_http::error::bad_version) {
+    // A well-formed version we do not speak is 505; anything else is malformed.
+    std::string_view line(data_.get() + request_start_, end_ - request_start_);
+    return is_unsupported_version(line) ? error::unsupported_version : error::bad_request_line;
+  }
+  if (ec == beast_http::error::bad_content_length || ec == beast_http::error::multiple_content_length)
+    return parser_->transfer_encoding_seen() ? error::transfer_encoding_with_content_length
+                                             : error::bad_content_length;
+  if (ec == beast_http::error::bad_transfer_encoding)
+    return parser_->content_length_seen() ? error::transfer_encoding_with_content_length
+                                          : error::bad_transfer_encoding;
+  if (ec == beast_http::error::bad_chunk || ec == beast_http::error::bad_chunk_extension) return error::bad_chunk;
+  if (ec == beast_http::error::bad_obs_fold) return error::obs_fold;
+
+  if (!parser_->request_line_done()) return error::bad_request_line;
+  if (phase_ == ReadPhase::body) return error::bad_chunk;
+  return error::bad_header;
+}
+
+ReadEvent RequestReader::fail_need_more() {
+  // Beast waits for the end of a head, a chunk line or a trailer section with no
+  // bound of its own: bound them here.
+  if (phase_ != ReadPhase::body || !request_.chunked_) return ReadEvent::need_more;
+  std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
+  // The CRLF that ends the previous chunk's data is parsed with the next chunk line.
+  if (pending.starts_with("\r\n")) pending.remove_prefix(2);
+  const std::size_t line_end = pending.find("\r\n");
+  const std::size_t line_limit = options_.max_chunk_extension_bytes + chunk_line_slack;
+  if (line_end == std::string_view::npos) {
+    if (pending.size() <= line_limit) return ReadEvent::need_more;
+    return fail(pending.find(';') != std::string_view::npos ? error::chunk_extension_too_long : error::bad_chunk);
+  }
+  if (line_end > line_limit)
+    return fail(pending.find(';') < line_end ? error::chunk_extension_too_long : error::bad_chunk);
+  // A whole chunk line still waiting: the last chunk, waiting for its trailers.
+  if (pending.size() - line_end > options_.max_header_bytes + 2) return fail(error::trailers_too_large);
+  return ReadEvent::need_more;
+}
+
+ReadEvent RequestReader::next() {
+  if (failed_) return ReadEvent::failed;
+  if (phase_ == ReadPhase::complete) {
+    if (!head_reported_) {
+      head_reported_ = true;
+      return ReadEvent::head;
+    }
+    complete_reported_ = true;
+    return ReadEvent::complete;
+  }
+  // Every pass consumes bytes or returns, so this ends within the buffered bytes.
+  for (;;) {
+    if (phase_ == ReadPhase::idle) {
+      if (parse_pos_ == end_) return ReadEvent::need_more;
+      request_.reset();
+      parser_.emplace(options_, request_, options_.stream_body);
+      request_start_ = parse_pos_;
+      head_end_ = 0;
+      phase_ = ReadPhase::head;
+      head_reported_ = false;
+      complete_reported_ = false;
+      head_scanned_ = 0;
+      request_line_seen_ = false;
+    }
+    if (phase_ == ReadPhase::head) {
+      const HeadScan scan = scan_head();
+      if (scan == HeadScan::failed) return ReadEvent::failed;
+      if (scan == HeadScan::need_more) return ReadEvent::need_more;
+    }
+    const std::size_t available = end_ - parse_pos_;
+    if (available == 0) return fail_need_more();
+    error_code ec;
+    const std::size_t used = parser_->parse(data_.get() + parse_pos_, available, ec);
+    parse_pos_ += used;
+    if (phase_ == ReadPhase::head && parser_->is_header_done()) {
+      phase_ = ReadPhase::body;
+      head_end_ = parse_pos_;
+    }
+    if (parser_->is_done()) phase_ = ReadPhase::complete;
+
+    if (ec && ec != beast_http::error::need_more) {
+      if (parser_->callback_failed()) {
+        callback_failed_ = true;
+        return fail(error::bad_request_line);
+      }
+      if (auto reason = parser_->policy_error()) return fail(*reason);
+      return fail(map_beast_error(ec));
+    }
+    if (phase_ != ReadPhase::head && !head_reported_) {
+      head_reported_ = true;
+      parser_->eager(true);
+      if (phase_ == ReadPhase::body) reserve_for_body();
+      return ReadEvent::head;
+    }
+    if (phase_ == ReadPhase::complete) {
+      complete_reported_ = true;
+      return ReadEvent::complete;
+    }
+    if (ec == beast_http::error::need_more || used == 0) return fail_need_more();
+  }
+}
+
+}  // namespace multinode::http::detail

@@ -1,0 +1,76 @@
+// What one process's HTTP server holds: the listeners, the open connections
+// (an intrusive list swept by one coarse timer for every timeout), the clock
+// and Date caches shared by all connections.
+#pragma once
+
+#include <multinode/http.hpp>
+
+#include "http/date.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace multinode::http::detail {
+
+using Clock = std::chrono::steady_clock;
+
+class Connection;
+
+class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
+ public:
+  ServerImpl(Server::Handler handler, Options options);
+  ~ServerImpl();
+  ServerImpl(const ServerImpl&) = delete;
+  ServerImpl& operator=(const ServerImpl&) = delete;
+
+  void start(boost::asio::io_context& io, std::vector<boost::asio::ip::tcp::acceptor> listeners);
+  void stop();
+  // The Server object is going away: close everything now.
+  void shutdown();
+
+  const Options& options() const noexcept { return options_; }
+  Stats& stats() noexcept { return stats_; }
+  const Server::Handler& handler() const noexcept { return handler_; }
+  bool stopping() const noexcept { return stopping_; }
+
+  // Time of the event being handled, refreshed once per read or tick.
+  Clock::time_point now() const noexcept { return now_; }
+  Clock::time_point refresh_clock() noexcept { return now_ = Clock::now(); }
+  std::string_view date_line() noexcept { return date_.line(); }
+  // Where lingering connections read what they throw away (never looked at).
+  std::span<char> discard_buffer() noexcept { return discard_; }
+
+  void link(Connection* connection) noexcept;
+  void unlink(Connection* connection) noexcept;
+
+ private:
+  void accept(std::size_t index);
+  void retry_accept_later(std::size_t index);
+  void arm_sweep();
+  void sweep();
+
+  Server::Handler handler_;
+  Options options_;
+  Stats stats_;
+  boost::asio::io_context* io_ = nullptr;
+  std::vector<boost::asio::ip::tcp::acceptor> listeners_;
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> accept_retry_timers_;
+  std::unique_ptr<boost::asio::steady_timer> sweep_timer_;
+  bool sweep_armed_ = false;
+  std::uint64_t sweep_generation_ = 0;  // tells a cancelled sweep's handler from the current one
+  Clock::duration sweep_period_{};
+  bool stopping_ = false;
+  Clock::time_point now_ = Clock::now();
+  DateCache date_;
+  std::array<char, 4096> discard_{};
+  Connection* first_ = nullptr;  // open connections, newest first
+};
+
+}  // namespace multinode::http::detail
