@@ -207,6 +207,7 @@ class Response {
   void end(std::string_view body = {});
   // Same, taking ownership of a large body instead of copying it.
   void end(std::string&& body);
+  void end(const char* body) { end(std::string_view(body)); }
 
   // Runs once when the output that made write() return false has been sent.
   void on_drain(std::function<void()> handler);
@@ -235,6 +236,8 @@ struct Stats {
   std::uint64_t idle_timeouts = 0;
   std::uint64_t write_timeouts = 0;
   std::uint64_t handler_errors = 0;    // handlers that threw or dropped a response unanswered
+  std::uint64_t reads = 0;             // read completions carrying request bytes
+  std::uint64_t writes = 0;            // writev calls: the responses of one batch share one
 };
 
 class Server final : public multinode::Server {

@@ -91,6 +91,7 @@ void Connection::on_read(const error_code& ec, std::size_t size) {
     close_now();
     return;
   }
+  ++server_->stats().reads;
   reader_.commit(size);
   resume();
 }
@@ -479,6 +480,7 @@ void Connection::write_chunk(std::string_view data) {
 }
 
 void Connection::send_error(unsigned status) {
+  linger_needed_ = true;  // the client may still be sending the refused request
   const std::string_view reason = reason_phrase(status);
   write_status_line(status);
   output_.append(server_->date_line());
@@ -531,7 +533,10 @@ void Connection::end_response(std::uint64_t generation, std::string_view body, s
     }
   }
   response_.ended = true;
-  if (response_.will_close) closing_ = true;
+  if (response_.will_close) {
+    closing_ = true;
+    if (!request_complete_) linger_needed_ = true;  // the rest of the body is on its way
+  }
   response_done();
 }
 
@@ -544,6 +549,7 @@ void Connection::flush() {
   for (int attempt = 0; attempt < 8 && !output_.empty(); ++attempt) {
     output_.buffers(write_buffers_);
     error_code ec;
+    ++server_->stats().writes;
     const std::size_t written = socket_.write_some(write_buffers_, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) break;
     if (ec == asio::error::interrupted) continue;
@@ -598,12 +604,18 @@ void Connection::output_drained() {
 
 void Connection::begin_linger() {
   if (lingering_ || closed_) return;
-  lingering_ = true;
   closing_ = true;
+  error_code ec;
+  if (!linger_needed_ && reader_.unparsed() == 0 && socket_.available(ec) == 0 && !ec) {
+    // Nothing unread and no reason to expect more (no refused or half-read request):
+    // a plain close sends the FIN after the queued response, like nginx's heuristic.
+    close_now();
+    return;
+  }
+  lingering_ = true;
   // Half-close so the client sees the end of the response, then read what it
   // still sends: closing with unread input would reset the connection and could
   // destroy the response before the client reads it.
-  error_code ec;
   socket_.shutdown(tcp::socket::shutdown_send, ec);
   if (ec || peer_closed_) {
     close_now();

@@ -110,6 +110,7 @@ class Connection {
   bool peer_closed_ = false;    // the client shut down its side
   bool closing_ = false;        // no further request: send what is queued, then linger and close
   bool lingering_ = false;
+  bool linger_needed_ = false;  // closing after a refused or half-read request: drain before closing
   bool stop_requested_ = false; // the server is stopping: the request in hand is the last
 
   // The exchange in hand.
