@@ -18,8 +18,9 @@
 // and counts the refusals). Node's primary may also accept a connection for the
 // dead worker and never hand it on, so while no connection is answered the probe
 // opens another one every millisecond; the first greeting from a new pid on any
-// of them ends the measurement. Connections closed before a greeting (the dying
-// worker's) are counted as dropped.
+// of them ends the measurement. Connections closed or reset before a greeting
+// (the dying worker's, or those queued on a listening socket that was closed)
+// are counted as dropped.
 //
 // Output: one JSON line per kill on stdout, progress on stderr:
 //   {"kind":"kill","server":"multinode","round":1,"old_pid":10,"new_pid":11,"us":1234.5,
@@ -141,6 +142,11 @@ Wait wait_for_worker(std::uint16_t port, pid_t not_this, std::int64_t deadline_n
         next_connect_ns = now + kReconnectNs;
       } else if (fd == -ECONNREFUSED) {
         ++wait.refused;
+        next_connect_ns = now + kRetryPauseNs;
+      } else if (fd == -ECONNRESET || fd == -ECONNABORTED) {
+        // The listening socket closed while our connection waited in its queue
+        // (Node's primary does this when its last worker exits).
+        ++wait.dropped;
         next_connect_ns = now + kRetryPauseNs;
       } else {
         return finish(0, std::string("connect: ") + std::strerror(-fd));
