@@ -67,6 +67,9 @@ class Stream {
   void end();
   // Closes at once; queued bytes are dropped; on_close runs with errc::stream_closed.
   void close();
+  // Stops reading, sends what is queued, then closes (errc::stream_closed): for
+  // a process that is stopping. A stream keeps the io_context busy until it closes.
+  void close_when_flushed();
 
   // Data as it arrives, in chunks of any size (setting it starts reading). The
   // view is valid during the call only. A null handler pauses reading.

@@ -206,10 +206,24 @@ void StreamState::post_read_pass() {
 }
 
 void StreamState::wait_readable() {
-  if (busy_poll_.count() != 0 && std::chrono::steady_clock::now() - last_data_ < busy_poll_) {
-    // Poll again after whatever else is ready: the event loop keeps running.
-    post_read_pass();
-    return;
+  if (busy_poll_.count() != 0) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_data_ < busy_poll_ && now >= busy_poll_paused_until_) {
+      // On a machine with CPUs to spare, waking a process that sleeps in epoll
+      // costs tens of microseconds; one that polls answers within one or two.
+      // On a busy machine it is the other way round: a process that never sleeps
+      // loses the scheduler's preference for tasks that were woken, and waits for
+      // its turn. A long gap between two polls shows that; then sleep for a while.
+      if (polling_ && now - last_poll_ > busy_poll_preempted) {
+        busy_poll_paused_until_ = now + busy_poll_pause;
+      } else {
+        polling_ = true;
+        last_poll_ = now;
+        post_read_pass();  // polls again after whatever else is ready: the loop keeps running
+        return;
+      }
+    }
+    polling_ = false;
   }
   read_pending_ = true;
   socket_->async_wait(boost::asio::socket_base::wait_read,
@@ -466,6 +480,9 @@ void Stream::end() {
 }
 void Stream::close() {
   if (state_) state_->close_with(errc::stream_closed);
+}
+void Stream::close_when_flushed() {
+  if (state_) state_->close_after_flush(errc::stream_closed);
 }
 
 void Stream::on_data(std::function<void(std::string_view)> handler) {

@@ -50,6 +50,11 @@ struct StreamState : std::enable_shared_from_this<StreamState> {
   static constexpr std::size_t read_buffer_keep = 1024 * 1024;
   static constexpr std::size_t write_buffer_initial = 64 * 1024;
   static constexpr int read_rounds_per_pass = 16;
+  // Busy-polling: a poll that comes this much later than the one before means
+  // the process lost its CPU (or the loop is busy with other work); polling then
+  // pauses for a while. See wait_readable().
+  static constexpr std::chrono::microseconds busy_poll_preempted{50};
+  static constexpr std::chrono::milliseconds busy_poll_pause{20};
 
   StreamState(boost::asio::io_context& io, int fd, NodeId peer, unsigned peer_slot);
   ~StreamState();
@@ -102,6 +107,9 @@ struct StreamState : std::enable_shared_from_this<StreamState> {
   std::size_t high_water_mark_ = Stream::default_high_water_mark;
   std::chrono::microseconds busy_poll_{0};
   std::chrono::steady_clock::time_point last_data_{};
+  std::chrono::steady_clock::time_point last_poll_{};
+  std::chrono::steady_clock::time_point busy_poll_paused_until_{};
+  bool polling_ = false;
 
   ReadMode read_mode_ = ReadMode::none;
   StreamReader* framer_ = nullptr;

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# IPC between two processes: multinode's framed peer streams (two nodes started
+# with multinode::listen), Node's cluster (process.send) and a raw socketpair,
+# run in alternation (A B C A B C ...). Prints the median of each figure, the
+# median of the per-round ratios, and the goals of BENCHMARKS.md.
+set -euo pipefail
+bench_name=ipc.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+  cat <<'USAGE'
+usage: bench/ipc.sh [--json] [--rounds N] [--quick] [--busy-poll-us U] [--no-build]
+
+  --json            print the results as one JSON object instead of tables
+  --rounds N        rounds of alternation, each runs multinode, Node cluster and raw (default 3)
+  --quick           a tenth of the messages and round trips (to try the script)
+  --busy-poll-us U  busy-poll window for multinode's second round-trip figure (default 100)
+  --no-build        use build/release as it is instead of bootstrapping and building
+
+Each round sends 20M binary and 3M JSON messages through multinode, 300k
+through Node, 100M 64-byte messages through the raw socketpair, and measures
+20k round trips each (multinode twice: without and with busy-polling).
+USAGE
+}
+
+command_line="bench/ipc.sh $*"
+json=0 rounds=3 quick=0 busy_poll_us=100 build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --json) json=1 ;;
+    --rounds) rounds=${2:?--rounds wants a value}; shift ;;
+    --quick) quick=1 ;;
+    --busy-poll-us) busy_poll_us=${2:?--busy-poll-us wants a value}; shift ;;
+    --no-build) build=0 ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; bench_die "unknown argument '$1'" ;;
+  esac
+  shift
+done
+bench_require_count --rounds "$rounds" 1
+bench_require_count --busy-poll-us "$busy_poll_us" 0
+bench_require_tools python3 node timeout
+bench_workdir
+
+ipc_bin="$build_dir/bench/ipc"
+[ "$build" = 1 ] && bench_build ipc
+[ -x "$ipc_bin" ] || bench_die "$ipc_bin is missing: build it with
+  cmake --preset release && cmake --build --preset release --target ipc"
+
+scale=1
+[ "$quick" = 1 ] && scale=10
+binary=$((20000000 / scale)) json_messages=$((3000000 / scale)) round_trips=$((20000 / scale))
+node_messages=$((300000 / scale)) raw_binary=$((100000000 / scale))
+
+results="$bench_work/results.jsonl"
+bench_config_line command="$(bench_json_string "$command_line")" rounds="$rounds" \
+  node="$(bench_json_string "$(node --version)")" >"$results"
+
+# Each run prints one JSON line; the round number is added to it.
+run() {
+  local name=$1 round=$2 line
+  shift 2
+  bench_log "round $round/$rounds: $name"
+  if ! line=$(timeout 600 "$@" 2>"$bench_work/$name-$round.log"); then
+    tail -n 20 "$bench_work/$name-$round.log" >&2
+    bench_die "$name failed in round $round (log above)"
+  fi
+  printf '%s\n' "${line%\}},\"round\":$round}" >>"$results"
+}
+
+for round in $(seq 1 "$rounds"); do
+  run multinode "$round" "$ipc_bin" multinode --binary "$binary" --json "$json_messages" \
+    --round-trips "$round_trips" --busy-round-trips "$round_trips" --busy-poll-us "$busy_poll_us"
+  run node-cluster "$round" node "$bench_dir/ipc_node_cluster.js" --messages "$node_messages" \
+    --round-trips "$round_trips"
+  run raw "$round" "$ipc_bin" raw --binary "$raw_binary" --round-trips "$round_trips"
+done
+
+python3 - "$results" "$json" <<'PY'
+import json, statistics, sys
+
+BINARY_GOAL = 10e6    # 64-byte binary frames one way, msg/s
+JSON_GOAL = 1e6       # small JSON objects one way, msg/s
+RTT_GOAL_US = 20.0    # round trip
+
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+config = next(l for l in lines if l["kind"] == "config")
+runs = [l for l in lines if l["kind"] == "ipc"]
+rounds = sorted({r["round"] for r in runs})
+
+def figure(impl, key):
+    values = [r[key] for r in runs if r["impl"] == impl and key in r]
+    return statistics.median(values) if values else None
+
+def ratio(numerator, denominator):
+    """Median over rounds of numerator/denominator, each (impl, key) measured in the same round."""
+    values = []
+    for n in rounds:
+        a = next((r[numerator[1]] for r in runs if r["impl"] == numerator[0] and r["round"] == n), None)
+        b = next((r[denominator[1]] for r in runs if r["impl"] == denominator[0] and r["round"] == n), None)
+        if a and b:
+            values.append(a / b)
+    return statistics.median(values) if values else None
+
+mn = "multinode"
+medians = {
+    "multinode": {k: figure(mn, k) for k in ("binary_64_msgs_per_s", "json_msgs_per_s", "rtt_us_median", "busy_rtt_us_median")},
+    "node_cluster": {k: figure("node-cluster", k) for k in ("json_msgs_per_s", "rtt_us_median")},
+    "raw_socketpair": {k: figure("raw", k) for k in ("binary_64_msgs_per_s", "rtt_us_median")},
+}
+busy_poll_us = next((r["busy_poll_us"] for r in runs if r["impl"] == mn), None)
+ratios = {
+    "multinode_binary_over_raw_binary": ratio((mn, "binary_64_msgs_per_s"), ("raw", "binary_64_msgs_per_s")),
+    "multinode_binary_over_node_json": ratio((mn, "binary_64_msgs_per_s"), ("node-cluster", "json_msgs_per_s")),
+    "multinode_json_over_node_json": ratio((mn, "json_msgs_per_s"), ("node-cluster", "json_msgs_per_s")),
+    "node_rtt_over_multinode_rtt": ratio(("node-cluster", "rtt_us_median"), (mn, "rtt_us_median")),
+    "node_rtt_over_multinode_busy_rtt": ratio(("node-cluster", "rtt_us_median"), (mn, "busy_rtt_us_median")),
+    "raw_rtt_over_multinode_rtt": ratio(("raw", "rtt_us_median"), (mn, "rtt_us_median")),
+}
+m = medians["multinode"]
+goals = {
+    "binary_64_at_least_10M_per_s": m["binary_64_msgs_per_s"] is not None and m["binary_64_msgs_per_s"] >= BINARY_GOAL,
+    "json_at_least_1M_per_s": m["json_msgs_per_s"] is not None and m["json_msgs_per_s"] >= JSON_GOAL,
+    "rtt_at_most_20us": m["rtt_us_median"] is not None and m["rtt_us_median"] <= RTT_GOAL_US,
+    "rtt_busy_poll_at_most_20us": m["busy_rtt_us_median"] is not None and m["busy_rtt_us_median"] <= RTT_GOAL_US,
+}
+
+if sys.argv[2] == "1":
+    print(json.dumps({"config": config, "rounds": len(rounds), "busy_poll_us": busy_poll_us, "medians": medians,
+                      "ratios": ratios, "goals": goals, "runs": runs}))
+    sys.exit(0)
+
+def rate(v):
+    if v is None: return "-"
+    return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.0f}k"
+def us(v): return "-" if v is None else f"{v:.1f}"
+def times(v): return "-" if v is None else f"{v:.2f}x"
+
+print(f"IPC between two processes: {config['host']}; {len(rounds)} round(s), median of rounds")
+print(f"{'':34}{'multinode':>12}{'Node cluster':>14}{'raw socketpair':>16}")
+n, r = medians["node_cluster"], medians["raw_socketpair"]
+print(f"{'64-byte binary one way, msg/s':34}{rate(m['binary_64_msgs_per_s']):>12}{'-':>14}{rate(r['binary_64_msgs_per_s']):>16}")
+print(f"{'small JSON one way, msg/s':34}{rate(m['json_msgs_per_s']):>12}{rate(n['json_msgs_per_s']):>14}{'-':>16}")
+print(f"{'round trip, us (median)':34}{us(m['rtt_us_median']):>12}{us(n['rtt_us_median']):>14}{us(r['rtt_us_median']):>16}")
+print(f"{f'round trip, busy-poll {busy_poll_us} us':34}{us(m['busy_rtt_us_median']):>12}{'-':>14}{'-':>16}")
+print("(raw: 1024 messages per write, blocking read/write round trips; Node: process.send of the same JSON object)")
+print()
+print("ratios (median of per-round ratios):")
+for key, value in ratios.items():
+    print(f"  {key.replace('_', ' '):40} {times(value)}")
+print()
+print("goals (BENCHMARKS.md):")
+for key, ok in goals.items():
+    print(f"  {key.replace('_', ' '):40} {'PASS' if ok else 'FAIL'}")
+PY
