@@ -22,6 +22,12 @@ class Server {
   // connections. The process exits once its io_context has no work left (or at
   // Options::stop_timeout).
   virtual void stop() = 0;
+
+  // After stop(): calls `done` once the connections this server had in hand are
+  // finished. A server that does not track its connections (the TCP server hands
+  // them to you) calls it at once. The process keeps its streams to other
+  // processes open until then, so requests still in flight can use them.
+  virtual void on_drained(std::function<void()> done) { done(); }
 };
 
 }  // namespace multinode

@@ -1,10 +1,13 @@
 #include "core/runtime.hpp"
 
 #include "common/log.hpp"
+#include "ipc/stream_state.hpp"
 #include "supervisor/supervisor.hpp"
 #include "worker/worker_link.hpp"
 
 #include <boost/asio/post.hpp>
+
+#include <multinode/error.hpp>
 
 #include <cerrno>
 #include <csignal>
@@ -198,12 +201,19 @@ void Runtime::begin_stop(const std::string& reason, int exit_status) {
   boost::system::error_code ignored;
   signals_.clear(ignored);
   signals_.cancel(ignored);
-  if (server_ != nullptr && serving_) server_->stop();
   for (const int fd : own_listen_fds_) ::close(fd);
   own_listen_fds_.clear();
   if (supervisor_) supervisor_->stop_all();
   if (worker_) worker_->close();
   for (auto& handler : on_stop) handler();
+  // Mesh streams watch for their peer's end, so they would keep the loop (and the
+  // process) alive: they close once the work in hand is done, after what is queued is sent.
+  if (server_ != nullptr && serving_) {
+    server_->stop();
+    server_->on_drained([this] { boost::asio::post(io_, [this] { close_peers(); }); });
+  } else {
+    boost::asio::post(io_, [this] { close_peers(); });
+  }
   io_.stop();  // run() goes on with the drain, bounded by stop_timeout
 }
 
@@ -226,11 +236,25 @@ int Runtime::run() {
   return exit_status_;
 }
 
+void Runtime::close_peers() {
+  peers_closed_ = true;
+  for (auto& [id, stream] : peers_) {
+    if (stream.is_open()) stream.state()->close_after_flush(make_error_code(errc::stream_closed));
+  }
+  for (auto& stream : undelivered_peers_) {
+    if (stream.is_open()) stream.state()->close_after_flush(make_error_code(errc::stream_closed));
+  }
+}
+
 void Runtime::add_peer(int fd, NodeId peer, unsigned peer_slot) {
   // Streams of peers that are gone are dropped from the registry here, not on a hook,
   // so a user's on_close handler is never displaced.
   std::erase_if(peers_, [](const auto& entry) { return !entry.second.is_open(); });
   Stream stream = Stream::adopt(io_, fd, peer, peer_slot);
+  if (peers_closed_) {
+    stream.close();  // this process is past its drain: too late for a new peer
+    return;
+  }
   peers_[peer] = stream;
   if (node_handler_) {
     node_handler_(stream);

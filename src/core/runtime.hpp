@@ -63,6 +63,7 @@ class Runtime {
   void start_worker();
   void start_serving(const std::vector<int>& fds, bool duplicate);
   void watch_signals();
+  void close_peers();
   void wait_for_signal();
 
   Options options_;
@@ -83,6 +84,7 @@ class Runtime {
   std::function<void(Stream)> node_handler_;
 
   bool stopping_ = false;
+  bool peers_closed_ = false;
   int exit_status_ = 0;
   std::chrono::steady_clock::time_point stop_deadline_{};
 
