@@ -44,7 +44,7 @@ class ServerImpl;
 // and the connection is closed; the process goes on serving everyone else.
 enum class error {
   bad_request_line = 1,         // 400: malformed method, target or version syntax
-  bad_target,                   // 400: a byte outside visible ASCII in the request-target
+  bad_target,                   // 400: empty request-target, or a byte outside visible ASCII in it
   target_too_long,              // 414: target above Options::max_target_length (or request line above max_header_bytes)
   unsupported_version,          // 505: well-formed HTTP version other than 1.0 and 1.1
   header_too_large,             // 431: request line and fields above Options::max_header_bytes

@@ -54,9 +54,8 @@ void RequestParser::on_request_impl(beast_http::verb, boost::beast::string_view 
   request_.method_ = std::string_view(method_string.data(), method_string.size());
   request_.target_ = target;
   request_.version_ = version;
-  if (target.size() > options_.max_target_length) return fail(ec, error::target_too_long);
-  // Beast lets bytes above 0x7F through; a target is visible ASCII only (RFC 3986).
-  if (!is_visible_ascii(target)) return fail(ec, error::bad_target);
+  // RequestReader checked the request line already (length, characters, form).
+  (void)ec;
 }
 
 void RequestParser::on_response_impl(int, boost::beast::string_view, int, error_code& ec) {
@@ -65,15 +64,19 @@ void RequestParser::on_response_impl(int, boost::beast::string_view, int, error_
 }
 
 void RequestParser::add_transfer_codings(std::string_view value) noexcept {
-  // transfer-coding list: elements separated by commas with optional whitespace;
-  // empty elements are allowed by the list syntax. Parameters are not: neither
-  // `chunked` nor anything we would accept before it takes one.
+  // transfer-coding list: elements separated by commas with optional whitespace.
+  // Parameters are refused: neither `chunked` nor anything we would accept before
+  // it takes one.
   std::size_t pos = 0;
   while (pos <= value.size()) {
     std::size_t comma = value.find(',', pos);
     if (comma == std::string_view::npos) comma = value.size();
     std::string_view element = trim_whitespace(value.substr(pos, comma - pos));
-    if (!element.empty()) {
+    // Empty list elements are legal list syntax, but llhttp and others refuse
+    // them here; refusing is the side that cannot be smuggled through.
+    if (element.empty()) {
+      transfer_encoding_syntax_ok_ = false;
+    } else {
       if (!is_token(element)) {
         transfer_encoding_syntax_ok_ = false;
       } else if (iequals(element, "chunked")) {
@@ -86,6 +89,15 @@ void RequestParser::add_transfer_codings(std::string_view value) noexcept {
     }
     pos = comma + 1;
   }
+}
+
+bool RequestParser::has_tab_around(const char* name_end, std::string_view value) const noexcept {
+  // From the colon to the value, and from the value to the end of the line.
+  for (const char* p = name_end; p < value.data(); ++p)
+    if (*p == '\t') return true;
+  for (const char* p = value.data() + value.size(); p < input_end_ && *p != '\r'; ++p)
+    if (*p == '\t') return true;
+  return false;
 }
 
 void RequestParser::on_field_impl(beast_http::field name, boost::beast::string_view beast_name,
@@ -115,6 +127,20 @@ void RequestParser::on_field_impl(beast_http::field name, boost::beast::string_v
   if (static_cast<std::size_t>(value.data() + value.size() - request_.method_.data()) > options_.max_header_bytes)
     return fail(ec, error::header_too_large);
 
+  switch (name) {
+    case beast_http::field::content_length:
+    case beast_http::field::transfer_encoding:
+      // A tab around a framing value is whitespace to RFC 9110 but an error to
+      // llhttp 8, and a proxy that ignored the field would frame the body
+      // differently: take no chances with the fields that frame it.
+      if (has_tab_around(name_end, value)) {
+        return fail(ec, name == beast_http::field::content_length ? error::bad_content_length
+                                                                   : error::bad_transfer_encoding);
+      }
+      break;
+    default:
+      break;
+  }
   switch (name) {
     case beast_http::field::host:
       if (++host_count_ > 1) return fail(ec, error::duplicate_host);
@@ -187,6 +213,22 @@ std::size_t RequestParser::on_body_impl(boost::beast::string_view beast_body, er
 
 void RequestParser::on_chunk_header_impl(std::uint64_t size, boost::beast::string_view extensions, error_code& ec) {
   if (extensions.size() > options_.max_chunk_extension_bytes) return fail(ec, error::chunk_extension_too_long);
+  // RFC 9112 allows whitespace around ';' and '=' (BWS), llhttp refuses it and
+  // nobody sends it: refuse it outside quoted strings.
+  bool quoted = false;
+  for (std::size_t i = 0; i < extensions.size(); ++i) {
+    const char c = extensions[i];
+    if (quoted) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        quoted = false;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ' ' || c == '\t') {
+      return fail(ec, error::bad_chunk);
+    }
+  }
   if (size == 0) {
     in_trailers_ = true;
     trailer_start_ = extensions.data() + extensions.size();
@@ -209,7 +251,10 @@ std::size_t RequestParser::on_chunk_body_impl(std::uint64_t, boost::beast::strin
   return body.size();
 }
 
-void RequestParser::on_finish_impl(error_code&) {}
+void RequestParser::on_finish_impl(error_code&) {
+  // A `Connection: close` among the trailers still closes (closing is always safe).
+  request_.keep_alive_ = request_.keep_alive_ && keep_alive();
+}
 
 // ---------------------------------------------------------------------------
 // RequestReader
@@ -353,6 +398,26 @@ error RequestReader::request_line_failure() const noexcept {
   return error::bad_request_line;
 }
 
+std::optional<error> RequestReader::check_request_line(std::string_view line) const noexcept {
+  // request-line = method SP request-target SP HTTP-version, checked here rather
+  // than by Beast so that the target's form and the version get their own answers.
+  const std::size_t method_end = line.find(' ');
+  if (method_end == std::string_view::npos || !is_token(line.substr(0, method_end))) return error::bad_request_line;
+  const std::string_view method = line.substr(0, method_end);
+  std::size_t target_end = method_end + 1;
+  while (target_end < line.size() && line[target_end] != ' ') ++target_end;
+  const std::string_view target = line.substr(method_end + 1, target_end - method_end - 1);
+  if (target.size() > options_.max_target_length) return error::target_too_long;
+  if (!is_visible_ascii(target) || !is_request_target_form(method, target)) return error::bad_target;
+  if (target_end == line.size()) return error::bad_request_line;
+  const std::string_view version = line.substr(target_end + 1);
+  if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' || version[5] < '0' ||
+      version[5] > '9' || version[7] < '0' || version[7] > '9')
+    return error::bad_request_line;
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") return error::unsupported_version;
+  return std::nullopt;
+}
+
 RequestReader::HeadScan RequestReader::scan_head() noexcept {
   // Beast is only ever given a whole head: when it gets a part, it later waits for
   // a CRLF CRLF without looking at the bytes between, so a head with a bare LF would
@@ -369,11 +434,17 @@ RequestReader::HeadScan RequestReader::scan_head() noexcept {
         fail(request_line_seen_ ? error::bad_header : error::bad_request_line);
         return HeadScan::failed;
       }
+      if (!request_line_seen_) {
+        request_line_seen_ = true;
+        if (auto reason = check_request_line(std::string_view(data, i - 1))) {
+          fail(*reason);
+          return HeadScan::failed;
+        }
+      }
       if (i >= 3 && data[i - 2] == '\n' && data[i - 3] == '\r') {
         head_scanned_ = i + 1;
         return HeadScan::complete;
       }
-      request_line_seen_ = true;
     } else if (c == '\r') {
       if (i + 1 == available) {
         head_scanned_ = i;  // decide once the next byte is here
@@ -448,7 +519,14 @@ ReadEvent RequestReader::fail_need_more() {
   if (line_end > line_limit)
     return fail(pending.find(';') < line_end ? error::chunk_extension_too_long : error::bad_chunk);
   // A whole chunk line still waiting: the last chunk, waiting for its trailers.
-  if (pending.size() - line_end > options_.max_header_bytes + 2) return fail(error::trailers_too_large);
+  // Beast waits for a CRLF CRLF without looking between: refuse a bare CR or LF
+  // now rather than at the limit.
+  const std::string_view trailers = pending.substr(line_end + 2);
+  for (std::size_t i = 0; i < trailers.size(); ++i) {
+    if (trailers[i] == '\n' && (i == 0 || trailers[i - 1] != '\r')) return fail(error::bad_chunk);
+    if (trailers[i] == '\r' && i + 1 < trailers.size() && trailers[i + 1] != '\n') return fail(error::bad_chunk);
+  }
+  if (trailers.size() > options_.max_header_bytes) return fail(error::trailers_too_large);
   return ReadEvent::need_more;
 }
 
@@ -465,7 +543,15 @@ ReadEvent RequestReader::next() {
   // Every pass consumes bytes or returns, so this ends within the buffered bytes.
   for (;;) {
     if (phase_ == ReadPhase::idle) {
-      if (parse_pos_ == end_) return ReadEvent::need_more;
+      // RFC 9112 2.2: ignore empty lines before a request-line (some clients send
+      // a CRLF after a body). The idle timeout bounds a client that sends only these.
+      const char* data = data_.get();
+      while (end_ - parse_pos_ >= 2 && data[parse_pos_] == '\r' && data[parse_pos_ + 1] == '\n') parse_pos_ += 2;
+      request_start_ = parse_pos_;
+      if (parse_pos_ == end_ || (end_ - parse_pos_ == 1 && data[parse_pos_] == '\r')) {
+        if (parse_pos_ == end_) request_start_ = parse_pos_ = end_ = 0;
+        return ReadEvent::need_more;
+      }
       request_.reset();
       parser_.emplace(options_, request_, options_.stream_body);
       request_start_ = parse_pos_;

@@ -54,6 +54,7 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   // Mutable pointer for a view Beast handed us from the current input.
   char* mutable_at(const char* p) const noexcept { return input_ + (p - input_); }
   void add_transfer_codings(std::string_view value) noexcept;
+  bool has_tab_around(const char* name_end, std::string_view value) const noexcept;
   std::size_t deliver(std::string_view body, boost::beast::error_code& ec);
 
   const Options& options_;
@@ -125,6 +126,7 @@ class RequestReader {
  private:
   enum class HeadScan { need_more, complete, failed };
   HeadScan scan_head() noexcept;
+  std::optional<error> check_request_line(std::string_view line) const noexcept;
   ReadEvent fail(error reason) noexcept;
   ReadEvent fail_need_more();
   error map_beast_error(const boost::beast::error_code& ec) const noexcept;

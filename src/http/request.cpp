@@ -70,7 +70,7 @@ class Category final : public std::error_category {
   std::string message(int value) const override {
     switch (static_cast<error>(value)) {
       case error::bad_request_line: return "malformed request line";
-      case error::bad_target: return "request-target holds a byte outside visible ASCII";
+      case error::bad_target: return "malformed request-target (empty, or a byte outside visible ASCII)";
       case error::target_too_long: return "request-target too long";
       case error::unsupported_version: return "HTTP version not supported";
       case error::header_too_large: return "request head too large";

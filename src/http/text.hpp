@@ -73,4 +73,23 @@ inline bool is_unsupported_version(std::string_view request_line) noexcept {
   return !(major == '1' && (minor == '0' || minor == '1'));
 }
 
+// RFC 9112 3.2: origin-form ("/path?query"), absolute-form ("scheme://..."),
+// asterisk-form ("*") or, for CONNECT only, authority-form ("host:port").
+inline bool is_request_target_form(std::string_view method, std::string_view target) noexcept {
+  if (target.empty()) return false;
+  if (target.front() == '/') return true;
+  if (target == "*") return true;
+  if (method == "CONNECT") return true;
+  // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then "://": an HTTP
+  // absolute-form always names an authority.
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (!alpha(target.front())) return false;
+  for (std::size_t i = 1; i < target.size(); ++i) {
+    const char c = target[i];
+    if (c == ':') return target.substr(i).starts_with("://");
+    if (!alpha(c) && !(c >= '0' && c <= '9') && c != '+' && c != '-' && c != '.') return false;
+  }
+  return false;
+}
+
 }  // namespace multinode::http::detail

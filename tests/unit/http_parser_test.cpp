@@ -89,7 +89,7 @@ TEST(HttpParser, ChunkedBodyWithExtensionsAndTrailers) {
   const auto outcome = parse_every_way(
       "POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
       "5;name=value\r\nhello\r\n"
-      "6 ; quoted=\"a b\"\r\n world\r\n"
+      "6;quoted=\"a b\";flag\r\n world\r\n"
       "000\r\nX-Checksum: 42\r\nX-Other: yes\r\n\r\n");
   ASSERT_EQ(outcome.requests.size(), 1u) << describe(outcome);
   const ParsedRequest& r = outcome.requests[0];
@@ -187,6 +187,17 @@ TEST(HttpParser, AnyTokenIsAMethod) {
   EXPECT_EQ(outcome.requests[1].method, "HEAD");
 }
 
+TEST(HttpParser, EmptyLinesBeforeARequestAreIgnored) {
+  const auto outcome = parse_every_way(
+      "\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+      "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok\r\n\r\n"
+      "GET /c HTTP/1.1\r\nHost: h\r\n\r\n\r\n");
+  ASSERT_EQ(outcome.requests.size(), 3u) << describe(outcome);
+  EXPECT_EQ(outcome.requests[1].body, "ok");
+  EXPECT_EQ(outcome.requests[2].target, "/c");
+  EXPECT_FALSE(outcome.partial);
+}
+
 TEST(HttpParser, IncompleteInputIsPartialNotRefused) {
   const auto outcome = parse_every_way("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc");
   EXPECT_TRUE(outcome.requests.empty());
@@ -232,6 +243,10 @@ TEST(HttpParserSmuggling, TransferEncodingWhoseLastCodingIsNotChunked) {
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;q=1\r\n\r\n0\r\n\r\n",
                  error::bad_transfer_encoding);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n", error::bad_transfer_encoding);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n",
+                 error::bad_transfer_encoding);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n",
+                 error::bad_transfer_encoding);
 }
 
 TEST(HttpParserSmuggling, UnsupportedCodingBeforeChunked) {
@@ -285,6 +300,12 @@ TEST(HttpParserSmuggling, ContentLengthMustBeOnePlainNumber) {
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: \r\n\r\n", error::bad_content_length);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n",
                  error::bad_content_length);
+  // No tab around framing values (llhttp refuses a trailing one; some proxies ignore the field).
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\t\r\n\r\nhello", error::bad_content_length);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\t5\r\n\r\nhello", error::bad_content_length);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n",
+                 error::bad_transfer_encoding);
+  EXPECT_EQ(parse_every_way("POST / HTTP/1.1\r\nHost: h\r\nContent-Length:  5  \r\n\r\nhello").requests.size(), 1u);
 }
 
 TEST(HttpParserSmuggling, BadCharactersInNamesValuesAndTargets) {
@@ -305,7 +326,7 @@ TEST(HttpParserSmuggling, BadCharactersInNamesValuesAndTargets) {
   expect_refused("G@T / HTTP/1.1\r\nHost: h\r\n\r\n", error::bad_request_line);
   expect_refused("GET / HTTP/1.1\nHost: h\n\n", error::bad_request_line);
   expect_refused("GET / HTTP/1.1\r\nHost: h\n\r\n", error::bad_header);
-  expect_refused("\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", error::bad_request_line);
+  expect_refused("\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", error::bad_request_line);
 }
 
 TEST(HttpParserSmuggling, VersionsOtherThan10And11) {
@@ -332,6 +353,40 @@ TEST(HttpParserSmuggling, ChunkSizeOverflowAndBadChunks) {
                  error::bad_chunk);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;\r\nabc\r\n0\r\n\r\n",
                  error::bad_chunk);
+  // Whitespace in chunk lines (RFC "BWS") is refused, as llhttp does.
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n",
+                 error::bad_chunk);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\t;a=b\r\nabc\r\n0\r\n\r\n",
+                 error::bad_chunk);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3; a=b\r\nabc\r\n0\r\n\r\n",
+                 error::bad_chunk);
+  // A trailer section with a bare CR or LF is refused at once, not at the limit.
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n\rZ",
+                 error::bad_chunk);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\n\n", error::bad_chunk);
+}
+
+TEST(HttpParserSmuggling, ConnectionCloseInTrailersCloses) {
+  const auto outcome = parse_every_way(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nConnection: close\r\n\r\n"
+      "GET /never HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_EQ(outcome.requests.size(), 1u) << describe(outcome);
+  EXPECT_FALSE(outcome.requests[0].keep_alive);
+}
+
+TEST(HttpParserSmuggling, RequestTargetForms) {
+  for (const char* line : {"GET /path?q HTTP/1.1", "GET http://example.com/x HTTP/1.1", "OPTIONS * HTTP/1.1",
+                           "CONNECT example.com:443 HTTP/1.1", "GET a+b-c.d://rest HTTP/1.1"}) {
+    std::string request = line;
+    request += "\r\nHost: h\r\n\r\n";
+    EXPECT_EQ(parse_every_way(request).requests.size(), 1u) << line;
+  }
+  for (const char* line : {"GET path HTTP/1.1", "GET ?q HTTP/1.1", "GET example.com HTTP/1.1", "GET urn:x HTTP/1.1",
+                           "GET 1http://x HTTP/1.1", "GET ** HTTP/1.1"}) {
+    std::string request = line;
+    request += "\r\nHost: h\r\n\r\n";
+    expect_refused(request, error::bad_target);
+  }
 }
 
 // --- limits: each one is an option; the defaults are checked in http_options_test ---
@@ -345,7 +400,11 @@ TEST(HttpParserLimits, HeaderBytes) {
   expect_refused(options, over, error::header_too_large);
   // Many small fields add up.
   std::string many = "GET / HTTP/1.1\r\nHost: h\r\n";
-  for (int i = 0; i < 30; ++i) many += "X" + std::to_string(i) + ": v\r\n";
+  for (int i = 0; i < 30; ++i) {
+    many += 'X';
+    many += std::to_string(i);
+    many += ": v\r\n";
+  }
   expect_refused(options, many + "\r\n", error::header_too_large);
 }
 
