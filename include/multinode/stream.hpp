@@ -2,9 +2,11 @@
 // never relayed through the master.
 #pragma once
 
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -20,7 +22,18 @@ using NodeId = std::uint32_t;
 
 namespace detail {
 struct StreamState;
-}
+// A type-erased, move-only completion for Stream::async_read_some.
+struct ReadWaiter {
+  virtual ~ReadWaiter() = default;
+  virtual void complete() = 0;
+};
+template <typename Handler>
+struct ReadWaiterFor final : ReadWaiter {
+  explicit ReadWaiterFor(Handler&& h) : handler(std::move(h)) {}
+  void complete() override { std::move(handler)(); }
+  Handler handler;
+};
+}  // namespace detail
 
 // A handle: copies refer to the same stream. Every callback runs on the
 // process's io_context, never inside the call that caused it. The stream stays
@@ -94,13 +107,31 @@ class Stream {
   // For coroutine code instead of on_data: reads some bytes; 0 when no more data
   // will come (the peer ended or went away, or the stream was closed). One read
   // at a time. Throws std::logic_error on a stream that has on_data set or is framed.
-  boost::asio::awaitable<std::size_t> async_read_some(boost::asio::mutable_buffer buffer);
+  // (Defined here so that the coroutine is compiled with the caller's code: the
+  // library itself has none, which keeps clang 14's sanitizer builds working.)
+  boost::asio::awaitable<std::size_t> async_read_some(boost::asio::mutable_buffer buffer) {
+    Stream self = *this;  // the handle this was called on may be gone when the read completes
+    for (;;) {
+      std::size_t n = 0;
+      if (self.try_read_some(buffer, n)) co_return n;
+      co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void()>(
+          [&self](auto handler) {
+            self.wait_readable(std::make_unique<detail::ReadWaiterFor<decltype(handler)>>(std::move(handler)));
+          },
+          boost::asio::use_awaitable);
+    }
+  }
 
   const std::shared_ptr<detail::StreamState>& state() const noexcept { return state_; }
   friend bool operator==(const Stream& a, const Stream& b) noexcept { return a.state_ == b.state_; }
 
  private:
   explicit Stream(std::shared_ptr<detail::StreamState> state) : state_(std::move(state)) {}
+  // For async_read_some: true with n bytes read (0 at the end), or false when
+  // nothing is there yet. Throws std::logic_error when another reader is set.
+  bool try_read_some(boost::asio::mutable_buffer buffer, std::size_t& n);
+  // Completes the waiter once the socket is readable or the stream closed.
+  void wait_readable(std::unique_ptr<detail::ReadWaiter> waiter);
   std::shared_ptr<detail::StreamState> state_;
 };
 

@@ -2,8 +2,6 @@
 
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -314,33 +312,45 @@ void StreamState::handle_eof() {
   }
 }
 
-boost::asio::awaitable<std::size_t> StreamState::read_some(boost::asio::mutable_buffer buffer) {
-  auto self = shared_from_this();
+bool StreamState::try_read_some(boost::asio::mutable_buffer buffer, std::size_t& n) {
+  n = 0;
+  if (!in_.empty()) {
+    n = std::min(buffer.size(), in_.size());
+    std::memcpy(buffer.data(), in_.data(), n);
+    in_.consume(n);
+    return true;
+  }
+  if (closed_ || closing_ || read_eof_ || buffer.size() == 0) return true;
   for (;;) {
-    if (!in_.empty()) {
-      std::size_t n = std::min(buffer.size(), in_.size());
-      std::memcpy(buffer.data(), in_.data(), n);
-      in_.consume(n);
-      co_return n;
+    ssize_t got = ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT);
+    if (got > 0) {
+      n = static_cast<std::size_t>(got);
+      return true;
     }
-    if (closed_ || closing_ || read_eof_ || buffer.size() == 0) co_return 0;
-    ssize_t n = ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT);
-    if (n > 0) co_return static_cast<std::size_t>(n);
-    if (n == 0) {
+    if (got == 0) {
       handle_eof();
-      co_return 0;
+      return true;
     }
     int error = errno;
     if (error == EINTR) continue;
-    if (error == EAGAIN || error == EWOULDBLOCK) {
-      boost::system::error_code ignored;
-      co_await socket_->async_wait(boost::asio::socket_base::wait_read,
-                                   boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
-      continue;
-    }
+    if (error == EAGAIN || error == EWOULDBLOCK) return false;
     fail(error);
-    co_return 0;
+    return true;
   }
+}
+
+void StreamState::wait_readable_for(std::unique_ptr<ReadWaiter> waiter) {
+  if (!socket_) {
+    // The io_context is gone: there is nothing to wait with. Completing reads 0.
+    waiter->complete();
+    return;
+  }
+  // Completes on readiness and on cancellation (close) alike: the next
+  // try_read_some tells which.
+  socket_->async_wait(boost::asio::socket_base::wait_read,
+                      [self = shared_from_this(), waiter = std::move(waiter)](const boost::system::error_code&) {
+                        waiter->complete();
+                      });
 }
 
 // ---------------------------------------------------------------- writing
@@ -501,11 +511,13 @@ void Stream::set_busy_poll(std::chrono::microseconds window) {
   if (state_) state_->busy_poll_ = std::max(window, std::chrono::microseconds(0));
 }
 
-boost::asio::awaitable<std::size_t> Stream::async_read_some(boost::asio::mutable_buffer buffer) {
-  if (!state_) co_return 0;
-  auto state = state_;
-  state->claim_coroutine_reader();
-  co_return co_await state->read_some(buffer);
+bool Stream::try_read_some(boost::asio::mutable_buffer buffer, std::size_t& n) {
+  n = 0;
+  if (!state_) return true;
+  state_->claim_coroutine_reader();
+  return state_->try_read_some(buffer, n);
 }
+
+void Stream::wait_readable(std::unique_ptr<detail::ReadWaiter> waiter) { state_->wait_readable_for(std::move(waiter)); }
 
 }  // namespace multinode

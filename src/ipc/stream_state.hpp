@@ -8,7 +8,6 @@
 #include "ipc/byte_queue.hpp"
 #include "ipc/callback.hpp"
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -87,7 +86,9 @@ struct StreamState : std::enable_shared_from_this<StreamState> {
   void claim_coroutine_reader();
   // A reader's handler was set or cleared.
   void reading_changed();
-  boost::asio::awaitable<std::size_t> read_some(boost::asio::mutable_buffer buffer);
+  // Stream::async_read_some's two halves.
+  bool try_read_some(boost::asio::mutable_buffer buffer, std::size_t& n);
+  void wait_readable_for(std::unique_ptr<ReadWaiter> waiter);
 
   void set_on_close(std::function<void(std::error_code)> handler);
 
