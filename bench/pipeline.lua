@@ -13,7 +13,10 @@
 -- cannot say which depth was used: the caller knows.)
 --
 -- In pipelined mode wrk records one latency per batch: the time from writing the
--- 16 requests to reading the 16th response.
+-- 16 requests to reading the 16th response. The percentiles are wrk's own, as
+-- `wrk --latency` prints them: after its coordinated-omission correction, which
+-- adds synthetic samples and can leave a high percentile at 0 (reported as
+-- missing by bench/lib.py).
 
 local depth = 16
 local batch
