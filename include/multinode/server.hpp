@@ -28,6 +28,11 @@ class Server {
   // them to you) calls it at once. The process keeps its streams to other
   // processes open until then, so requests still in flight can use them.
   virtual void on_drained(std::function<void()> done) { done(); }
+
+  // The process's io_context is about to be destroyed (the Nodes handle is going
+  // away; a server is usually declared before it and outlives it). Destroy every
+  // Asio object bound to that io_context now: acceptors, timers, sockets.
+  virtual void release() noexcept = 0;
 };
 
 }  // namespace multinode

@@ -68,4 +68,9 @@ void Server::stop() {
   }
 }
 
+void Server::release() noexcept {
+  listeners_.clear();
+  pause_.reset();
+}
+
 }  // namespace multinode::tcp

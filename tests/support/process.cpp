@@ -1,5 +1,7 @@
 #include "process.hpp"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
@@ -115,6 +117,15 @@ ChildProcess::ChildProcess(ChildProcess&& other) noexcept
 ChildProcess::~ChildProcess() {
   if (pid_ < 0) return;
   kill_all();
+  // A sanitizer report from the program or any of its workers fails the test that started it.
+  const std::string errors = error_output();
+  for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
+    const auto at = errors.find(marker);
+    if (at != std::string::npos) {
+      ADD_FAILURE() << "sanitizer report from " << pid_ << ":\n" << errors.substr(at > 2000 ? at - 2000 : 0, 6000);
+      break;
+    }
+  }
   ::unlink(out_path_.c_str());
   ::unlink(err_path_.c_str());
 }
