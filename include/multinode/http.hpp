@@ -254,6 +254,11 @@ class Server final : public multinode::Server {
   // Graceful stop: stops accepting, closes idle connections at once; each
   // connection with a request in hand answers it with `Connection: close` and closes.
   void stop() override;
+  // After stop(): `done` runs (on the io_context) once every connection is closed.
+  void on_drained(std::function<void()> done) override;
+  // The io_context is going away: closes every connection and destroys every Asio
+  // object of this server now (Response handles kept by the application go stale).
+  void release() noexcept override;
 
   const Options& options() const noexcept;
   const Stats& stats() const noexcept;

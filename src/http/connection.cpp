@@ -33,15 +33,15 @@ std::string_view reason_phrase(unsigned status) {
 Connection::Connection(std::shared_ptr<ServerImpl> server, tcp::socket socket)
     : server_(std::move(server)), socket_(std::move(socket)), reader_(server_->options()) {}
 
-Connection::~Connection() = default;
+Connection::~Connection() { server_->unlink(this); }
 
 void Connection::start() {
   error_code ec;
   // Responses go out whole (one writev per batch): nothing to gain from Nagle.
-  socket_.set_option(tcp::no_delay(true), ec);
+  socket().set_option(tcp::no_delay(true), ec);
   // Writes are attempted at once and only wait for writability when the socket is full.
-  socket_.non_blocking(true, ec);
-  add_ref();  // the server's list
+  socket().non_blocking(true, ec);
+  add_ref();  // held while open
   server_->link(this);
   read_timer_ = ReadTimer::head;
   read_deadline_ = server_->now() + server_->options().header_timeout;
@@ -63,7 +63,7 @@ void Connection::read() {
   }
   reading_ = true;
   add_ref();
-  socket_.async_read_some(asio::buffer(room.data(), room.size()), [this](const error_code& ec, std::size_t size) {
+  socket().async_read_some(asio::buffer(room.data(), room.size()), [this](const error_code& ec, std::size_t size) {
     reading_ = false;
     on_read(ec, size);
     release();
@@ -115,7 +115,7 @@ void Connection::resume() {
   if (paused_for_output_ && !waiting_write_ && !output_full()) {
     // Still more to answer: let other connections run first.
     add_ref();
-    asio::post(socket_.get_executor(), [this] {
+    asio::post(socket().get_executor(), [this] {
       if (!closed_) resume();
       release();
     });
@@ -351,10 +351,15 @@ void Connection::close_now() noexcept {
   if (closed_) return;
   closed_ = true;
   error_code ec;
-  socket_.close(ec);
+  if (socket_) socket().close(ec);
   response_.on_drain = nullptr;
-  server_->unlink(this);
-  release();  // the server's list; pending operations and handles hold their own
+  server_->connection_closed();
+  release();  // the reference held while open; pending operations and handles hold their own
+}
+
+void Connection::release_socket() noexcept {
+  close_now();
+  socket_.reset();
 }
 
 // ---------------------------------------------------------------------------
@@ -550,7 +555,7 @@ void Connection::flush() {
     output_.buffers(write_buffers_);
     error_code ec;
     ++server_->stats().writes;
-    const std::size_t written = socket_.write_some(write_buffers_, ec);
+    const std::size_t written = socket().write_some(write_buffers_, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) break;
     if (ec == asio::error::interrupted) continue;
     if (ec) {
@@ -571,7 +576,7 @@ void Connection::wait_writable() {
   waiting_write_ = true;
   write_deadline_ = server_->now() + server_->options().write_timeout;
   add_ref();
-  socket_.async_wait(tcp::socket::wait_write, [this](const error_code& ec) {
+  socket().async_wait(tcp::socket::wait_write, [this](const error_code& ec) {
     waiting_write_ = false;
     if (!closed_) {
       if (ec) {
@@ -606,7 +611,7 @@ void Connection::begin_linger() {
   if (lingering_ || closed_) return;
   closing_ = true;
   error_code ec;
-  if (!linger_needed_ && reader_.unparsed() == 0 && socket_.available(ec) == 0 && !ec) {
+  if (!linger_needed_ && reader_.unparsed() == 0 && socket().available(ec) == 0 && !ec) {
     // Nothing unread and no reason to expect more (no refused or half-read request):
     // a plain close sends the FIN after the queued response, like nginx's heuristic.
     close_now();
@@ -616,7 +621,7 @@ void Connection::begin_linger() {
   // Half-close so the client sees the end of the response, then read what it
   // still sends: closing with unread input would reset the connection and could
   // destroy the response before the client reads it.
-  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  socket().shutdown(tcp::socket::shutdown_send, ec);
   if (ec || peer_closed_) {
     close_now();
     return;
@@ -630,7 +635,7 @@ void Connection::linger_read() {
   reading_ = true;
   add_ref();
   const std::span<char> discard = server_->discard_buffer();
-  socket_.async_read_some(asio::buffer(discard.data(), discard.size()),
+  socket().async_read_some(asio::buffer(discard.data(), discard.size()),
                           [this](const error_code& ec, std::size_t size) {
                             reading_ = false;
                             on_read(ec, size);

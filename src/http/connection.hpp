@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,7 +42,10 @@ class Connection {
   void check_deadlines(Clock::time_point now);
   void on_server_stop();
   void close_now() noexcept;
-  Connection* previous_ = nullptr;  // the server's list of open connections
+  // The io_context is going away: destroy the socket now (the connection is closed).
+  void release_socket() noexcept;
+  bool closed() const noexcept { return closed_; }
+  Connection* previous_ = nullptr;  // the server's list of live connections
   Connection* next_ = nullptr;
 
   // --- for Response handles ---
@@ -95,8 +99,11 @@ class Connection {
   void begin_linger();
   void linger_read();
 
+  boost::asio::ip::tcp::socket& socket() noexcept { return *socket_; }
+
   std::shared_ptr<ServerImpl> server_;
-  boost::asio::ip::tcp::socket socket_;
+  // Reset by release_socket() when the io_context goes before the last handle.
+  std::optional<boost::asio::ip::tcp::socket> socket_;
   unsigned refs_ = 0;
   RequestReader reader_;
   OutputQueue output_;

@@ -3,6 +3,7 @@
 #include "http/text.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <limits>
 
@@ -17,6 +18,18 @@ namespace {
 constexpr std::size_t chunk_line_slack = 64;
 // Below this much free room the buffer is compacted, then grown.
 constexpr std::size_t min_read_room = 2048;
+
+std::size_t chunk_line_limit(const Options& options) noexcept {
+  return options.max_chunk_extension_bytes + chunk_line_slack;
+}
+
+// Why a chunk-size line longer than the limit is refused, from its first bytes
+// only, so that the answer is the same however much of the line has arrived.
+error chunk_line_overflow(const Options& options, std::string_view line) noexcept {
+  return line.substr(0, chunk_line_limit(options) + 1).find(';') != std::string_view::npos
+             ? error::chunk_extension_too_long
+             : error::bad_chunk;
+}
 
 }  // namespace
 
@@ -212,22 +225,36 @@ std::size_t RequestParser::on_body_impl(boost::beast::string_view beast_body, er
 }
 
 void RequestParser::on_chunk_header_impl(std::uint64_t size, boost::beast::string_view extensions, error_code& ec) {
+  // The whole line (size digits and extensions) is bounded, as RequestReader bounds
+  // a line still arriving: the reason must not depend on how the line arrived.
+  const char* line = extensions.data();
+  while (line > input_ && std::isxdigit(static_cast<unsigned char>(line[-1]))) --line;
+  const std::string_view whole_line(line, static_cast<std::size_t>(extensions.data() + extensions.size() - line));
+  if (whole_line.size() > chunk_line_limit(options_)) return fail(ec, chunk_line_overflow(options_, whole_line));
   if (extensions.size() > options_.max_chunk_extension_bytes) return fail(ec, error::chunk_extension_too_long);
-  // RFC 9112 allows whitespace around ';' and '=' (BWS), llhttp refuses it and
-  // nobody sends it: refuse it outside quoted strings.
+  // Beast checks the syntax but lets any byte through a quoted string, and RFC
+  // 9112 allows whitespace around ';' and '=' (BWS) that llhttp refuses and nobody
+  // sends. Outside quotes: no whitespace. Inside: qdtext and quoted-pair only.
   bool quoted = false;
   for (std::size_t i = 0; i < extensions.size(); ++i) {
-    const char c = extensions[i];
-    if (quoted) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        quoted = false;
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ' ' || c == '\t') {
-      return fail(ec, error::bad_chunk);
+    const auto c = static_cast<unsigned char>(extensions[i]);
+    if (!quoted) {
+      if (c == '"') quoted = true;
+      if (c == ' ' || c == '\t') return fail(ec, error::bad_chunk);
+      continue;
     }
+    if (c == '"') {
+      quoted = false;
+      continue;
+    }
+    if (c == '\\') {
+      if (++i == extensions.size()) return fail(ec, error::bad_chunk);
+      const auto escaped = static_cast<unsigned char>(extensions[i]);
+      if (escaped != '\t' && (escaped < 0x20 || escaped == 0x7F)) return fail(ec, error::bad_chunk);
+      continue;
+    }
+    // qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
+    if (c != '\t' && (c < 0x20 || c == 0x7F)) return fail(ec, error::bad_chunk);
   }
   if (size == 0) {
     in_trailers_ = true;
@@ -495,7 +522,14 @@ error RequestReader::map_beast_error(const error_code& ec) const noexcept {
   if (ec == beast_http::error::bad_transfer_encoding)
     return parser_->content_length_seen() ? error::transfer_encoding_with_content_length
                                           : error::bad_transfer_encoding;
-  if (ec == beast_http::error::bad_chunk || ec == beast_http::error::bad_chunk_extension) return error::bad_chunk;
+  if (ec == beast_http::error::bad_chunk || ec == beast_http::error::bad_chunk_extension) {
+    // An over-long line is refused for its length, whatever else is wrong with it.
+    std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
+    if (pending.starts_with("\r\n")) pending.remove_prefix(2);
+    const std::size_t line_end = std::min(pending.find("\r\n"), pending.size());
+    if (line_end > chunk_line_limit(options_)) return chunk_line_overflow(options_, pending);
+    return error::bad_chunk;
+  }
   if (ec == beast_http::error::bad_obs_fold) return error::obs_fold;
 
   if (!parser_->request_line_done()) return error::bad_request_line;
@@ -511,14 +545,27 @@ ReadEvent RequestReader::fail_need_more() {
   // The CRLF that ends the previous chunk's data is parsed with the next chunk line.
   if (pending.starts_with("\r\n")) pending.remove_prefix(2);
   const std::size_t line_end = pending.find("\r\n");
-  const std::size_t line_limit = options_.max_chunk_extension_bytes + chunk_line_slack;
+  const std::size_t line_limit = chunk_line_limit(options_);
   if (line_end == std::string_view::npos) {
     if (pending.size() <= line_limit) return ReadEvent::need_more;
-    return fail(pending.find(';') != std::string_view::npos ? error::chunk_extension_too_long : error::bad_chunk);
+    return fail(chunk_line_overflow(options_, pending));
   }
-  if (line_end > line_limit)
-    return fail(pending.find(';') < line_end ? error::chunk_extension_too_long : error::bad_chunk);
-  // A whole chunk line still waiting: the last chunk, waiting for its trailers.
+  if (line_end > line_limit) return fail(chunk_line_overflow(options_, pending));
+  // A whole chunk line Beast did not take: either a quoted extension runs past the
+  // end of the line (Beast then scans on and, for a chunk with data, takes the
+  // chunk's size off the body limit again on every retry), or it is the last chunk
+  // and Beast waits for its trailer section.
+  const std::string_view line = pending.substr(0, line_end);
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    if (quoted && line[i] == '\\')
+      ++i;
+    else if (line[i] == '"')
+      quoted = !quoted;
+  }
+  if (quoted) return fail(error::bad_chunk);
+  const std::size_t digits = line.find_first_not_of("0123456789abcdefABCDEF");
+  if (line.substr(0, digits).find_first_not_of('0') != std::string_view::npos) return fail(error::bad_chunk);
   // Beast waits for a CRLF CRLF without looking between: refuse a bare CR or LF
   // now rather than at the limit.
   const std::string_view trailers = pending.substr(line_end + 2);

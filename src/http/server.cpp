@@ -6,6 +6,7 @@
 #include "http/connection.hpp"
 
 #include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
 
 #include <algorithm>
 
@@ -76,7 +77,8 @@ void ServerImpl::link(Connection* connection) noexcept {
   connection->next_ = first_;
   if (first_) first_->previous_ = connection;
   first_ = connection;
-  ++stats_.connections_open;
+  ++open_;
+  stats_.connections_open = open_;
   arm_sweep();
 }
 
@@ -87,13 +89,34 @@ void ServerImpl::unlink(Connection* connection) noexcept {
     first_ = connection->next_;
   if (connection->next_) connection->next_->previous_ = connection->previous_;
   connection->previous_ = connection->next_ = nullptr;
-  --stats_.connections_open;
-  if (first_ == nullptr && sweep_armed_) {
+}
+
+void ServerImpl::connection_closed() noexcept {
+  --open_;
+  stats_.connections_open = open_;
+  if (open_ > 0) return;
+  if (sweep_armed_) {
     // Nothing left to watch: let the io_context run out of work.
     ++sweep_generation_;
     sweep_armed_ = false;
     sweep_timer_->cancel();
   }
+  if (stopping_ && !drained_handlers_.empty() && io_ != nullptr) {
+    // Posted: the last connection may be closing from deep inside its own handler.
+    for (auto& done : drained_handlers_) asio::post(*io_, std::move(done));
+    drained_handlers_.clear();
+  }
+}
+
+void ServerImpl::on_drained(std::function<void()> done) {
+  if (stopping_ && open_ == 0) {
+    if (io_ != nullptr)
+      asio::post(*io_, std::move(done));
+    else
+      done();
+    return;
+  }
+  drained_handlers_.push_back(std::move(done));
 }
 
 void ServerImpl::arm_sweep() {
@@ -111,7 +134,7 @@ void ServerImpl::arm_sweep() {
 
 void ServerImpl::sweep() {
   const Clock::time_point now = refresh_clock();
-  // Closing a connection unlinks only that one: step to the next one first.
+  // Closing a connection may delete it, never another one: step to the next first.
   for (Connection* connection = first_; connection != nullptr;) {
     Connection* next = connection->next_;
     connection->add_ref();
@@ -119,7 +142,7 @@ void ServerImpl::sweep() {
     connection->release();
     connection = next;
   }
-  if (first_) arm_sweep();
+  if (open_ > 0) arm_sweep();
 }
 
 void ServerImpl::stop() {
@@ -140,12 +163,32 @@ void ServerImpl::stop() {
 
 void ServerImpl::shutdown() {
   stop();
-  while (first_ != nullptr) {
-    Connection* connection = first_;
+  for (Connection* connection = first_; connection != nullptr;) {
+    Connection* next = connection->next_;
     connection->add_ref();
     connection->close_now();
     connection->release();
+    connection = next;
   }
+}
+
+void ServerImpl::release() noexcept {
+  shutdown();
+  // Connections still referenced (by Response handles, or by handlers the
+  // io_context will destroy) lose their sockets now; they are closed already.
+  for (Connection* connection = first_; connection != nullptr;) {
+    Connection* next = connection->next_;
+    connection->add_ref();
+    connection->release_socket();
+    connection->release();
+    connection = next;
+  }
+  listeners_.clear();
+  accept_retry_timers_.clear();
+  sweep_timer_.reset();
+  sweep_armed_ = false;
+  drained_handlers_.clear();
+  io_ = nullptr;
 }
 
 }  // namespace detail
@@ -162,6 +205,10 @@ void Server::start(boost::asio::io_context& io, std::vector<boost::asio::ip::tcp
 }
 
 void Server::stop() { impl_->stop(); }
+
+void Server::on_drained(std::function<void()> done) { impl_->on_drained(std::move(done)); }
+
+void Server::release() noexcept { impl_->release(); }
 
 const Options& Server::options() const noexcept { return impl_->options(); }
 

@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
+#include <functional>
 #include <chrono>
 #include <memory>
 #include <span>
@@ -32,6 +33,7 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
 
   void start(boost::asio::io_context& io, std::vector<boost::asio::ip::tcp::acceptor> listeners);
   void stop();
+  void on_drained(std::function<void()> done);
   // The Server object is going away: close everything now.
   void shutdown();
 
@@ -47,8 +49,13 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   // Where lingering connections read what they throw away (never looked at).
   std::span<char> discard_buffer() noexcept { return discard_; }
 
+  // Every live Connection object is in the list (open or not), so that release()
+  // can reach every socket; connection_closed() counts the open ones.
   void link(Connection* connection) noexcept;
   void unlink(Connection* connection) noexcept;
+  void connection_closed() noexcept;
+  // The io_context is about to be destroyed: destroy every Asio object bound to it.
+  void release() noexcept;
 
  private:
   void accept(std::size_t index);
@@ -70,7 +77,9 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   Clock::time_point now_ = Clock::now();
   DateCache date_;
   std::array<char, 4096> discard_{};
-  Connection* first_ = nullptr;  // open connections, newest first
+  Connection* first_ = nullptr;  // live connections, newest first
+  std::size_t open_ = 0;
+  std::vector<std::function<void()>> drained_handlers_;
 };
 
 }  // namespace multinode::http::detail

@@ -73,21 +73,36 @@ inline bool is_unsupported_version(std::string_view request_line) noexcept {
   return !(major == '1' && (minor == '0' || minor == '1'));
 }
 
+// RFC 3986 authority characters: unreserved, pct-encoded, sub-delims, ':', '@',
+// and the brackets of an IP literal.
+inline bool is_authority(std::string_view authority) noexcept {
+  for (char c : authority) {
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && std::string_view("-._~%!$&'()*+,;=:@[]").find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
 // RFC 9112 3.2: origin-form ("/path?query"), absolute-form ("scheme://..."),
 // asterisk-form ("*") or, for CONNECT only, authority-form ("host:port").
 inline bool is_request_target_form(std::string_view method, std::string_view target) noexcept {
   if (target.empty()) return false;
   if (target.front() == '/') return true;
   if (target == "*") return true;
-  if (method == "CONNECT") return true;
-  // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then "://": an HTTP
-  // absolute-form always names an authority.
+  if (method == "CONNECT") return is_authority(target);
+  // scheme "://" authority: RFC 3986 lets a scheme hold digits, '+', '-' and '.'
+  // after its first letter; like llhttp we take letters only (http, https, ...),
+  // and an HTTP absolute-form always names an authority.
   auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
   if (!alpha(target.front())) return false;
   for (std::size_t i = 1; i < target.size(); ++i) {
     const char c = target[i];
-    if (c == ':') return target.substr(i).starts_with("://");
-    if (!alpha(c) && !(c >= '0' && c <= '9') && c != '+' && c != '-' && c != '.') return false;
+    if (c == ':') {
+      if (!target.substr(i).starts_with("://")) return false;
+      const std::string_view rest = target.substr(i + 3);
+      return is_authority(rest.substr(0, rest.find_first_of("/?#")));
+    }
+    if (!alpha(c)) return false;
   }
   return false;
 }

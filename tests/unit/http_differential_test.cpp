@@ -80,6 +80,8 @@ TEST(HttpDifferential, EachDocumentedDifferenceHappens) {
       {"get /x HTTP/1.1\r\nHost: h\r\n\r\n", difference::extension_method},
       {"GET / HTTP/1.0\r\nConnection: keep-alive\t\r\n\r\n", difference::tab_in_connection},
       {"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\t\r\n\r\n", difference::tab_in_connection},
+      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;a=b;c\r\nx\r\n0\r\n\r\n",
+       difference::chunk_extensions},
       {"GET /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n",
        difference::upgrade},
   };

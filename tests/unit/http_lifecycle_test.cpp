@@ -145,9 +145,10 @@ TEST(HttpStop, RequestInFlightIsAnsweredWithCloseThenTheServerStops) {
   ASSERT_TRUE(busy.send(get("/later") + get("/pipelined")));
   ASSERT_TRUE(wait_for_stats(server, [](const Stats& s) { return s.requests == 2; }));
 
-  server.stop();
+  server.stop_and_watch_drain();
   EXPECT_TRUE(idle.wait_closed());
   EXPECT_FALSE(server.wait_stopped(100ms));  // the request in hand holds it
+  EXPECT_EQ(server.drained(), 0);
   server.on_io([&] {
     for (Response& res : pending) res.end("finished\n");
     pending.clear();
@@ -160,6 +161,7 @@ TEST(HttpStop, RequestInFlightIsAnsweredWithCloseThenTheServerStops) {
   EXPECT_TRUE(busy.wait_closed(5s, &rest));
   EXPECT_EQ(rest, "");  // the pipelined request was not started
   EXPECT_TRUE(server.wait_stopped(10s));
+  EXPECT_EQ(server.drained(), 1);
 }
 
 TEST(HttpStop, PartlyReceivedRequestIsFinished) {

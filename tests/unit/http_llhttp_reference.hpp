@@ -153,7 +153,28 @@ inline constexpr const char* refused_at_head_end = "stricter, later: we refuse o
 inline constexpr const char* extension_method = "extension methods: we accept any token as a method";
 inline constexpr const char* tab_in_connection = "a tab around a Connection token: we trim it (RFC 9110 5.5)";
 inline constexpr const char* upgrade = "Upgrade and CONNECT: we answer them as ordinary requests";
+inline constexpr const char* chunk_extensions =
+    "several chunk extensions after one with a value: we accept them (RFC 9112 7.1.1)";
 }  // namespace difference
+
+// Evidence for difference::chunk_extensions: a chunk-size line where an extension
+// with a value is followed by another extension (llhttp 8.1 then reports an
+// "invalid character in chunk size").
+inline bool has_extension_after_valued_extension(std::string_view input) {
+  std::size_t start = 0;
+  while (start < input.size()) {
+    std::size_t end = input.find("\r\n", start);
+    if (end == std::string_view::npos) end = input.size();
+    const std::string_view line = input.substr(start, end - start);
+    const std::size_t digits = line.find_first_not_of("0123456789abcdefABCDEF");
+    if (digits != 0 && digits != std::string_view::npos && line[digits] == ';') {
+      const std::size_t equals = line.find('=', digits);
+      if (equals != std::string_view::npos && line.find(';', equals) != std::string_view::npos) return true;
+    }
+    start = end + 2;
+  }
+  return false;
+}
 
 inline std::string explain_difference(const Options& options, std::string_view input, const ParseOutcome& ours,
                                       const ReferenceOutcome& theirs) {
@@ -189,6 +210,8 @@ inline std::string explain_difference(const Options& options, std::string_view i
       const ParseOutcome later = parse_whole(options, completed);
       if (later.requests.size() <= k) return difference::refused_at_head_end;
       if (theirs.error.starts_with("HPE_INVALID_METHOD")) return difference::extension_method;
+      if (theirs.error.starts_with("HPE_INVALID_CHUNK_SIZE") && has_extension_after_valued_extension(input))
+        return difference::chunk_extensions;
       return "UNDOCUMENTED: llhttp refused (" + theirs.error + ") a request we accept once complete";
     }
     return "UNDOCUMENTED: llhttp refused (" + theirs.error + ") where we were done";
@@ -204,6 +227,8 @@ inline std::string explain_difference(const Options& options, std::string_view i
   }
   // We accepted request k, llhttp did not.
   if (theirs.error.starts_with("HPE_INVALID_METHOD")) return difference::extension_method;
+  if (theirs.error.starts_with("HPE_INVALID_CHUNK_SIZE") && has_extension_after_valued_extension(input))
+    return difference::chunk_extensions;
   return "UNDOCUMENTED: we accept a request llhttp " +
          (theirs.failed ? "refuses (" + theirs.error + ")" : std::string("does not see"));
 }

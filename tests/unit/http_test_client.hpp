@@ -63,6 +63,7 @@ class TestServer {
       io_.stop();
     }
     thread_.join();
+    server_.release();  // as the runtime does before its io_context goes
   }
 
   std::uint16_t port() const noexcept { return port_; }
@@ -93,6 +94,19 @@ class TestServer {
     boost::asio::post(io_, [this] { server_.stop(); });
   }
 
+  // stop(), then count the server's on_drained calls (read with drained()).
+  void stop_and_watch_drain() {
+    boost::asio::post(io_, [this] {
+      server_.stop();
+      server_.on_drained([this] { ++drained_; });
+    });
+  }
+  int drained() {
+    int count = 0;
+    on_io([&] { count = drained_; });
+    return count;
+  }
+
   // True once the io_context ran out of work: every connection is closed.
   bool wait_stopped(std::chrono::milliseconds timeout) {
     return stopped_future_.wait_for(timeout) == std::future_status::ready;
@@ -102,6 +116,7 @@ class TestServer {
   boost::asio::io_context io_{1};
   Server server_;
   std::uint16_t port_ = 0;
+  int drained_ = 0;  // touched on the io thread only
   std::promise<void> stopped_;
   std::future<void> stopped_future_ = stopped_.get_future();
   std::thread thread_;
