@@ -85,7 +85,7 @@ read -r -a ports <<<"$(bench_py free-ports 4)"
 
 # --- the servers ------------------------------------------------------------
 # Each start_<server> starts it on port $1; server_pid[<server>] is its leader.
-declare -A server_pid server_port
+declare -A server_pid server_port server_children
 
 start_multinode() {
   bench_start "$bench_work/multinode.log" "$hello_bin" --port "$1" --nodes "$processes" --host 127.0.0.1
@@ -199,6 +199,7 @@ $(tail -n 20 "$bench_work/$server.log")"
   [ "$(bench_children "${server_pid[$server]}" | wc -l)" -ge "$want" ] ||
     bench_die "$server has not started its $want worker processes within 10 s"
   bench_log "$server: pid ${server_pid[$server]}, port ${server_port[$server]}, answers \"$answer\""
+  server_children[$server]=$(bench_children "${server_pid[$server]}" | sort -n | paste -sd' ')
 done
 
 # --- the load ---------------------------------------------------------------
@@ -250,6 +251,12 @@ done
 
 for server in "${server_list[@]}"; do
   record_processes "$server" >>"$results"
+  # A worker that died under load and was replaced must not pass unnoticed.
+  now=$(bench_children "${server_pid[$server]}" | sort -n | paste -sd' ')
+  if [ "$now" != "${server_children[$server]}" ]; then
+    printf '{"kind":"event","server":"%s","event":%s}\n' "$server" \
+      "$(bench_json_string "its child processes changed during the run: ${server_children[$server]:-none} before, ${now:-none} after")" >>"$results"
+  fi
 done
 
 if [ "$json" = 1 ]; then

@@ -14,6 +14,7 @@ A results file has one JSON object per line, each with a "kind":
   run      one wrk run: server, mode (keepalive | pipelined), round, wrk (pipeline.lua's done() line)
   process  one process after the load: server, role, serves (bool), pid, rss_kb
   kill     one kill -9 measured by respawn_probe: server, round, old_pid, new_pid, us | error
+  event    something that happened to a server during the run and must be shown: server, event
 Nothing is printed that was not measured in that file.
 """
 
@@ -109,7 +110,7 @@ def wait_greeting(port, timeout_s):
 
 
 def read_results(path):
-    records = {"config": {}, "run": [], "process": [], "kill": []}
+    records = {"config": {}, "run": [], "process": [], "kill": [], "event": []}
     with open(path, encoding="utf-8") as file:
         for number, line in enumerate(file, 1):
             line = line.strip()
@@ -162,7 +163,7 @@ def http_summary(records):
     config = records["config"]
     runs = records["run"]
     servers = config.get("servers") or sorted({r["server"] for r in runs})
-    summary = {"benchmark": "http", "config": config, "servers": {}, "goals": []}
+    summary = {"benchmark": "http", "config": config, "servers": {}, "goals": [], "events": records["event"]}
 
     def rps(run):
         wrk = run["wrk"]
@@ -271,7 +272,15 @@ def print_http(summary):
                      mb(entry["worker_rss_kb_sum"]),
                      ", ".join(f"{p['role']}{' (serves)' if p['serves'] else ''} {mb(p['rss_kb'])}" for p in others) or "-"])
     print_table(["server", "per worker", "workers' sum", "other processes"], rows)
+    print_events(summary["events"])
     print_goals(summary["goals"])
+
+
+def print_events(events):
+    if events:
+        print("\nevents during the run")
+        for event in events:
+            print(f"  {event['server']}: {event['event']}")
 
 
 def print_goals(goals):
@@ -300,7 +309,7 @@ def respawn_summary(records):
     config = records["config"]
     kills = records["kill"]
     servers = config.get("servers") or sorted({k["server"] for k in kills})
-    summary = {"benchmark": "respawn", "config": config, "servers": {}, "goals": []}
+    summary = {"benchmark": "respawn", "config": config, "servers": {}, "goals": [], "events": records["event"]}
     for server in servers:
         own = sorted((k for k in kills if k["server"] == server), key=lambda k: k["round"])
         times = [k["us"] for k in own if "us" in k]
@@ -356,6 +365,7 @@ def print_respawn(summary):
         for p in entry["processes"]:
             rows.append([server, p["role"], p["pid"], mb(p["rss_kb"])])
     print_table(["server", "process", "pid", "RSS"], rows)
+    print_events(summary["events"])
     print_goals(summary["goals"])
 
 
