@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <utility>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -236,6 +237,22 @@ void StreamState::read_pass() {
   if (!can_read()) return;
   // A handler may drop every handle to this stream.
   auto self = shared_from_this();
+  // Replies the handlers write to this stream go out when the pass ends, in one
+  // send, without a trip through the event loop: that trip costs a request and
+  // its reply an extra epoll_wait.
+  in_read_pass_ = true;
+  try {
+    read_some_rounds();
+  } catch (...) {
+    in_read_pass_ = false;
+    if (std::exchange(flush_after_pass_, false)) schedule_flush();
+    throw;
+  }
+  in_read_pass_ = false;
+  if (std::exchange(flush_after_pass_, false)) flush();
+}
+
+void StreamState::read_some_rounds() {
   try {
     // What an earlier pass left behind because the reader paused.
     bool complete = read_mode_ == ReadMode::data || in_.size() >= framer_->bytes_needed();
@@ -373,6 +390,10 @@ bool StreamState::queued() {
 void StreamState::schedule_flush() {
   // Everything written before the event loop next runs goes out in one send.
   if (flush_posted_ || write_waiting_ || closed_ || shut_down_) return;
+  if (in_read_pass_) {
+    flush_after_pass_ = true;
+    return;
+  }
   flush_posted_ = true;
   boost::asio::post(io_, [self = shared_from_this()] { self->flush(); });
 }

@@ -119,6 +119,8 @@ struct StreamState : std::enable_shared_from_this<StreamState> {
   bool read_pending_ = false;   // a read pass is posted or a readable wait is pending
   bool read_eof_ = false;
   bool flush_posted_ = false;
+  bool in_read_pass_ = false;   // handlers are running on data this stream read
+  bool flush_after_pass_ = false;  // they wrote to it: flush when the pass ends
   bool write_waiting_ = false;  // waiting for the socket to become writable
   bool need_drain_ = false;
   bool ending_ = false;         // end(): shut down the writing side once flushed
@@ -144,6 +146,7 @@ struct StreamState : std::enable_shared_from_this<StreamState> {
   bool wants_data() const noexcept;
   void post_read_pass();
   void read_pass();
+  void read_some_rounds();
   void wait_readable();
   void deliver();
   void handle_eof();

@@ -240,6 +240,29 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
+// The byte sequences docs/protocol.md shows, exactly as written there.
+TEST(FrameDecoder, TheExamplesOfTheProtocolDocument) {
+  std::string binary_payload;
+  for (int i = 0; i < 64; ++i) binary_payload.push_back(static_cast<char>(i));
+  std::string bytes = "\x01\x00\x00\x00\x02\x00\x00\x00hi"s +
+                      "\x03\x00\x00\x00\x07\x00\x00\x00\x7b\x22\x61\x22\x3a\x31\x7d"s +
+                      "\x02\x00\x00\x00\x40\x00\x00\x00"s + binary_payload +
+                      "\x04\x00\x00\x00\x03\x00\x00\x00\x01\x00\x00"s +
+                      "\x04\x00\x00\x00\x0c\x00\x00\x00\x01\x04\x00\x62\x61\x64\x20\x55\x54\x46\x2d\x38"s;
+  FrameDecoder decoder(FrameOptions{});
+  ByteQueue in(64);
+  Recorder sink;
+  ASSERT_FALSE(feed(decoder, in, sink, bytes, {}));
+  expect_messages(sink, {{Message::Kind::text, "hi"}, {Message::Kind::json, R"({"a":1})"},
+                         {Message::Kind::binary, binary_payload}});
+  ASSERT_EQ(sink.closes.size(), 2u);
+  EXPECT_EQ(sink.closes[0], std::make_pair(std::uint16_t{0}, std::string()));
+  EXPECT_EQ(sink.closes[1], std::make_pair(std::uint16_t{4}, std::string("bad UTF-8")));
+  ByteQueue encoded(64);
+  append_close_frame(encoded, close_code_for(make_error_code(errc::invalid_utf8)), "bad UTF-8");
+  EXPECT_EQ(std::string(encoded.data(), encoded.size()), bytes.substr(bytes.size() - 20));
+}
+
 TEST(FrameDecoder, JsonAtTheDepthLimitIsAccepted) {
   FrameOptions options;
   options.max_json_depth = 8;
