@@ -6,6 +6,7 @@
 # the goals of BENCHMARKS.md. Method: docs/benchmarks.md.
 set -euo pipefail
 bench_name=http.sh
+# shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {

@@ -1,4 +1,5 @@
-# Shared by bench/http.sh and bench/respawn.sh; source it after `set -euo pipefail`
+# shellcheck shell=bash disable=SC2034  # the variables set here are used by the scripts that source it
+# Shared by the bench/*.sh scripts; source it after `set -euo pipefail`
 # and after setting bench_name. One way to do each thing:
 #   bench_log / bench_die        messages on stderr, prefixed with the script's name
 #   bench_require_tools          a clear message naming scripts/bootstrap.sh when a tool is missing
@@ -122,7 +123,7 @@ bench_stop_all() {
     for leader in "${bench_leaders[@]}"; do
       left+=$(bench_group_members "$leader")
     done
-    [ -n "$left" ] && [ "$SECONDS" -lt "$deadline" ] || break
+    if [ -z "$left" ] || [ "$SECONDS" -ge "$deadline" ]; then break; fi
     sleep 0.1
   done
   for leader in "${bench_leaders[@]}"; do

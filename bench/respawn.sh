@@ -6,6 +6,7 @@
 # each worker. Method: docs/benchmarks.md.
 set -euo pipefail
 bench_name=respawn.sh
+# shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
