@@ -7,11 +7,15 @@
 //   ipc multinode [--transport mesh|fork] [--binary N] [--json N] [--round-trips N]
 //                 [--busy-poll-us U] [--busy-round-trips N]
 //   ipc raw [--binary N] [--round-trips N]
+//   ipc shm-ring [--round-trips N] [--spin-us U]
 //
 // Prints one JSON line with what it measured. "mesh" (the default) runs two
 // nodes with multinode::listen({.port = 0, .nodes = 2}) and measures on the
 // stream nodes.on_node() gives; "fork" uses Stream::adopt over a socketpair and
-// fork(), to tell the library's cost from the runtime's.
+// fork(), to tell the library's cost from the runtime's. "shm-ring" measures
+// the alternative the design considered for latency: round trips over two
+// shared-memory rings with a futex wake-up only when the reader sleeps (after
+// polling for --spin-us), to compare with the socketpair's.
 #include <multinode/multinode.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -31,7 +35,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <atomic>
+#include <linux/futex.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -48,6 +56,7 @@ struct Settings {
   long round_trips = 20'000;
   long busy_round_trips = 20'000;
   long busy_poll_us = 100;
+  long spin_us = 0;
 };
 
 double seconds_between(clock_type::time_point a, clock_type::time_point b) {
@@ -392,15 +401,95 @@ int run_raw(const Settings& settings) {
   return 0;
 }
 
+// ------------------------------------------------------------------ shared-memory ring
+
+// One direction: a single-producer single-consumer ring of 64-byte slots in
+// memory both processes map. The reader polls for spin_us, then sleeps on a
+// futex; the writer makes the system call only when the reader sleeps.
+struct Ring {
+  static constexpr std::size_t slots = 1024, slot_size = 64;
+  alignas(64) std::atomic<std::uint64_t> head{0};  // written by the producer
+  alignas(64) std::atomic<std::uint64_t> tail{0};  // written by the consumer
+  alignas(64) std::atomic<std::uint32_t> sleeping{0};
+  alignas(64) char data[slots][slot_size];
+
+  void push(const char* message) {
+    std::uint64_t at = head.load(std::memory_order_relaxed);
+    while (at - tail.load(std::memory_order_acquire) >= slots) {
+    }
+    std::memcpy(data[at % slots], message, slot_size);
+    head.store(at + 1, std::memory_order_seq_cst);
+    if (sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+      ::syscall(SYS_futex, &sleeping, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+    }
+  }
+
+  void pop(char* message, std::chrono::microseconds spin) {
+    std::uint64_t at = tail.load(std::memory_order_relaxed);
+    auto give_up = clock_type::now() + spin;
+    while (head.load(std::memory_order_acquire) == at) {
+      if (clock_type::now() < give_up) continue;
+      sleeping.store(1, std::memory_order_seq_cst);
+      // Checked again after announcing the sleep: a push in between either sees
+      // the flag (and wakes us) or is seen here.
+      if (head.load(std::memory_order_seq_cst) != at) {
+        sleeping.store(0, std::memory_order_relaxed);
+        break;
+      }
+      ::syscall(SYS_futex, &sleeping, FUTEX_WAIT, 1, nullptr, nullptr, 0);
+    }
+    std::memcpy(message, data[at % Ring::slots], Ring::slot_size);
+    tail.store(at + 1, std::memory_order_release);
+  }
+};
+
+int run_shm_ring(const Settings& settings) {
+  void* memory = ::mmap(nullptr, 2 * sizeof(Ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) die("mmap failed");
+  auto* to_child = new (memory) Ring;
+  auto* to_parent = new (static_cast<char*>(memory) + sizeof(Ring)) Ring;
+  const auto spin = std::chrono::microseconds(settings.spin_us);
+  const long total = settings.round_trips + 100;
+  pid_t pid = ::fork();
+  if (pid < 0) die("fork failed");
+  if (pid == 0) {
+    char message[Ring::slot_size];
+    for (long i = 0; i < total; ++i) {
+      to_child->pop(message, spin);
+      to_parent->push(message);
+    }
+    ::_exit(0);
+  }
+  std::vector<double> samples;
+  char message[Ring::slot_size] = {};
+  for (long i = 0; i < total; ++i) {
+    auto start = clock_type::now();
+    to_child->push(message);
+    to_parent->pop(message, spin);
+    if (i >= 100) samples.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - start).count());
+  }
+  ::waitpid(pid, nullptr, 0);
+  boost::json::object result{
+      {"kind", "ipc"},         {"impl", "shm-ring"},           {"spin_us", settings.spin_us},
+      {"rtt_us_median", median(samples)}, {"rtt_us_mean", mean(samples)}, {"round_trips", settings.round_trips},
+  };
+  std::cout << boost::json::serialize(result) << std::endl;
+  return 0;
+}
+
 Settings parse(int argc, char** argv) {
   const char* usage =
       "usage: ipc multinode [--transport mesh|fork] [--binary N] [--json N] [--round-trips N]\n"
       "                     [--busy-poll-us U] [--busy-round-trips N]\n"
-      "       ipc raw [--binary N] [--round-trips N]\n";
+      "       ipc raw [--binary N] [--round-trips N]\n"
+      "       ipc shm-ring [--round-trips N] [--spin-us U]\n";
   Settings settings;
   if (argc < 2) die(usage);
   settings.implementation = argv[1];
-  if (settings.implementation != "multinode" && settings.implementation != "raw") die(usage);
+  if (settings.implementation != "multinode" && settings.implementation != "raw" &&
+      settings.implementation != "shm-ring") {
+    die(usage);
+  }
   for (int i = 2; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (i + 1 >= argc) die(usage);
@@ -417,6 +506,7 @@ Settings parse(int argc, char** argv) {
     else if (arg == "--round-trips") settings.round_trips = number();
     else if (arg == "--busy-round-trips") settings.busy_round_trips = number();
     else if (arg == "--busy-poll-us") settings.busy_poll_us = number();
+    else if (arg == "--spin-us") settings.spin_us = number();
     else die(usage);
   }
   if (settings.binary < 2 || settings.json < 2 || settings.round_trips < 1 || settings.busy_round_trips < 1) {
@@ -430,5 +520,6 @@ Settings parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   Settings settings = parse(argc, argv);
   if (settings.implementation == "raw") return run_raw(settings);
+  if (settings.implementation == "shm-ring") return run_shm_ring(settings);
   return settings.transport == "mesh" ? run_mesh(settings) : run_fork(settings);
 }

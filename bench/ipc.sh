@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # IPC between two processes: multinode's framed peer streams (two nodes started
 # with multinode::listen), Node's cluster (process.send) and a raw socketpair,
-# run in alternation (A B C A B C ...). Prints the median of each figure, the
-# median of the per-round ratios, and the goals of BENCHMARKS.md.
+# run in alternation (A B C A B C ...); and, for the round trip, a
+# shared-memory ring as the reference for what polling could reach. Prints the
+# median of each figure, the median of the per-round ratios, and the goals of
+# BENCHMARKS.md.
 set -euo pipefail
 bench_name=ipc.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,12 +16,13 @@ usage: bench/ipc.sh [--json] [--rounds N] [--quick] [--busy-poll-us U] [--no-bui
   --json            print the results as one JSON object instead of tables
   --rounds N        rounds of alternation, each runs multinode, Node cluster and raw (default 3)
   --quick           a tenth of the messages and round trips (to try the script)
-  --busy-poll-us U  busy-poll window for multinode's second round-trip figure (default 100)
+  --busy-poll-us U  busy-poll window for multinode's second round-trip figure, and
+                    the shared-memory ring's polling time (default 100)
   --no-build        use build/release as it is instead of bootstrapping and building
 
 Each round sends 20M binary and 3M JSON messages through multinode, 300k
 through Node, 100M 64-byte messages through the raw socketpair, and measures
-20k round trips each (multinode twice: without and with busy-polling).
+20k round trips each (multinode and the ring twice: without and with polling).
 USAGE
 }
 
@@ -74,6 +77,8 @@ for round in $(seq 1 "$rounds"); do
   run node-cluster "$round" node "$bench_dir/ipc_node_cluster.js" --messages "$node_messages" \
     --round-trips "$round_trips"
   run raw "$round" "$ipc_bin" raw --binary "$raw_binary" --round-trips "$round_trips"
+  run shm-ring "$round" "$ipc_bin" shm-ring --round-trips "$round_trips" --spin-us 0
+  run shm-ring-polling "$round" "$ipc_bin" shm-ring --round-trips "$round_trips" --spin-us "$busy_poll_us"
 done
 
 python3 - "$results" "$json" <<'PY'
@@ -84,6 +89,9 @@ JSON_GOAL = 1e6       # small JSON objects one way, msg/s
 RTT_GOAL_US = 20.0    # round trip
 
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+for l in lines:  # the ring's two runs are two implementations in the tables
+    if l.get("impl") == "shm-ring" and l.get("spin_us", 0) > 0:
+        l["impl"] = "shm-ring-polling"
 config = next(l for l in lines if l["kind"] == "config")
 runs = [l for l in lines if l["kind"] == "ipc"]
 rounds = sorted({r["round"] for r in runs})
@@ -107,6 +115,8 @@ medians = {
     "multinode": {k: figure(mn, k) for k in ("binary_64_msgs_per_s", "json_msgs_per_s", "rtt_us_median", "busy_rtt_us_median")},
     "node_cluster": {k: figure("node-cluster", k) for k in ("json_msgs_per_s", "rtt_us_median")},
     "raw_socketpair": {k: figure("raw", k) for k in ("binary_64_msgs_per_s", "rtt_us_median")},
+    "shm_ring": {"rtt_us_median": figure("shm-ring", "rtt_us_median"),
+                 "polling_rtt_us_median": figure("shm-ring-polling", "rtt_us_median")},
 }
 busy_poll_us = next((r["busy_poll_us"] for r in runs if r["impl"] == mn), None)
 ratios = {
@@ -116,6 +126,8 @@ ratios = {
     "node_rtt_over_multinode_rtt": ratio(("node-cluster", "rtt_us_median"), (mn, "rtt_us_median")),
     "node_rtt_over_multinode_busy_rtt": ratio(("node-cluster", "rtt_us_median"), (mn, "busy_rtt_us_median")),
     "raw_rtt_over_multinode_rtt": ratio(("raw", "rtt_us_median"), (mn, "rtt_us_median")),
+    "shm_ring_polling_rtt_over_multinode_busy_rtt": ratio(("shm-ring-polling", "rtt_us_median"),
+                                                          (mn, "busy_rtt_us_median")),
 }
 m = medians["multinode"]
 goals = {
@@ -137,19 +149,21 @@ def us(v): return "-" if v is None else f"{v:.1f}"
 def times(v): return "-" if v is None else f"{v:.2f}x"
 
 print(f"IPC between two processes: {config['host']}; {len(rounds)} round(s), median of rounds")
-print(f"{'':34}{'multinode':>12}{'Node cluster':>14}{'raw socketpair':>16}")
-n, r = medians["node_cluster"], medians["raw_socketpair"]
-print(f"{'64-byte binary one way, msg/s':34}{rate(m['binary_64_msgs_per_s']):>12}{'-':>14}{rate(r['binary_64_msgs_per_s']):>16}")
-print(f"{'small JSON one way, msg/s':34}{rate(m['json_msgs_per_s']):>12}{rate(n['json_msgs_per_s']):>14}{'-':>16}")
-print(f"{'round trip, us (median)':34}{us(m['rtt_us_median']):>12}{us(n['rtt_us_median']):>14}{us(r['rtt_us_median']):>16}")
-print(f"{f'round trip, busy-poll {busy_poll_us} us':34}{us(m['busy_rtt_us_median']):>12}{'-':>14}{'-':>16}")
-print("(raw: 1024 messages per write, blocking read/write round trips; Node: process.send of the same JSON object)")
+print(f"{'':34}{'multinode':>12}{'Node cluster':>14}{'raw socketpair':>16}{'shm ring':>10}")
+n, r, q = medians["node_cluster"], medians["raw_socketpair"], medians["shm_ring"]
+print(f"{'64-byte binary one way, msg/s':34}{rate(m['binary_64_msgs_per_s']):>12}{'-':>14}{rate(r['binary_64_msgs_per_s']):>16}{'-':>10}")
+print(f"{'small JSON one way, msg/s':34}{rate(m['json_msgs_per_s']):>12}{rate(n['json_msgs_per_s']):>14}{'-':>16}{'-':>10}")
+print(f"{'round trip, us (median)':34}{us(m['rtt_us_median']):>12}{us(n['rtt_us_median']):>14}{us(r['rtt_us_median']):>16}{us(q['rtt_us_median']):>10}")
+print(f"{f'round trip, polling {busy_poll_us} us':34}{us(m['busy_rtt_us_median']):>12}{'-':>14}{'-':>16}{us(q['polling_rtt_us_median']):>10}")
+print("(raw: 1024 messages per write, blocking read/write round trips; Node: process.send of the same JSON")
+print(" object; shm ring: 64-byte slots, futex wake-up only when the reader sleeps; multinode polling is")
+print(" Stream::set_busy_poll, the ring's is a spin before the futex wait)")
 print()
 print("ratios (median of per-round ratios):")
 for key, value in ratios.items():
-    print(f"  {key.replace('_', ' '):40} {times(value)}")
+    print(f"  {key.replace('_', ' '):48} {times(value)}")
 print()
 print("goals (BENCHMARKS.md):")
 for key, ok in goals.items():
-    print(f"  {key.replace('_', ' '):40} {'PASS' if ok else 'FAIL'}")
+    print(f"  {key.replace('_', ' '):48} {'PASS' if ok else 'FAIL'}")
 PY
