@@ -17,6 +17,7 @@ enum class RecordType : std::uint16_t {
   ready = 1,  // worker -> master: serving; value = worker's pid
   stop = 2,   // master -> worker: stop gracefully
   peer = 3,   // master -> worker, with an fd: a mesh stream to process peer_id in slot peer_slot
+  stopping = 4,  // worker -> master: stopping on a signal of its own; value = the signal number
 };
 
 struct Record {

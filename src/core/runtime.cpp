@@ -176,6 +176,9 @@ void Runtime::wait_for_signal() {
     switch (signal_number) {
       case SIGTERM:
       case SIGINT:
+        // A signal to the whole process group (Ctrl-C, a service manager) reaches the
+        // master too: let it know this stop is not a crash to repair at once.
+        if (worker_) worker_->send_stopping(signal_number);
         begin_stop(std::string("SIG") + ::sigabbrev_np(signal_number));
         return;  // a second TERM or INT now has its default effect: stop at once
       case SIGHUP:

@@ -246,6 +246,7 @@ void Supervisor::on_record(NodeId id, const Record& record, int fd) {
   const auto it = children_.find(id);
   if (it == children_.end()) return;
   if (record.type == RecordType::ready && !it->second->ready) on_ready(*it->second);
+  if (record.type == RecordType::stopping) it->second->stopped_on_signal = static_cast<int>(record.value);
 }
 
 void Supervisor::on_ready(Child& child) {
@@ -350,11 +351,18 @@ void Supervisor::on_exit(NodeId id, int status) {
     return;
   }
 
-  const std::chrono::milliseconds delay = restart_delay_after(options, s.young_deaths);
+  std::chrono::milliseconds delay = restart_delay_after(options, s.young_deaths);
+  // A worker that stopped on its own SIGTERM/SIGINT was most likely signalled with
+  // its whole process group, the master included: give the master's own signal a
+  // moment to arrive before replacing the worker for nothing.
+  if (child->stopped_on_signal != 0) delay = std::max(delay, std::chrono::milliseconds{200});
   exit.restarting = true;
   if (young) {
     log(LogLevel::warning, what, "; it died young (", s.young_deaths, " of ", options.crash_loop_limit,
         " allowed in a row): restarting slot ", child->info.slot, " in ", delay.count(), " ms");
+  } else if (delay.count() > 0) {
+    log(LogLevel::warning, what, " (it stopped on SIG", ::sigabbrev_np(child->stopped_on_signal),
+        "); restarting slot ", child->info.slot, " in ", delay.count(), " ms unless the master is stopping too");
   } else {
     log(LogLevel::warning, what, "; restarting slot ", child->info.slot, " now");
   }

@@ -58,6 +58,7 @@ class Supervisor {
     bool ready = false;
     bool retiring = false;  // told to stop: not to be restarted
     NodeId replaces = 0;    // rolling restart: the worker to retire once this one is ready
+    int stopped_on_signal = 0;  // the worker said it stops on a signal it got itself
     std::unique_ptr<ControlChannel> control;
     std::unique_ptr<boost::asio::posix::stream_descriptor> pidfd;
     std::unique_ptr<boost::asio::steady_timer> ready_timer;

@@ -20,7 +20,8 @@ void WorkerLink::start() {
             runtime_.begin_stop("the master asked");
             break;
           case RecordType::ready:
-            log(LogLevel::warning, "ignoring an unexpected 'ready' record from the master");
+          case RecordType::stopping:
+            log(LogLevel::warning, "ignoring an unexpected record from the master");
             break;
         }
       },
@@ -36,6 +37,10 @@ void WorkerLink::start() {
 
 void WorkerLink::send_ready() {
   channel_.send({RecordType::ready, runtime_.id(), runtime_.slot(), static_cast<std::uint64_t>(::getpid())});
+}
+
+void WorkerLink::send_stopping(int signal_number) {
+  channel_.send({RecordType::stopping, runtime_.id(), runtime_.slot(), static_cast<std::uint64_t>(signal_number)});
 }
 
 void WorkerLink::close() { channel_.close(); }

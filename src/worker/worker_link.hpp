@@ -13,6 +13,8 @@ class WorkerLink {
   WorkerLink(Runtime& runtime, int control_fd);
   void start();
   void send_ready();
+  // Tells the master this worker stops on a signal it got itself (not on the master's order).
+  void send_stopping(int signal_number);
   void close();
 
  private:

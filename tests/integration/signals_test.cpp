@@ -6,6 +6,7 @@
 #include <atomic>
 #include <csignal>
 #include <set>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
@@ -99,6 +100,25 @@ TEST(Signals, ReuseportModeServesFromEveryProcessAndSurvivesAKill) {
   ::kill(workers[0], SIGKILL);
   // Connections hashed to the dead worker's socket wait in its queue for the replacement.
   for (int i = 0; i < 50; ++i) EXPECT_TRUE(exchange(port)) << "connection " << i << "\n" << server.error_output();
+}
+
+TEST(Signals, TermToTheWholeProcessGroupStopsWithoutRestartingAnyone) {
+  // As Ctrl-C or a service manager does: every process gets the signal at once.
+  // min_uptime 0 makes the supervisor's normal reaction an immediate restart.
+  for (int round = 0; round < 3; ++round) {
+    auto server = ChildProcess::start({test_program_path("test_server"), "--nodes", "3", "--min-uptime", "0"});
+    ASSERT_NE(server.wait_for_port(), 0) << server.error_output();
+    ASSERT_TRUE(server.wait_for_log_count("is ready", 2, 10s)) << server.error_output();
+    ASSERT_EQ(::kill(-server.pid(), SIGTERM), 0);
+    const auto status = server.wait(15s);
+    ASSERT_TRUE(status.has_value()) << server.error_output();
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << server.error_output();
+    EXPECT_EQ(server.error_output().find("started worker"), std::string::npos);
+    EXPECT_EQ(server.error_output().find("is ready", server.error_output().find("stopping gracefully")),
+              std::string::npos)
+        << "a worker was restarted during the stop:\n"
+        << server.error_output();
+  }
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ TEST(ControlRecord, RejectsWrongSizesAndUnknownTypes) {
   EXPECT_FALSE(decode_record(wire, record_size + 1, decoded));
   wire[0] = 0;
   EXPECT_FALSE(decode_record(wire, record_size, decoded));
-  wire[0] = 4;
+  wire[0] = 5;
   EXPECT_FALSE(decode_record(wire, record_size, decoded));
 }
 
