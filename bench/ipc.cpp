@@ -38,6 +38,7 @@
 #include <atomic>
 #include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -74,6 +75,14 @@ double mean(const std::vector<double>& values) {
   return values.empty() ? 0 : std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
 }
 
+// CPU time this process used so far (user and system), in nanoseconds.
+double cpu_ns() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto ns = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_usec) * 1e3; };
+  return ns(usage.ru_utime) + ns(usage.ru_stime);
+}
+
 [[noreturn]] void die(const std::string& message) {
   std::cerr << "ipc: " << message << "\n";
   std::exit(1);
@@ -97,7 +106,12 @@ class Sender {
     }
     const auto& command = message.json_value().as_object();
     std::string_view phase = command.at("phase").as_string();
+    if (phase == "cpu") {  // CPU spent sending since the phase began
+      framed_.send_json(boost::json::object{{"cpu_ns", cpu_ns() - phase_cpu_}});
+      return;
+    }
     if (phase == "binary" || phase == "json") {
+      phase_cpu_ = cpu_ns();
       binary_left_ = phase == "binary" ? command.at("count").to_number<long>() : 0;
       json_left_ = phase == "json" ? command.at("count").to_number<long>() : 0;
       sequence_ = 0;
@@ -128,6 +142,7 @@ class Sender {
   long binary_left_ = 0;
   long json_left_ = 0;
   long sequence_ = 0;
+  double phase_cpu_ = 0;
 };
 
 // The measuring process: runs the phases one after the other and prints the result.
@@ -143,7 +158,7 @@ class Measurer {
   }
 
  private:
-  enum class Phase { binary, json, rtt, busy_rtt, done };
+  enum class Phase { binary, binary_cpu, json, json_cpu, rtt, busy_rtt, done };
 
   void start(Phase phase) {
     phase_ = phase;
@@ -152,6 +167,10 @@ class Measurer {
     switch (phase) {
       case Phase::binary:
         framed_.send_json(boost::json::object{{"phase", "binary"}, {"count", settings_.binary}});
+        break;
+      case Phase::binary_cpu:
+      case Phase::json_cpu:
+        framed_.send_json(boost::json::object{{"phase", "cpu"}});
         break;
       case Phase::json:
         framed_.send_json(boost::json::object{{"phase", "json"}, {"count", settings_.json}});
@@ -175,21 +194,37 @@ class Measurer {
     switch (phase_) {
       case Phase::binary:
         if (!message.is_binary() || message.bytes().size() != 64) die("unexpected message in the binary phase");
-        if (++count_ == 1) first_ = clock_type::now();
+        if (++count_ == 1) {
+          first_ = clock_type::now();
+          first_cpu_ = cpu_ns();
+        }
         if (count_ == settings_.binary) {
           binary_rate_ = static_cast<double>(count_ - 1) / seconds_between(first_, clock_type::now());
-          start(Phase::json);
+          binary_receiver_cpu_ = (cpu_ns() - first_cpu_) / static_cast<double>(count_ - 1);
+          start(Phase::binary_cpu);
         }
+        break;
+      case Phase::binary_cpu:
+        binary_sender_cpu_ = message.json_value().at("cpu_ns").to_number<double>() / static_cast<double>(settings_.binary);
+        start(Phase::json);
+        break;
+      case Phase::json_cpu:
+        json_sender_cpu_ = message.json_value().at("cpu_ns").to_number<double>() / static_cast<double>(settings_.json);
+        start(Phase::rtt);
         break;
       case Phase::json:
         // Checks order and content: the figure is for messages really decoded.
         if (!message.is_json() || message.json_value().as_object().at("seq").as_int64() != count_) {
           die("JSON message out of order or malformed");
         }
-        if (++count_ == 1) first_ = clock_type::now();
+        if (++count_ == 1) {
+          first_ = clock_type::now();
+          first_cpu_ = cpu_ns();
+        }
         if (count_ == settings_.json) {
           json_rate_ = static_cast<double>(count_ - 1) / seconds_between(first_, clock_type::now());
-          start(Phase::rtt);
+          json_receiver_cpu_ = (cpu_ns() - first_cpu_) / static_cast<double>(count_ - 1);
+          start(Phase::json_cpu);
         }
         break;
       case Phase::rtt:
@@ -229,6 +264,11 @@ class Measurer {
         {"binary_messages", settings_.binary},
         {"json_msgs_per_s", json_rate_},
         {"json_messages", settings_.json},
+        // CPU time (user and system, syscalls included) per message on each side.
+        {"binary_receiver_cpu_ns_per_msg", binary_receiver_cpu_},
+        {"binary_sender_cpu_ns_per_msg", binary_sender_cpu_},
+        {"json_receiver_cpu_ns_per_msg", json_receiver_cpu_},
+        {"json_sender_cpu_ns_per_msg", json_sender_cpu_},
         {"json_message", boost::json::serialize(boost::json::object{
                              {"type", "tick"}, {"seq", 0}, {"ok", true}, {"tags", {"a", "b"}}})},
         {"rtt_us_median", rtt_median_},
@@ -251,6 +291,8 @@ class Measurer {
   std::vector<double> samples_;
   std::string ping_ = std::string(64, 'p');
   double binary_rate_ = 0, json_rate_ = 0, rtt_median_ = 0, rtt_mean_ = 0, busy_rtt_median_ = 0, busy_rtt_mean_ = 0;
+  double first_cpu_ = 0, binary_receiver_cpu_ = 0, binary_sender_cpu_ = 0, json_receiver_cpu_ = 0,
+         json_sender_cpu_ = 0;
 };
 
 int run_mesh(const Settings& settings) {

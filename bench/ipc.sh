@@ -112,7 +112,9 @@ def ratio(numerator, denominator):
 
 mn = "multinode"
 medians = {
-    "multinode": {k: figure(mn, k) for k in ("binary_64_msgs_per_s", "json_msgs_per_s", "rtt_us_median", "busy_rtt_us_median")},
+    "multinode": {k: figure(mn, k) for k in ("binary_64_msgs_per_s", "json_msgs_per_s", "rtt_us_median", "busy_rtt_us_median",
+                                              "binary_receiver_cpu_ns_per_msg", "binary_sender_cpu_ns_per_msg",
+                                              "json_receiver_cpu_ns_per_msg", "json_sender_cpu_ns_per_msg")},
     "node_cluster": {k: figure("node-cluster", k) for k in ("json_msgs_per_s", "rtt_us_median")},
     "raw_socketpair": {k: figure("raw", k) for k in ("binary_64_msgs_per_s", "rtt_us_median")},
     "shm_ring": {"rtt_us_median": figure("shm-ring", "rtt_us_median"),
@@ -158,6 +160,10 @@ print(f"{f'round trip, polling {busy_poll_us} us':34}{us(m['busy_rtt_us_median']
 print("(raw: 1024 messages per write, blocking read/write round trips; Node: process.send of the same JSON")
 print(" object; shm ring: 64-byte slots, futex wake-up only when the reader sleeps; multinode polling is")
 print(" Stream::set_busy_poll, the ring's is a spin before the futex wait)")
+def ns(v): return "-" if v is None else f"{v:.0f} ns"
+print(f"multinode CPU per message (user + system, system calls included): 64-byte binary "
+      f"{ns(m['binary_sender_cpu_ns_per_msg'])} sending, {ns(m['binary_receiver_cpu_ns_per_msg'])} receiving; "
+      f"JSON {ns(m['json_sender_cpu_ns_per_msg'])} sending, {ns(m['json_receiver_cpu_ns_per_msg'])} receiving")
 print()
 print("ratios (median of per-round ratios):")
 for key, value in ratios.items():
