@@ -190,6 +190,10 @@ void RequestParser::on_header_impl(error_code& ec) {
       return fail(ec, error::bad_transfer_encoding);
     if (other_codings_ > 0) return fail(ec, error::unsupported_transfer_coding);
   }
+  // After a CONNECT head come tunnel bytes, not a body (RFC 9110 9.3.6), and a proxy
+  // in front would take them so: a CONNECT that frames a body is refused.
+  if (request_.method_ == "CONNECT" && (content_length_count_ > 0 || transfer_encoding_seen_))
+    return fail(ec, content_length_count_ > 0 ? error::bad_content_length : error::bad_transfer_encoding);
   if (!expect_.empty() && request_.version_ >= 11) {
     if (!iequals(expect_, "100-continue")) return fail(ec, error::expectation_failed);
     request_.expects_continue_ = true;
@@ -258,7 +262,7 @@ void RequestParser::on_chunk_header_impl(std::uint64_t size, boost::beast::strin
   }
   if (size == 0) {
     in_trailers_ = true;
-    trailer_start_ = extensions.data() + extensions.size();
+    trailer_start_ = extensions.data() + extensions.size() + 2;  // after the line's CRLF
   }
 }
 
@@ -547,7 +551,9 @@ ReadEvent RequestReader::fail_need_more() {
   const std::size_t line_end = pending.find("\r\n");
   const std::size_t line_limit = chunk_line_limit(options_);
   if (line_end == std::string_view::npos) {
-    if (pending.size() <= line_limit) return ReadEvent::need_more;
+    // A last CR may be the first half of the line's end.
+    const std::size_t line_so_far = pending.size() - (pending.ends_with('\r') ? 1 : 0);
+    if (line_so_far <= line_limit) return ReadEvent::need_more;
     return fail(chunk_line_overflow(options_, pending));
   }
   if (line_end > line_limit) return fail(chunk_line_overflow(options_, pending));
@@ -568,12 +574,16 @@ ReadEvent RequestReader::fail_need_more() {
   if (line.substr(0, digits).find_first_not_of('0') != std::string_view::npos) return fail(error::bad_chunk);
   // Beast waits for a CRLF CRLF without looking between: refuse a bare CR or LF
   // now rather than at the limit.
+  // In byte order and only up to the limit, so that the first problem in the
+  // bytes wins however they arrived. The parse-time check counts to the end of
+  // the last field value: a section within it may still have "\r\n\r\n" to come.
   const std::string_view trailers = pending.substr(line_end + 2);
-  for (std::size_t i = 0; i < trailers.size(); ++i) {
+  const std::size_t limit = options_.max_header_bytes + 4;
+  for (std::size_t i = 0; i < std::min(trailers.size(), limit); ++i) {
     if (trailers[i] == '\n' && (i == 0 || trailers[i - 1] != '\r')) return fail(error::bad_chunk);
     if (trailers[i] == '\r' && i + 1 < trailers.size() && trailers[i + 1] != '\n') return fail(error::bad_chunk);
   }
-  if (trailers.size() > options_.max_header_bytes) return fail(error::trailers_too_large);
+  if (trailers.size() > limit) return fail(error::trailers_too_large);
   return ReadEvent::need_more;
 }
 

@@ -376,6 +376,12 @@ TEST(HttpParserSmuggling, ChunkSizeOverflowAndBadChunks) {
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\n\n", error::bad_chunk);
 }
 
+TEST(HttpParserSmuggling, ConnectWithABody) {
+  expect_refused("CONNECT h:443 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc", error::bad_content_length);
+  expect_refused("CONNECT h:443 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                 error::bad_transfer_encoding);
+}
+
 TEST(HttpParserSmuggling, ConnectionCloseInTrailersCloses) {
   const auto outcome = parse_every_way(
       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nConnection: close\r\n\r\n"
