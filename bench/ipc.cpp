@@ -24,7 +24,15 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -35,14 +43,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <atomic>
-#include <linux/futex.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -72,14 +72,18 @@ double median(std::vector<double> values) {
 }
 
 double mean(const std::vector<double>& values) {
-  return values.empty() ? 0 : std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+  return values.empty()
+             ? 0
+             : std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
 }
 
 // CPU time this process used so far (user and system), in nanoseconds.
 double cpu_ns() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
-  auto ns = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_usec) * 1e3; };
+  auto ns = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_usec) * 1e3;
+  };
   return ns(usage.ru_utime) + ns(usage.ru_stime);
 }
 
@@ -138,7 +142,8 @@ class Sender {
 
   multinode::FramedStream framed_;
   std::string payload_ = std::string(64, 'x');
-  boost::json::value tick_ = boost::json::object{{"type", "tick"}, {"seq", 0}, {"ok", true}, {"tags", {"a", "b"}}};
+  boost::json::value tick_ =
+      boost::json::object{{"type", "tick"}, {"seq", 0}, {"ok", true}, {"tags", {"a", "b"}}};
   long binary_left_ = 0;
   long json_left_ = 0;
   long sequence_ = 0;
@@ -193,7 +198,8 @@ class Measurer {
   void on_message(const multinode::Message& message) {
     switch (phase_) {
       case Phase::binary:
-        if (!message.is_binary() || message.bytes().size() != 64) die("unexpected message in the binary phase");
+        if (!message.is_binary() || message.bytes().size() != 64)
+          die("unexpected message in the binary phase");
         if (++count_ == 1) {
           first_ = clock_type::now();
           first_cpu_ = cpu_ns();
@@ -205,11 +211,13 @@ class Measurer {
         }
         break;
       case Phase::binary_cpu:
-        binary_sender_cpu_ = message.json_value().at("cpu_ns").to_number<double>() / static_cast<double>(settings_.binary);
+        binary_sender_cpu_ =
+            message.json_value().at("cpu_ns").to_number<double>() / static_cast<double>(settings_.binary);
         start(Phase::json);
         break;
       case Phase::json_cpu:
-        json_sender_cpu_ = message.json_value().at("cpu_ns").to_number<double>() / static_cast<double>(settings_.json);
+        json_sender_cpu_ =
+            message.json_value().at("cpu_ns").to_number<double>() / static_cast<double>(settings_.json);
         start(Phase::rtt);
         break;
       case Phase::json:
@@ -232,7 +240,8 @@ class Measurer {
         auto now = clock_type::now();
         if (message.is_binary()) {
           // The first round trips warm up caches and buffers; they are not counted.
-          if (count_++ >= 100) samples_.push_back(std::chrono::duration<double, std::micro>(now - sent_at_).count());
+          if (count_++ >= 100)
+            samples_.push_back(std::chrono::duration<double, std::micro>(now - sent_at_).count());
         }
         long wanted = phase_ == Phase::rtt ? settings_.round_trips : settings_.busy_round_trips;
         if (count_ >= wanted + 100) {
@@ -251,7 +260,8 @@ class Measurer {
         framed_.send_binary(std::string_view(ping_));
         break;
       }
-      case Phase::done: break;
+      case Phase::done:
+        break;
     }
   }
 
@@ -290,7 +300,8 @@ class Measurer {
   clock_type::time_point first_, sent_at_;
   std::vector<double> samples_;
   std::string ping_ = std::string(64, 'p');
-  double binary_rate_ = 0, json_rate_ = 0, rtt_median_ = 0, rtt_mean_ = 0, busy_rtt_median_ = 0, busy_rtt_mean_ = 0;
+  double binary_rate_ = 0, json_rate_ = 0, rtt_median_ = 0, rtt_mean_ = 0, busy_rtt_median_ = 0,
+         busy_rtt_mean_ = 0;
   double first_cpu_ = 0, binary_receiver_cpu_ = 0, binary_sender_cpu_ = 0, json_receiver_cpu_ = 0,
          json_sender_cpu_ = 0;
 };
@@ -388,7 +399,7 @@ int run_raw(const Settings& settings) {
       ::_exit(0);
     }
     ::close(fds[1]);
-    std::vector<char> buffer(64 * 1024);
+    std::vector<char> buffer(std::size_t{64} * 1024);
     std::size_t total = static_cast<std::size_t>(settings.binary) * message, got = 0;
     clock_type::time_point first;
     while (got < total) {
@@ -398,7 +409,8 @@ int run_raw(const Settings& settings) {
       got += static_cast<std::size_t>(n);
     }
     // Messages after the first read, over the time they took.
-    one_way_rate = static_cast<double>(total - message * batch) / message / seconds_between(first, clock_type::now());
+    one_way_rate =
+        static_cast<double>(total - message * batch) / message / seconds_between(first, clock_type::now());
     ::close(fds[0]);
     ::waitpid(pid, nullptr, 0);
   }
@@ -424,7 +436,8 @@ int run_raw(const Settings& settings) {
       auto start = clock_type::now();
       write_all(fds[0], buffer, message);
       read_exactly(fds[0], buffer, message);
-      if (i >= 100) samples.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - start).count());
+      if (i >= 100)
+        samples.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - start).count());
     }
     ::close(fds[0]);
     ::waitpid(pid, nullptr, 0);
@@ -508,12 +521,17 @@ int run_shm_ring(const Settings& settings) {
     auto start = clock_type::now();
     to_child->push(message);
     to_parent->pop(message, spin);
-    if (i >= 100) samples.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - start).count());
+    if (i >= 100)
+      samples.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - start).count());
   }
   ::waitpid(pid, nullptr, 0);
   boost::json::object result{
-      {"kind", "ipc"},         {"impl", "shm-ring"},           {"spin_us", settings.spin_us},
-      {"rtt_us_median", median(samples)}, {"rtt_us_mean", mean(samples)}, {"round_trips", settings.round_trips},
+      {"kind", "ipc"},
+      {"impl", "shm-ring"},
+      {"spin_us", settings.spin_us},
+      {"rtt_us_median", median(samples)},
+      {"rtt_us_mean", mean(samples)},
+      {"round_trips", settings.round_trips},
   };
   std::cout << boost::json::serialize(result) << std::endl;
   return 0;
@@ -542,14 +560,22 @@ Settings parse(int argc, char** argv) {
       if (*end != '\0' || n < 0) die(std::string(arg) + " wants a whole number");
       return n;
     };
-    if (arg == "--transport" && (value == "mesh" || value == "fork")) settings.transport = value;
-    else if (arg == "--binary") settings.binary = number();
-    else if (arg == "--json") settings.json = number();
-    else if (arg == "--round-trips") settings.round_trips = number();
-    else if (arg == "--busy-round-trips") settings.busy_round_trips = number();
-    else if (arg == "--busy-poll-us") settings.busy_poll_us = number();
-    else if (arg == "--spin-us") settings.spin_us = number();
-    else die(usage);
+    if (arg == "--transport" && (value == "mesh" || value == "fork"))
+      settings.transport = value;
+    else if (arg == "--binary")
+      settings.binary = number();
+    else if (arg == "--json")
+      settings.json = number();
+    else if (arg == "--round-trips")
+      settings.round_trips = number();
+    else if (arg == "--busy-round-trips")
+      settings.busy_round_trips = number();
+    else if (arg == "--busy-poll-us")
+      settings.busy_poll_us = number();
+    else if (arg == "--spin-us")
+      settings.spin_us = number();
+    else
+      die(usage);
   }
   if (settings.binary < 2 || settings.json < 2 || settings.round_trips < 1 || settings.busy_round_trips < 1) {
     die("counts must be at least 2 messages and 1 round trip");

@@ -28,7 +28,7 @@ using Sessions = std::set<std::shared_ptr<Session>>;
 class Session : public std::enable_shared_from_this<Session> {
  public:
   // A client that reads nothing must not make this process buffer without end.
-  static constexpr std::size_t max_queued_bytes = 1024 * 1024;
+  static constexpr std::size_t max_queued_bytes = std::size_t{1024} * 1024;
 
   Session(asio::ip::tcp::socket socket, Sessions& sessions, std::size_t max_line,
           std::function<void(const std::string&, Session*)> on_line)
@@ -92,10 +92,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const bool has_value = i + 1 < argc;
-    if (arg == "--port" && has_value) options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
-    else if (arg == "--nodes" && has_value) options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
-    else if (arg == "--host" && has_value) options.host = argv[++i];
-    else if (arg == "--max-line" && has_value) max_line = static_cast<std::size_t>(std::atoll(argv[++i]));
+    if (arg == "--port" && has_value)
+      options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
+    else if (arg == "--nodes" && has_value)
+      options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
+    else if (arg == "--host" && has_value)
+      options.host = argv[++i];
+    else if (arg == "--max-line" && has_value)
+      max_line = static_cast<std::size_t>(std::atoll(argv[++i]));
     else {
       std::cerr << "usage: chat_tcp [--port N] [--nodes N] [--host ADDRESS] [--max-line BYTES]\n";
       return 2;

@@ -26,7 +26,8 @@ std::string text_for(NodeId from, NodeId to) {
 }
 std::string binary_for(NodeId from, NodeId to) {
   std::string bytes(300, '\0');
-  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 7 + from * 31 + to) & 0xFF);
+  for (std::size_t i = 0; i < bytes.size(); ++i)
+    bytes[i] = static_cast<char>((i * 7 + std::size_t{from} * 31 + to) & 0xFF);
   return bytes;
 }
 boost::json::value json_for(NodeId from, NodeId to) {
@@ -40,8 +41,10 @@ int main(int argc, char** argv) {
   int timeout_seconds = 30;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    if (arg == "--nodes" && i + 1 < argc) options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
-    else if (arg == "--timeout" && i + 1 < argc) timeout_seconds = std::atoi(argv[++i]);
+    if (arg == "--nodes" && i + 1 < argc)
+      options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
+    else if (arg == "--timeout" && i + 1 < argc)
+      timeout_seconds = std::atoi(argv[++i]);
     else {
       std::cerr << "usage: mesh [--nodes N] [--timeout SECONDS]\n";
       return 2;
@@ -59,7 +62,8 @@ int main(int argc, char** argv) {
   boost::asio::steady_timer deadline(nodes.io_context());
 
   auto finish_if_complete = [&] {
-    if (!nodes.is_master() || reports != static_cast<int>(peers) || peers_done != static_cast<int>(peers)) return;
+    if (!nodes.is_master() || reports != static_cast<int>(peers) || peers_done != static_cast<int>(peers))
+      return;
     complete = true;
     verified_everywhere += verified_here;
     std::cout << "mesh: " << options.nodes << " nodes, " << verified_everywhere
@@ -89,8 +93,10 @@ int main(int argc, char** argv) {
       }
       ++verified_here;
       if (++count < 3 || ++peers_done < static_cast<int>(peers)) return;
-      if (nodes.is_master()) finish_if_complete();
-      else to_master.send(boost::json::object{{"verified", verified_here}});
+      if (nodes.is_master())
+        finish_if_complete();
+      else
+        to_master.send(boost::json::object{{"verified", verified_here}});
     });
     framed.send(Message::text(text_for(me, peer)));
     framed.send(Message::binary(binary_for(me, peer)));
@@ -103,7 +109,8 @@ int main(int argc, char** argv) {
     deadline.async_wait([&](boost::system::error_code error) {
       if (error) return;
       std::cout << "mesh: incomplete after " << timeout_seconds << " s: " << verified_here
-                << " messages verified here, " << reports << " of " << peers << " workers reported" << std::endl;
+                << " messages verified here, " << reports << " of " << peers << " workers reported"
+                << std::endl;
       nodes.stop();
     });
   }

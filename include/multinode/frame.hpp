@@ -23,7 +23,7 @@ namespace multinode {
 namespace detail {
 class FrameDecoder;
 struct FramedState;
-}
+}  // namespace detail
 
 // One framed value: text (valid UTF-8), binary bytes, or a JSON value.
 //
@@ -51,12 +51,12 @@ class Message {
   static Message binary_view(std::string_view bytes) noexcept { return Message(Kind::binary, bytes); }
 
   // Implicit, so that send("hello") and send(json_object) read naturally. They copy.
-  Message(const char* text) : Message(Kind::text, std::string(text)) {}                  // NOLINT
-  Message(std::string_view text) : Message(Kind::text, std::string(text)) {}             // NOLINT
-  Message(std::string text) : Message(Kind::text, std::move(text)) {}                    // NOLINT
-  Message(boost::json::value value) : Message(json(std::move(value))) {}                 // NOLINT
-  Message(boost::json::object value) : Message(json(std::move(value))) {}                // NOLINT
-  Message(boost::json::array value) : Message(json(std::move(value))) {}                 // NOLINT
+  Message(const char* text) : Message(Kind::text, std::string(text)) {}       // NOLINT
+  Message(std::string_view text) : Message(Kind::text, std::string(text)) {}  // NOLINT
+  Message(std::string text) : Message(Kind::text, std::move(text)) {}         // NOLINT
+  Message(boost::json::value value) : Message(json(std::move(value))) {}      // NOLINT
+  Message(boost::json::object value) : Message(json(std::move(value))) {}     // NOLINT
+  Message(boost::json::array value) : Message(json(std::move(value))) {}      // NOLINT
 
   // An owning deep copy (views and arena-backed JSON are copied into new storage).
   Message(const Message& other);
@@ -94,7 +94,7 @@ class Message {
 struct FrameOptions {
   // Largest payload accepted (and sent); at most 4 GiB - 1. A larger frame
   // closes the stream with errc::frame_too_large. Options::max_frame_size sets it for the mesh.
-  std::size_t max_frame_size = 16 * 1024 * 1024;
+  std::size_t max_frame_size = std::size_t{16} * 1024 * 1024;
   // Deepest nesting of arrays and objects in a JSON frame; deeper closes the
   // stream with errc::invalid_json.
   std::size_t max_json_depth = 64;

@@ -47,7 +47,7 @@ struct ReadWaiterFor final : ReadWaiter {
 class Stream {
  public:
   // Default for set_high_water_mark().
-  static constexpr std::size_t default_high_water_mark = 1024 * 1024;
+  static constexpr std::size_t default_high_water_mark = std::size_t{1024} * 1024;
 
   Stream() = default;
 
@@ -116,7 +116,8 @@ class Stream {
       if (self.try_read_some(buffer, n)) co_return n;
       co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void()>(
           [&self](auto handler) {
-            self.wait_readable(std::make_unique<detail::ReadWaiterFor<decltype(handler)>>(std::move(handler)));
+            self.wait_readable(
+                std::make_unique<detail::ReadWaiterFor<decltype(handler)>>(std::move(handler)));
           },
           boost::asio::use_awaitable);
     }

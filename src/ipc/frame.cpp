@@ -59,8 +59,9 @@ struct FramedState final : StreamReader {
     if (code == close_normal) {
       stream_->close_with(errc::peer_closed);
     } else {
-      detail::log(LogLevel::warning, "stream to node ", stream_->peer_, " closed by the peer because of a frame from",
-                  " this process: ", reason, " (close code ", code, ")");
+      detail::log(LogLevel::warning, "stream to node ", stream_->peer_,
+                  " closed by the peer because of a frame from", " this process: ", reason, " (close code ",
+                  code, ")");
       stream_->close_with(errc::rejected_by_peer);
     }
     return false;
@@ -122,7 +123,8 @@ struct FramedState final : StreamReader {
     const char* payload = out.data() + start + frame_header_size;
     if (length > decoder_.options().max_frame_size) error = errc::frame_too_large;
     // Boost.JSON strings may hold bytes that are not UTF-8; the peer would reject the frame.
-    else if (!is_valid_utf8(payload, length)) error = errc::invalid_utf8;
+    else if (!is_valid_utf8(payload, length))
+      error = errc::invalid_utf8;
     if (error) {
       out.truncate(start);
       return false;
@@ -133,9 +135,12 @@ struct FramedState final : StreamReader {
 
   bool send(const Message& message, std::error_code& error) {
     switch (message.kind()) {
-      case Message::Kind::text: return send_text(message.bytes(), error);
-      case Message::Kind::binary: return send_frame(FrameType::binary, message.bytes(), error);
-      case Message::Kind::json: return send_json(message.json_value(), error);
+      case Message::Kind::text:
+        return send_text(message.bytes(), error);
+      case Message::Kind::binary:
+        return send_frame(FrameType::binary, message.bytes(), error);
+      case Message::Kind::json:
+        return send_json(message.json_value(), error);
     }
     return false;
   }
@@ -165,9 +170,15 @@ bool throw_if(bool result, std::error_code error) {
 
 }  // namespace detail
 
-NodeId FramedStream::peer_id() const noexcept { return stream_.peer_id(); }
-unsigned FramedStream::peer_slot() const noexcept { return stream_.peer_slot(); }
-bool FramedStream::is_open() const noexcept { return state_ && !state_->closing_ && stream_.is_open(); }
+NodeId FramedStream::peer_id() const noexcept {
+  return stream_.peer_id();
+}
+unsigned FramedStream::peer_slot() const noexcept {
+  return stream_.peer_slot();
+}
+bool FramedStream::is_open() const noexcept {
+  return state_ && !state_->closing_ && stream_.is_open();
+}
 const FrameOptions& FramedStream::options() const noexcept {
   static const FrameOptions defaults;
   return state_ ? state_->decoder_.options() : defaults;
@@ -211,7 +222,9 @@ bool FramedStream::send_json(const boost::json::value& value) {
   return detail::throw_if(result, error);
 }
 
-std::size_t FramedStream::buffered_amount() const noexcept { return stream_.buffered(); }
+std::size_t FramedStream::buffered_amount() const noexcept {
+  return stream_.buffered();
+}
 
 void FramedStream::close() {
   if (state_) state_->close();
@@ -228,7 +241,9 @@ void FramedStream::on_close(std::function<void(std::error_code)> handler) {
   detail::StreamState& stream = *state_->stream_;
   if (stream.shut_down_) return;
   if (stream.close_notified_) {
-    if (handler) boost::asio::post(stream.io_, [handler = std::move(handler), code = stream.close_code_] { handler(code); });
+    if (handler)
+      boost::asio::post(stream.io_,
+                        [handler = std::move(handler), code = stream.close_code_] { handler(code); });
     return;
   }
   state_->on_close_.set(std::move(handler));

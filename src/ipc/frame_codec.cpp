@@ -9,13 +9,20 @@ namespace multinode::detail {
 std::uint16_t close_code_for(std::error_code error) noexcept {
   if (error.category() != category()) return 255;
   switch (static_cast<errc>(error.value())) {
-    case errc::frame_too_large: return 1;
-    case errc::bad_frame_type: return 2;
-    case errc::bad_frame_header: return 3;
-    case errc::invalid_utf8: return 4;
-    case errc::invalid_json: return 5;
-    case errc::bad_control_frame: return 6;
-    default: return 255;
+    case errc::frame_too_large:
+      return 1;
+    case errc::bad_frame_type:
+      return 2;
+    case errc::bad_frame_header:
+      return 3;
+    case errc::invalid_utf8:
+      return 4;
+    case errc::invalid_json:
+      return 5;
+    case errc::bad_control_frame:
+      return 6;
+    default:
+      return 255;
   }
 }
 
@@ -35,9 +42,9 @@ void append_close_frame(ByteQueue& out, std::uint16_t code, std::string_view rea
 
 namespace {
 // The first block: enough for typical small objects without touching malloc again.
-constexpr std::size_t arena_initial_block = 8 * 1024;
+constexpr std::size_t arena_initial_block = std::size_t{8} * 1024;
 // The kept block grows to what a message needed, up to this; larger values use extra blocks every time.
-constexpr std::size_t arena_max_kept_block = 1024 * 1024;
+constexpr std::size_t arena_max_kept_block = std::size_t{1024} * 1024;
 }  // namespace
 
 JsonArena::~JsonArena() {

@@ -62,8 +62,8 @@ inline std::error_code parse_frame_header(const char* data, std::size_t max_fram
   auto b = reinterpret_cast<const unsigned char*>(data);
   if ((b[1] | b[2] | b[3]) != 0) return errc::bad_frame_header;
   if (b[0] < 1 || b[0] > 4) return errc::bad_frame_type;
-  std::uint32_t length = std::uint32_t(b[4]) | std::uint32_t(b[5]) << 8 | std::uint32_t(b[6]) << 16 |
-                         std::uint32_t(b[7]) << 24;
+  std::uint32_t length =
+      std::uint32_t(b[4]) | std::uint32_t(b[5]) << 8 | std::uint32_t(b[6]) << 16 | std::uint32_t(b[7]) << 24;
   header.type = static_cast<FrameType>(b[0]);
   header.length = length;
   if (header.type == FrameType::control && length > max_control_payload) return errc::bad_control_frame;

@@ -3,15 +3,15 @@
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include <algorithm>
-#include <utility>
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
-#include <stdexcept>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <utility>
 
 namespace multinode {
 namespace detail {
@@ -35,8 +35,10 @@ class StreamService final : public boost::asio::execution_context::service {
   }
 
   void remove(StreamState& stream) noexcept {
-    if (stream.service_prev_) stream.service_prev_->service_next_ = stream.service_next_;
-    else head_ = stream.service_next_;
+    if (stream.service_prev_)
+      stream.service_prev_->service_next_ = stream.service_next_;
+    else
+      head_ = stream.service_next_;
     if (stream.service_next_) stream.service_next_->service_prev_ = stream.service_prev_;
     stream.service_ = nullptr;
     stream.service_prev_ = stream.service_next_ = nullptr;
@@ -89,7 +91,9 @@ void StreamState::shut_down() noexcept {
 
 // ---------------------------------------------------------------- closing
 
-bool StreamState::can_read() const noexcept { return !closed_ && !closing_ && !read_eof_ && wants_data(); }
+bool StreamState::can_read() const noexcept {
+  return !closed_ && !closing_ && !read_eof_ && wants_data();
+}
 
 void StreamState::close_with(std::error_code code) {
   if (closed_) return;
@@ -124,7 +128,8 @@ void StreamState::set_on_close(std::function<void(std::error_code)> handler) {
   if (shut_down_) return;
   if (close_notified_) {
     // Too late for the event itself: still tell the handler, from the event loop.
-    if (handler) boost::asio::post(io_, [handler = std::move(handler), code = close_code_] { handler(code); });
+    if (handler)
+      boost::asio::post(io_, [handler = std::move(handler), code = close_code_] { handler(code); });
     return;
   }
   on_close_.set(std::move(handler));
@@ -139,8 +144,10 @@ void StreamState::close_after_flush(std::error_code code) {
 
 void StreamState::fail(int error) {
   // On a socketpair these mean the peer closed its end or died.
-  if (error == EPIPE || error == ECONNRESET || error == ENOTCONN) close_with(errc::peer_gone);
-  else close_with(std::error_code(error, std::system_category()));
+  if (error == EPIPE || error == ECONNRESET || error == ENOTCONN)
+    close_with(errc::peer_gone);
+  else
+    close_with(std::error_code(error, std::system_category()));
 }
 
 void StreamState::watch_hangup() {
@@ -163,14 +170,18 @@ void StreamState::watch_hangup() {
 
 bool StreamState::wants_data() const noexcept {
   switch (read_mode_) {
-    case ReadMode::data: return bool(on_data_);
-    case ReadMode::framed: return framer_->wants_data();
-    default: return false;
+    case ReadMode::data:
+      return bool(on_data_);
+    case ReadMode::framed:
+      return framer_->wants_data();
+    default:
+      return false;
   }
 }
 
 void StreamState::set_on_data(std::function<void(std::string_view)> handler) {
-  if (read_mode_ == ReadMode::framed) throw std::logic_error("multinode::Stream::on_data: the stream is framed");
+  if (read_mode_ == ReadMode::framed)
+    throw std::logic_error("multinode::Stream::on_data: the stream is framed");
   if (read_mode_ == ReadMode::coroutine) {
     throw std::logic_error("multinode::Stream::on_data: the stream is read with async_read_some");
   }
@@ -181,7 +192,8 @@ void StreamState::set_on_data(std::function<void(std::string_view)> handler) {
 }
 
 void StreamState::set_framer(StreamReader* framer) {
-  if (read_mode_ == ReadMode::data) throw std::logic_error("multinode::frame_stream: the stream has on_data set");
+  if (read_mode_ == ReadMode::data)
+    throw std::logic_error("multinode::frame_stream: the stream has on_data set");
   if (read_mode_ == ReadMode::coroutine) {
     throw std::logic_error("multinode::frame_stream: the stream is read with async_read_some");
   }
@@ -190,8 +202,10 @@ void StreamState::set_framer(StreamReader* framer) {
 }
 
 void StreamState::claim_coroutine_reader() {
-  if (read_mode_ == ReadMode::data) throw std::logic_error("multinode::Stream::async_read_some: on_data is set");
-  if (read_mode_ == ReadMode::framed) throw std::logic_error("multinode::Stream::async_read_some: the stream is framed");
+  if (read_mode_ == ReadMode::data)
+    throw std::logic_error("multinode::Stream::async_read_some: on_data is set");
+  if (read_mode_ == ReadMode::framed)
+    throw std::logic_error("multinode::Stream::async_read_some: the stream is framed");
   read_mode_ = ReadMode::coroutine;
 }
 
@@ -365,9 +379,8 @@ void StreamState::wait_readable_for(std::unique_ptr<ReadWaiter> waiter) {
   // Completes on readiness and on cancellation (close) alike: the next
   // try_read_some tells which.
   socket_->async_wait(boost::asio::socket_base::wait_read,
-                      [self = shared_from_this(), waiter = std::move(waiter)](const boost::system::error_code&) {
-                        waiter->complete();
-                      });
+                      [self = shared_from_this(),
+                       waiter = std::move(waiter)](const boost::system::error_code&) { waiter->complete(); });
 }
 
 // ---------------------------------------------------------------- writing
@@ -418,11 +431,10 @@ void StreamState::flush() {
   }
   if (!out_.empty()) {
     write_waiting_ = true;
-    socket_->async_wait(boost::asio::socket_base::wait_write,
-                        [self](const boost::system::error_code& error) {
-                          self->write_waiting_ = false;
-                          if (!error) self->flush();
-                        });
+    socket_->async_wait(boost::asio::socket_base::wait_write, [self](const boost::system::error_code& error) {
+      self->write_waiting_ = false;
+      if (!error) self->flush();
+    });
   } else {
     out_.release_if_larger(2 * high_water_mark_);
     if (closing_) {
@@ -492,16 +504,28 @@ Stream Stream::adopt(boost::asio::io_context& io, int fd, NodeId peer, unsigned 
   return Stream(std::move(state));
 }
 
-NodeId Stream::peer_id() const noexcept { return state_ ? state_->peer_ : 0; }
-unsigned Stream::peer_slot() const noexcept { return state_ ? state_->peer_slot_ : 0; }
-bool Stream::is_open() const noexcept { return state_ && state_->writable(); }
+NodeId Stream::peer_id() const noexcept {
+  return state_ ? state_->peer_ : 0;
+}
+unsigned Stream::peer_slot() const noexcept {
+  return state_ ? state_->peer_slot_ : 0;
+}
+bool Stream::is_open() const noexcept {
+  return state_ && state_->writable();
+}
 
-bool Stream::write(std::string_view bytes) { return state_ && state_->write(bytes.data(), bytes.size()); }
+bool Stream::write(std::string_view bytes) {
+  return state_ && state_->write(bytes.data(), bytes.size());
+}
 bool Stream::write(boost::asio::const_buffer bytes) {
   return state_ && state_->write(static_cast<const char*>(bytes.data()), bytes.size());
 }
-std::size_t Stream::buffered() const noexcept { return state_ ? state_->out_.size() : 0; }
-std::size_t Stream::high_water_mark() const noexcept { return state_ ? state_->high_water_mark_ : 0; }
+std::size_t Stream::buffered() const noexcept {
+  return state_ ? state_->out_.size() : 0;
+}
+std::size_t Stream::high_water_mark() const noexcept {
+  return state_ ? state_->high_water_mark_ : 0;
+}
 void Stream::set_high_water_mark(std::size_t bytes) {
   if (!state_) return;
   state_->high_water_mark_ = std::max<std::size_t>(bytes, 1);
@@ -539,6 +563,8 @@ bool Stream::try_read_some(boost::asio::mutable_buffer buffer, std::size_t& n) {
   return state_->try_read_some(buffer, n);
 }
 
-void Stream::wait_readable(std::unique_ptr<detail::ReadWaiter> waiter) { state_->wait_readable_for(std::move(waiter)); }
+void Stream::wait_readable(std::unique_ptr<detail::ReadWaiter> waiter) {
+  state_->wait_readable_for(std::move(waiter));
+}
 
 }  // namespace multinode

@@ -44,10 +44,10 @@ class StreamReader {
 struct StreamState : std::enable_shared_from_this<StreamState> {
   // Sizes chosen by measurement (docs/ipc.md): one read takes what a full
   // socket buffer holds; more is given back when idle.
-  static constexpr std::size_t read_buffer_initial = 64 * 1024;
-  static constexpr std::size_t min_read_room = 16 * 1024;
-  static constexpr std::size_t read_buffer_keep = 1024 * 1024;
-  static constexpr std::size_t write_buffer_initial = 64 * 1024;
+  static constexpr std::size_t read_buffer_initial = std::size_t{64} * 1024;
+  static constexpr std::size_t min_read_room = std::size_t{16} * 1024;
+  static constexpr std::size_t read_buffer_keep = std::size_t{1024} * 1024;
+  static constexpr std::size_t write_buffer_initial = std::size_t{64} * 1024;
   static constexpr int read_rounds_per_pass = 16;
   // Busy-polling: a poll that comes this much later than the one before means
   // the process lost its CPU (or the loop is busy with other work); polling then
@@ -116,19 +116,19 @@ struct StreamState : std::enable_shared_from_this<StreamState> {
   StreamReader* framer_ = nullptr;
   std::shared_ptr<FramedState> framed_;  // owns what framer_ points to
 
-  bool read_pending_ = false;   // a read pass is posted or a readable wait is pending
+  bool read_pending_ = false;  // a read pass is posted or a readable wait is pending
   bool read_eof_ = false;
   bool flush_posted_ = false;
-  bool in_read_pass_ = false;   // handlers are running on data this stream read
+  bool in_read_pass_ = false;      // handlers are running on data this stream read
   bool flush_after_pass_ = false;  // they wrote to it: flush when the pass ends
-  bool write_waiting_ = false;  // waiting for the socket to become writable
+  bool write_waiting_ = false;     // waiting for the socket to become writable
   bool need_drain_ = false;
-  bool ending_ = false;         // end(): shut down the writing side once flushed
+  bool ending_ = false;  // end(): shut down the writing side once flushed
   bool write_shut_ = false;
-  bool closing_ = false;        // close once flushed, with closing_code_
+  bool closing_ = false;  // close once flushed, with closing_code_
   bool closed_ = false;
   bool close_notified_ = false;
-  bool shut_down_ = false;      // the io_context is gone or going
+  bool shut_down_ = false;  // the io_context is gone or going
   std::error_code closing_code_;
   std::error_code close_code_;
 

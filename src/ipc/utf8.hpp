@@ -8,6 +8,8 @@
 namespace multinode::detail {
 
 bool is_valid_utf8(const char* data, std::size_t size) noexcept;
-inline bool is_valid_utf8(std::string_view text) noexcept { return is_valid_utf8(text.data(), text.size()); }
+inline bool is_valid_utf8(std::string_view text) noexcept {
+  return is_valid_utf8(text.data(), text.size());
+}
 
 }  // namespace multinode::detail

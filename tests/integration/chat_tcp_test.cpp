@@ -4,12 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <csignal>
 #include <map>
 #include <string>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace multinode::test {
@@ -47,8 +47,10 @@ class ChatTcp : public ::testing::Test {
       ASSERT_TRUE(greeting.has_value()) << chat_->error_output();
       ASSERT_EQ(std::sscanf(greeting->c_str(), "welcome to node %u", &client.node), 1) << *greeting;
       auto& clients = by_node_[client.node];
-      if (clients.size() < per_node) clients.push_back(client);
-      else ::close(client.fd);
+      if (clients.size() < per_node)
+        clients.push_back(client);
+      else
+        ::close(client.fd);
       if (attempt % 50 == 49) std::this_thread::sleep_for(20ms);
     }
     FAIL() << "the connections did not spread over " << wanted << " processes";
@@ -66,13 +68,15 @@ TEST_F(ChatTcp, ALineReachesEveryOtherConnectionOfEveryProcess) {
   for (auto& [node, clients] : by_node_) all.insert(all.end(), clients.begin(), clients.end());
   // Each client speaks once; every other client hears each line, from whichever process.
   for (std::size_t speaker = 0; speaker < all.size(); ++speaker) {
-    std::string line = "line " + std::to_string(speaker) + " from a client of node " + std::to_string(all[speaker].node);
+    std::string line =
+        "line " + std::to_string(speaker) + " from a client of node " + std::to_string(all[speaker].node);
     ASSERT_TRUE(write_all(all[speaker].fd, line + "\n"));
     for (std::size_t listener = 0; listener < all.size(); ++listener) {
       if (listener == speaker) continue;
       auto heard = read_line(all[listener].fd, 10s);
       ASSERT_TRUE(heard.has_value()) << "client " << listener << " (node " << all[listener].node
-                                     << ") did not hear: " << line << "\n" << chat_->error_output();
+                                     << ") did not hear: " << line << "\n"
+                                     << chat_->error_output();
       EXPECT_EQ(*heard, line);
     }
   }
@@ -84,7 +88,8 @@ TEST_F(ChatTcp, LinesKeepTheirOrderAndBytesThatAreNotUtf8Pass) {
   auto it = by_node_.begin();
   Client a = it->second[0], b = std::next(it)->second[0];
   std::string burst;
-  for (int i = 0; i < 200; ++i) burst += "message " + std::to_string(i) + (i == 100 ? " \xff\xfe" : "") + "\n";
+  for (int i = 0; i < 200; ++i)
+    burst += "message " + std::to_string(i) + (i == 100 ? " \xff\xfe" : "") + "\n";
   ASSERT_TRUE(write_all(a.fd, burst));
   for (int i = 0; i < 200; ++i) {
     auto heard = read_line(b.fd, 10s);

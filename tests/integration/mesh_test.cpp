@@ -4,14 +4,15 @@
 
 #include <gtest/gtest.h>
 
-#include <string>
 #include <sys/wait.h>
+#include <string>
 
 namespace multinode::test {
 namespace {
 
 void expect_mesh(int nodes) {
-  auto mesh = ChildProcess::start({example_path("mesh"), "--nodes", std::to_string(nodes), "--timeout", "60"});
+  auto mesh =
+      ChildProcess::start({example_path("mesh"), "--nodes", std::to_string(nodes), "--timeout", "60"});
   auto status = mesh.wait(90s);
   ASSERT_TRUE(status.has_value()) << "mesh did not exit\n" << mesh.error_output();
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << mesh.output() << mesh.error_output();
@@ -22,9 +23,15 @@ void expect_mesh(int nodes) {
       << mesh.output() << mesh.error_output();
 }
 
-TEST(Mesh, TwoNodes) { expect_mesh(2); }
-TEST(Mesh, FiveNodesEveryPair) { expect_mesh(5); }
-TEST(Mesh, OneNodeHasNoPeers) { expect_mesh(1); }
+TEST(Mesh, TwoNodes) {
+  expect_mesh(2);
+}
+TEST(Mesh, FiveNodesEveryPair) {
+  expect_mesh(5);
+}
+TEST(Mesh, OneNodeHasNoPeers) {
+  expect_mesh(1);
+}
 
 }  // namespace
 }  // namespace multinode::test

@@ -7,9 +7,9 @@
 #include <multinode/error.hpp>
 #include <multinode/frame.hpp>
 
+#include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <gtest/gtest.h>
 
 #include <cstdint>
 #include <random>
@@ -28,7 +28,8 @@ std::string frame(FrameType type, std::string_view payload) {
   return bytes;
 }
 
-std::string raw_frame(std::uint8_t type, std::uint8_t reserved, std::uint32_t length, std::string_view payload) {
+std::string raw_frame(std::uint8_t type, std::uint8_t reserved, std::uint32_t length,
+                      std::string_view payload) {
   std::string bytes;
   bytes.push_back(static_cast<char>(type));
   bytes.push_back(static_cast<char>(reserved));
@@ -111,7 +112,9 @@ class SplitPoints : public ::testing::Test {
     add(FrameType::binary, "", Message::Kind::binary);
     add(FrameType::text, "na\xc3\xafve \xe2\x82\xac \xf0\x9f\x98\x80", Message::Kind::text);
     // A control frame with an opcode this version does not know is skipped.
-    bytes_ += frame(FrameType::control, "\x7f" "future");
+    bytes_ += frame(FrameType::control,
+                    "\x7f"
+                    "future");
     add(FrameType::json, "[1,2.5,\"x\",{\"k\":{}}]", Message::Kind::json);
     add(FrameType::json, "42", Message::Kind::json);
     add(FrameType::binary, std::string(300, 'z'), Message::Kind::binary);
@@ -167,12 +170,14 @@ TEST_F(SplitPoints, OneByteAtATime) {
 TEST(FrameDecoder, StopsWhenTheSinkSaysSoAndResumes) {
   FrameDecoder decoder(FrameOptions{});
   ByteQueue in(64);
-  std::string bytes = frame(FrameType::text, "one") + frame(FrameType::text, "two") + frame(FrameType::text, "three");
+  std::string bytes =
+      frame(FrameType::text, "one") + frame(FrameType::text, "two") + frame(FrameType::text, "three");
   in.append(bytes.data(), bytes.size());
   Recorder sink;
   sink.stop_after_each = true;
   for (int i = 0; i < 3; ++i) ASSERT_FALSE(decoder.decode(in, sink));
-  expect_messages(sink, {{Message::Kind::text, "one"}, {Message::Kind::text, "two"}, {Message::Kind::text, "three"}});
+  expect_messages(
+      sink, {{Message::Kind::text, "one"}, {Message::Kind::text, "two"}, {Message::Kind::text, "three"}});
   EXPECT_TRUE(in.empty());
 }
 
@@ -203,7 +208,9 @@ TEST_P(BadFrames, NamesTheCauseAfterDeliveringWhatCameBefore) {
   }
 }
 
-std::string nested(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+std::string nested(int depth) {
+  return std::string(depth, '[') + std::string(depth, ']');
+}
 
 INSTANTIATE_TEST_SUITE_P(
     EveryKind, BadFrames,
@@ -232,11 +239,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadFrame{"JSON too deep", frame(FrameType::json, nested(9)), errc::invalid_json},
         BadFrame{"control empty", frame(FrameType::control, ""), errc::bad_control_frame},
         BadFrame{"close without code", frame(FrameType::control, "\x01\x00"), errc::bad_control_frame},
-        BadFrame{"close reason not UTF-8", frame(FrameType::control, "\x01\x00\x00\xff"), errc::bad_control_frame},
-        BadFrame{"control too long", raw_frame(4, 0, 129, std::string(129, '\x01')), errc::bad_control_frame}),
+        BadFrame{"close reason not UTF-8", frame(FrameType::control, "\x01\x00\x00\xff"),
+                 errc::bad_control_frame},
+        BadFrame{"control too long", raw_frame(4, 0, 129, std::string(129, '\x01')),
+                 errc::bad_control_frame}),
     [](const ::testing::TestParamInfo<BadFrame>& info) {
       std::string name;
-      for (char c : std::string(info.param.name)) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+      for (char c : std::string(info.param.name))
+        name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
       return name;
     });
 
@@ -253,7 +263,8 @@ TEST(FrameDecoder, TheExamplesOfTheProtocolDocument) {
   ByteQueue in(64);
   Recorder sink;
   ASSERT_FALSE(feed(decoder, in, sink, bytes, {}));
-  expect_messages(sink, {{Message::Kind::text, "hi"}, {Message::Kind::json, R"({"a":1})"},
+  expect_messages(sink, {{Message::Kind::text, "hi"},
+                         {Message::Kind::json, R"({"a":1})"},
                          {Message::Kind::binary, binary_payload}});
   ASSERT_EQ(sink.closes.size(), 2u);
   EXPECT_EQ(sink.closes[0], std::make_pair(std::uint16_t{0}, std::string()));
@@ -304,9 +315,11 @@ TEST(FrameDecoder, JsonValuesCopiedByAHandlerOutliveTheMessage) {
   std::vector<std::string> sent;
   for (int i = 0; i < 50; ++i) {
     boost::json::object object{{"index", i}, {"text", std::string(40 + i, static_cast<char>('a' + i % 26))}};
-    if (i % 3 == 0) object["list"] = boost::json::array(static_cast<std::size_t>(i + 1), boost::json::value(i));
+    if (i % 3 == 0)
+      object["list"] = boost::json::array(static_cast<std::size_t>(i + 1), boost::json::value(i));
     std::string text = boost::json::serialize(object);
-    std::string bytes = frame(FrameType::json, text) + frame(FrameType::json, "[\"overwrite the arena\",1,2,3]");
+    std::string bytes =
+        frame(FrameType::json, text) + frame(FrameType::json, "[\"overwrite the arena\",1,2,3]");
     in.append(bytes.data(), bytes.size());
     ASSERT_FALSE(decoder.decode(in, sink));
     sent.push_back(text);
@@ -341,11 +354,20 @@ bool reference_utf8(const std::string& s) {
     auto c = static_cast<unsigned char>(s[i]);
     std::uint32_t cp;
     int extra;
-    if (c < 0x80) { cp = c; extra = 0; }
-    else if ((c & 0xE0) == 0xC0) { cp = c & 0x1F; extra = 1; }
-    else if ((c & 0xF0) == 0xE0) { cp = c & 0x0F; extra = 2; }
-    else if ((c & 0xF8) == 0xF0) { cp = c & 0x07; extra = 3; }
-    else return false;
+    if (c < 0x80) {
+      cp = c;
+      extra = 0;
+    } else if ((c & 0xE0) == 0xC0) {
+      cp = c & 0x1F;
+      extra = 1;
+    } else if ((c & 0xF0) == 0xE0) {
+      cp = c & 0x0F;
+      extra = 2;
+    } else if ((c & 0xF8) == 0xF0) {
+      cp = c & 0x07;
+      extra = 3;
+    } else
+      return false;
     if (i + extra >= s.size() && extra > 0) return false;  // truncated
     for (int k = 1; k <= extra; ++k) {
       auto d = static_cast<unsigned char>(s[i + k]);
@@ -394,8 +416,10 @@ TEST(Utf8, EveryCodePointEncodedIsValid) {
   for (std::uint32_t cp = 0; cp <= 0x10FFFF; cp += (cp < 0x20000 ? 1 : 97)) {
     if (cp >= 0xD800 && cp <= 0xDFFF) continue;
     std::string s;
-    if (cp < 0x80) s = {static_cast<char>(cp)};
-    else if (cp < 0x800) s = {static_cast<char>(0xC0 | cp >> 6), static_cast<char>(0x80 | (cp & 0x3F))};
+    if (cp < 0x80)
+      s = {static_cast<char>(cp)};
+    else if (cp < 0x800)
+      s = {static_cast<char>(0xC0 | cp >> 6), static_cast<char>(0x80 | (cp & 0x3F))};
     else if (cp < 0x10000)
       s = {static_cast<char>(0xE0 | cp >> 12), static_cast<char>(0x80 | (cp >> 6 & 0x3F)),
            static_cast<char>(0x80 | (cp & 0x3F))};

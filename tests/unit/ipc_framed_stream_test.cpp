@@ -9,9 +9,9 @@
 #include <multinode/error.hpp>
 #include <multinode/frame.hpp>
 
+#include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -32,18 +32,29 @@ void* operator new(std::size_t size) {
   if (void* p = std::malloc(size ? size : 1)) return p;
   throw std::bad_alloc();
 }
-void* operator new[](std::size_t size) { return operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void* operator new[](std::size_t size) {
+  return operator new(size);
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace multinode::test {
 namespace {
 
 using namespace std::string_literals;
 
-std::pair<FramedStream, FramedStream> framed_pair(boost::asio::io_context& io, const FrameOptions& options = {}) {
+std::pair<FramedStream, FramedStream> framed_pair(boost::asio::io_context& io,
+                                                  const FrameOptions& options = {}) {
   auto [a, b] = stream_pair(io);
   return {frame_stream(a, options), frame_stream(b, options)};
 }
@@ -51,9 +62,11 @@ std::pair<FramedStream, FramedStream> framed_pair(boost::asio::io_context& io, c
 // A deterministic sequence of messages of all three kinds; some larger than a socket buffer.
 Message nth_message(int i) {
   switch (i % 3) {
-    case 0: return Message::text("text " + std::to_string(i) + " \xc3\xa9\xe2\x82\xac");
+    case 0:
+      return Message::text("text " + std::to_string(i) + " \xc3\xa9\xe2\x82\xac");
     case 1: {
-      std::size_t size = i % 50 == 1 ? 3 * 1024 * 1024 + static_cast<std::size_t>(i) : static_cast<std::size_t>(i % 200);
+      std::size_t size =
+          i % 50 == 1 ? 3 * 1024 * 1024 + static_cast<std::size_t>(i) : static_cast<std::size_t>(i % 200);
       return Message::binary(random_bytes(size, static_cast<unsigned>(i)));
     }
     default: {
@@ -156,7 +169,8 @@ TEST(FramedStream, BackpressureNeverDropsOrReorders) {
   pump();
   int received = 0;
   b.on_message([&](const Message& m) {
-    std::string expected = std::to_string(received) + std::string(static_cast<std::size_t>(received % 100), '.');
+    std::string expected =
+        std::to_string(received) + std::string(static_cast<std::size_t>(received % 100), '.');
     ASSERT_EQ(m.bytes(), expected);
     ++received;
   });

@@ -6,18 +6,18 @@
 #include <multinode/frame.hpp>
 #include <multinode/stream.hpp>
 
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
 #include <csignal>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <sys/socket.h>
-#include <unistd.h>
 
 namespace multinode::test {
 namespace {
@@ -266,7 +266,8 @@ TEST(Stream, ReadersDoNotMix) {
   EXPECT_THROW(b.on_data([](std::string_view) {}), std::logic_error);
   std::exception_ptr failure;
   boost::asio::co_spawn(
-      io, [b = b]() mutable -> boost::asio::awaitable<void> {
+      io,
+      [b = b]() mutable -> boost::asio::awaitable<void> {
         char buffer[16];
         co_await b.async_read_some(boost::asio::buffer(buffer));
       },
