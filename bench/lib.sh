@@ -6,6 +6,7 @@
 #   bench_build TARGET...        bootstrap + configure + build with the release preset (build/release)
 #   bench_workdir                a temporary directory for configs and logs (removed on success)
 #   bench_start LOG CMD...       start a server in its own process group; stopped at exit, also on Ctrl-C
+#   bench_stop LEADER            stop one group started by bench_start now (before the exit)
 #   bench_children PID           the live child processes of PID
 #   bench_rss_kb PID             VmRSS of PID in kB
 #   bench_py ARGS...             bench/lib.py (ports, waiting for a server, medians and reports)
@@ -134,6 +135,28 @@ bench_stop_all() {
     wait "$leader" 2>/dev/null || true
   done
   bench_leaders=()
+}
+
+# Stops the group of LEADER (started by bench_start) as bench_stop_all does, reaps
+# the leader and forgets it. Returns 1 when a member had to be killed.
+bench_stop() {
+  local leader=$1 member deadline forced=0 other kept=()
+  kill -TERM -- "-$leader" 2>/dev/null || true
+  deadline=$((SECONDS + 5))
+  while [ -n "$(bench_group_members "$leader")" ] && [ "$SECONDS" -lt "$deadline" ]; do
+    sleep 0.1
+  done
+  for member in $(bench_group_members "$leader"); do
+    bench_log "pid $member did not stop on TERM within 5 s: killing it"
+    kill -KILL "$member" 2>/dev/null || true
+    forced=1
+  done
+  wait "$leader" 2>/dev/null || true
+  for other in "${bench_leaders[@]}"; do
+    [ "$other" = "$leader" ] || kept+=("$other")
+  done
+  bench_leaders=("${kept[@]}")
+  return "$forced"
 }
 
 bench_on_exit() {
