@@ -159,7 +159,17 @@ void Connection::process() {
       on_complete();
   }
   in_batch_ = false;
+  if (closed_) drop_callbacks();
   update_read_timer();
+}
+
+void Connection::drop_callbacks() noexcept {
+  // Callbacks of the application often hold a Response handle, which holds this
+  // connection: a closed connection lets go of them so that it can be freed.
+  Request& request = reader_.request();
+  request.on_data_ = nullptr;
+  request.on_end_ = nullptr;
+  response_.on_drain = nullptr;
 }
 
 void Connection::on_head() {
@@ -183,11 +193,17 @@ void Connection::on_head() {
 
 void Connection::on_complete() {
   request_complete_ = true;
+  Request& request = reader_.request();
+  // The body is done: drop the callbacks (they often hold a Response handle, which
+  // holds this connection) before running the last one.
+  request.on_data_ = nullptr;
+  auto on_end = std::move(request.on_end_);
+  request.on_end_ = nullptr;
   if (!dispatched_) {
     dispatch();
-  } else if (reader_.request().on_end_ && !response_.ended) {
+  } else if (on_end && !response_.ended) {
     try {
-      reader_.request().on_end_();
+      on_end();
     } catch (const std::exception& e) {
       on_handler_failure(e.what());
     } catch (...) {
@@ -352,7 +368,8 @@ void Connection::close_now() noexcept {
   closed_ = true;
   error_code ec;
   if (socket_) socket().close(ec);
-  response_.on_drain = nullptr;
+  // Inside a batch a callback may be running: process() drops them at its end.
+  if (!in_batch_) drop_callbacks();
   server_->connection_closed();
   release();  // the reference held while open; pending operations and handles hold their own
 }

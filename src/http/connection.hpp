@@ -82,6 +82,7 @@ class Connection {
   void on_handler_failure(const char* what);
   void response_done();
   void finish_exchange();
+  void drop_callbacks() noexcept;
   void update_read_timer();
   bool awaiting_application() const noexcept { return request_complete_ && !response_done_; }
   bool output_full() const noexcept { return output_.size() >= server_->options().write_high_water; }

@@ -512,7 +512,6 @@ error RequestReader::map_beast_error(const error_code& ec) const noexcept {
   }
   if (ec == beast_http::error::header_limit)
     return parser_->request_line_done() ? error::header_too_large : request_line_failure();
-  if (ec == beast_http::error::body_limit) return error::body_too_large;
   if (ec == beast_http::error::bad_method) return error::bad_request_line;
   if (ec == beast_http::error::bad_target) return error::bad_target;
   if (ec == beast_http::error::bad_version) {
@@ -520,20 +519,19 @@ error RequestReader::map_beast_error(const error_code& ec) const noexcept {
     std::string_view line(data_.get() + request_start_, end_ - request_start_);
     return is_unsupported_version(line) ? error::unsupported_version : error::bad_request_line;
   }
+  if (phase_ == ReadPhase::body && request_.chunked_) {
+    // What the reader refuses a chunk line or trailer section for while it arrives
+    // (its length, first of all) comes first, as it does when the bytes trickle in.
+    if (auto problem = chunk_framing_problem()) return *problem;
+  }
   if (ec == beast_http::error::bad_content_length || ec == beast_http::error::multiple_content_length)
     return parser_->transfer_encoding_seen() ? error::transfer_encoding_with_content_length
                                              : error::bad_content_length;
   if (ec == beast_http::error::bad_transfer_encoding)
     return parser_->content_length_seen() ? error::transfer_encoding_with_content_length
                                           : error::bad_transfer_encoding;
-  if (ec == beast_http::error::bad_chunk || ec == beast_http::error::bad_chunk_extension) {
-    // An over-long line is refused for its length, whatever else is wrong with it.
-    std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
-    if (pending.starts_with("\r\n")) pending.remove_prefix(2);
-    const std::size_t line_end = std::min(pending.find("\r\n"), pending.size());
-    if (line_end > chunk_line_limit(options_)) return chunk_line_overflow(options_, pending);
-    return error::bad_chunk;
-  }
+  if (ec == beast_http::error::body_limit) return error::body_too_large;
+  if (ec == beast_http::error::bad_chunk || ec == beast_http::error::bad_chunk_extension) return error::bad_chunk;
   if (ec == beast_http::error::bad_obs_fold) return error::obs_fold;
 
   if (!parser_->request_line_done()) return error::bad_request_line;
@@ -541,10 +539,10 @@ error RequestReader::map_beast_error(const error_code& ec) const noexcept {
   return error::bad_header;
 }
 
-ReadEvent RequestReader::fail_need_more() {
-  // Beast waits for the end of a head, a chunk line or a trailer section with no
-  // bound of its own: bound them here.
-  if (phase_ != ReadPhase::body || !request_.chunked_) return ReadEvent::need_more;
+std::optional<error> RequestReader::chunk_framing_problem() const noexcept {
+  // Beast waits for the end of a chunk line or a trailer section with no bound of
+  // its own: bound them here, in byte order, so that the first problem in the
+  // bytes wins however they arrived.
   std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
   // The CRLF that ends the previous chunk's data is parsed with the next chunk line.
   if (pending.starts_with("\r\n")) pending.remove_prefix(2);
@@ -553,14 +551,12 @@ ReadEvent RequestReader::fail_need_more() {
   if (line_end == std::string_view::npos) {
     // A last CR may be the first half of the line's end.
     const std::size_t line_so_far = pending.size() - (pending.ends_with('\r') ? 1 : 0);
-    if (line_so_far <= line_limit) return ReadEvent::need_more;
-    return fail(chunk_line_overflow(options_, pending));
+    if (line_so_far > line_limit) return chunk_line_overflow(options_, pending);
+    return std::nullopt;
   }
-  if (line_end > line_limit) return fail(chunk_line_overflow(options_, pending));
-  // A whole chunk line Beast did not take: either a quoted extension runs past the
-  // end of the line (Beast then scans on and, for a chunk with data, takes the
-  // chunk's size off the body limit again on every retry), or it is the last chunk
-  // and Beast waits for its trailer section.
+  if (line_end > line_limit) return chunk_line_overflow(options_, pending);
+  // A quoted extension running past the end of its line: Beast scans on (and, for
+  // a chunk with data, takes its size off the body limit again on every retry).
   const std::string_view line = pending.substr(0, line_end);
   bool quoted = false;
   for (std::size_t i = 0; i < line.size(); ++i) {
@@ -569,21 +565,34 @@ ReadEvent RequestReader::fail_need_more() {
     else if (line[i] == '"')
       quoted = !quoted;
   }
-  if (quoted) return fail(error::bad_chunk);
+  if (quoted) return error::bad_chunk;
   const std::size_t digits = line.find_first_not_of("0123456789abcdefABCDEF");
-  if (line.substr(0, digits).find_first_not_of('0') != std::string_view::npos) return fail(error::bad_chunk);
-  // Beast waits for a CRLF CRLF without looking between: refuse a bare CR or LF
-  // now rather than at the limit.
-  // In byte order and only up to the limit, so that the first problem in the
-  // bytes wins however they arrived. The parse-time check counts to the end of
-  // the last field value: a section within it may still have "\r\n\r\n" to come.
+  if (digits == 0 || line.substr(0, digits).find_first_not_of('0') != std::string_view::npos) return std::nullopt;
+  // The last chunk: its trailer section. The parse-time check counts to the end of
+  // the last field value, so a section within it may still have "\r\n\r\n" to come.
   const std::string_view trailers = pending.substr(line_end + 2);
   const std::size_t limit = options_.max_header_bytes + 4;
   for (std::size_t i = 0; i < std::min(trailers.size(), limit); ++i) {
-    if (trailers[i] == '\n' && (i == 0 || trailers[i - 1] != '\r')) return fail(error::bad_chunk);
-    if (trailers[i] == '\r' && i + 1 < trailers.size() && trailers[i + 1] != '\n') return fail(error::bad_chunk);
+    if (trailers[i] == '\n' && (i == 0 || trailers[i - 1] != '\r')) return error::bad_chunk;
+    if (trailers[i] == '\r' && i + 1 < trailers.size() && trailers[i + 1] != '\n') return error::bad_chunk;
   }
-  if (trailers.size() > limit) return fail(error::trailers_too_large);
+  if (trailers.size() > limit) return error::trailers_too_large;
+  return std::nullopt;
+}
+
+ReadEvent RequestReader::fail_need_more() {
+  if (phase_ != ReadPhase::body || !request_.chunked_) return ReadEvent::need_more;
+  if (auto problem = chunk_framing_problem()) return fail(*problem);
+  // A whole line of a chunk with data that Beast did not take: nothing but the
+  // quoted extension above should cause that; refuse rather than wait.
+  std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
+  if (pending.starts_with("\r\n")) pending.remove_prefix(2);
+  const std::size_t line_end = pending.find("\r\n");
+  if (line_end != std::string_view::npos) {
+    const std::string_view line = pending.substr(0, line_end);
+    const std::size_t digits = line.find_first_not_of("0123456789abcdefABCDEF");
+    if (line.substr(0, digits).find_first_not_of('0') != std::string_view::npos) return fail(error::bad_chunk);
+  }
   return ReadEvent::need_more;
 }
 

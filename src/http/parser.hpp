@@ -129,6 +129,7 @@ class RequestReader {
   std::optional<error> check_request_line(std::string_view line) const noexcept;
   ReadEvent fail(error reason) noexcept;
   ReadEvent fail_need_more();
+  std::optional<error> chunk_framing_problem() const noexcept;
   error map_beast_error(const boost::beast::error_code& ec) const noexcept;
   error request_line_failure() const noexcept;
   void compact() noexcept;
