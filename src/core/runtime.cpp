@@ -1,13 +1,11 @@
 #include "core/runtime.hpp"
 
 #include "common/log.hpp"
-#include "ipc/stream_state.hpp"
 #include "supervisor/supervisor.hpp"
 #include "worker/worker_link.hpp"
 
 #include <boost/asio/post.hpp>
 
-#include <multinode/error.hpp>
 
 #include <cerrno>
 #include <csignal>
@@ -244,10 +242,10 @@ int Runtime::run() {
 void Runtime::close_peers() {
   peers_closed_ = true;
   for (auto& [id, stream] : peers_) {
-    if (stream.is_open()) stream.state()->close_after_flush(make_error_code(errc::stream_closed));
+    if (stream.is_open()) stream.close_when_flushed();
   }
   for (auto& stream : undelivered_peers_) {
-    if (stream.is_open()) stream.state()->close_after_flush(make_error_code(errc::stream_closed));
+    if (stream.is_open()) stream.close_when_flushed();
   }
 }
 
@@ -260,6 +258,7 @@ void Runtime::add_peer(int fd, NodeId peer, unsigned peer_slot) {
     stream.close();  // this process is past its drain: too late for a new peer
     return;
   }
+  if (options_.mesh_busy_poll.count() > 0) stream.set_busy_poll(options_.mesh_busy_poll);
   peers_[peer] = stream;
   if (node_handler_) {
     node_handler_(stream);
