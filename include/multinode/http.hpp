@@ -81,13 +81,13 @@ struct Field {
 // with the status in brackets and closes the connection.
 struct Options {
   // Request line plus header fields, in bytes [431; 414 while still in the request line].
-  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_header_bytes = std::size_t{16} * 1024;
   // Header fields in one request, and separately trailer fields [431].
   std::size_t max_header_count = 100;
   // Length of the request-target [414].
-  std::size_t max_target_length = 8 * 1024;
+  std::size_t max_target_length = std::size_t{8} * 1024;
   // Body bytes, after removing chunked framing [413].
-  std::uint64_t max_body_bytes = 1024 * 1024;
+  std::uint64_t max_body_bytes = std::uint64_t{1024} * 1024;
   // Chunk extensions of one chunk (`;name=value...`) [400].
   std::size_t max_chunk_extension_bytes = 256;
 
@@ -111,9 +111,9 @@ struct Options {
   bool stream_body = false;
   // First size of each connection's input buffer; it grows for larger requests
   // (up to what the limits above allow) and shrinks back when the connection is idle.
-  std::size_t read_buffer_size = 8 * 1024;
+  std::size_t read_buffer_size = std::size_t{8} * 1024;
   // Response::write returns false once this much output is waiting to be sent.
-  std::size_t write_high_water = 64 * 1024;
+  std::size_t write_high_water = std::size_t{64} * 1024;
 };
 
 // A request. It and every view it returns stay valid until its response ends.

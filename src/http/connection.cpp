@@ -20,7 +20,7 @@ using boost::system::error_code;
 namespace {
 
 // What a lingering connection may still read before it is simply closed.
-constexpr std::size_t max_linger_bytes = 1024 * 1024;
+constexpr std::size_t max_linger_bytes = std::size_t{1024} * 1024;
 
 std::string_view reason_phrase(unsigned status) {
   std::string_view reason = boost::beast::http::obsolete_reason(static_cast<boost::beast::http::status>(status));
@@ -614,7 +614,7 @@ void Connection::output_drained() {
     begin_linger();
     return;
   }
-  output_.release_memory(64 * 1024);
+  output_.release_memory(std::size_t{64} * 1024);
   if (read_timer_ == ReadTimer::idle) read_deadline_ = server_->now() + server_->options().idle_timeout;
   if (response_.drain_wanted && response_.on_drain && !response_.ended) {
     response_.drain_wanted = false;

@@ -16,7 +16,7 @@ namespace multinode::http::detail {
 class OutputQueue {
  public:
   // Bodies at least this large are moved in rather than copied.
-  static constexpr std::size_t owned_threshold = 16 * 1024;
+  static constexpr std::size_t owned_threshold = std::size_t{16} * 1024;
 
   void append(std::string_view bytes) { bytes_.append(bytes); }
   void append(char c) { bytes_.push_back(c); }

@@ -306,9 +306,8 @@ RequestReader::RequestReader(const Options& options)
 std::size_t RequestReader::keep_end() const noexcept {
   switch (phase_) {
     case ReadPhase::idle:
+    case ReadPhase::head:  // nothing, or the request line and fields parsed so far
       return parse_pos_;
-    case ReadPhase::head:
-      return parse_pos_;  // the request line and fields parsed so far
     case ReadPhase::body:
     case ReadPhase::complete:
       if (request_.body_begin_ != nullptr)

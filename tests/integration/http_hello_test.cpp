@@ -99,7 +99,7 @@ TEST(HttpHello, ChunkedAndLargeBodiesAreReadWhole) {
   ASSERT_TRUE(client.send(
       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nwiki\r\n5\r\npedia\r\n0\r\nT: v\r\n\r\n"));
   expect_hello(client.read_response());
-  const std::string body(1024 * 1024, 'b');  // exactly the default limit
+  const std::string body(std::size_t{1024} * 1024, 'b');  // exactly the default limit
   ASSERT_TRUE(client.send("PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
                           body));
   expect_hello(client.read_response(false, 10s));
@@ -144,9 +144,9 @@ TEST(HttpHello, DefaultLimitsAndSmugglingFormsAreRefused) {
       {"chunk-overflow", post + "Transfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n", 400},
       {"no-crlf-after-chunk", post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n", 400},
       // Every default limit.
-      {"header-bytes", "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(16 * 1024, 'v') + "\r\n\r\n", 431},
+      {"header-bytes", "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(std::size_t{16} * 1024, 'v') + "\r\n\r\n", 431},
       {"header-count", many_fields + "\r\n", 431},
-      {"target-length", "GET /" + std::string(8 * 1024, 't') + " HTTP/1.1\r\nHost: h\r\n\r\n", 414},
+      {"target-length", "GET /" + std::string(std::size_t{8} * 1024, 't') + " HTTP/1.1\r\nHost: h\r\n\r\n", 414},
       {"body-bytes", post + "Content-Length: 1048577\r\n\r\n", 413},
       {"chunk-extension", post + "Transfer-Encoding: chunked\r\n\r\n1;e=" + std::string(300, 'e') + "\r\nx\r\n0\r\n\r\n", 400},
       {"version", "GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505},

@@ -36,21 +36,27 @@ std::string compare(std::string_view input) {
   return explain_difference(options, input, parse_whole(options, input), llhttp_parse(input));
 }
 
+const char* const chunked_with_trailers =
+    "POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;n=v\r\nhello\r\n6\r\n world\r\n"
+    "0\r\nX-T: 42\r\n\r\n";
+
+const char* const close_in_trailers =
+    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nConnection: close\r\n\r\n"
+    "GET /never HTTP/1.1\r\nHost: h\r\n\r\n";
+
 TEST(HttpDifferential, AgreesOnOrdinaryRequests) {
   for (const char* input : {
            "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
            "GET /a?b=c HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nX-Empty:\r\nX-Pad:  v  \r\n\r\n",
            "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /a HTTP/1.1\r\nHost: h\r\n\r\n",
-           "POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;n=v\r\nhello\r\n6\r\n world\r\n"
-           "0\r\nX-T: 42\r\n\r\n",
+           chunked_with_trailers,
            "GET / HTTP/1.0\r\n\r\nGET /never HTTP/1.0\r\n\r\n",
            "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
            "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: h\r\n\r\n",
            "HEAD / HTTP/1.1\r\nHost: h\r\n\r\nDELETE /x HTTP/1.1\r\nHost: h\r\n\r\nPURGE /y HTTP/1.1\r\nHost: h\r\n\r\n",
            "GET http://example.com/x HTTP/1.1\r\nHost: example.com\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
            "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
-           "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nConnection: close\r\n\r\n"
-           "GET /never HTTP/1.1\r\nHost: h\r\n\r\n",
+           close_in_trailers,
            "GET / z HTTP/1.1\r\nHost: h\r\n",  // both refuse the request line at once
            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nab",  // both wait for more
        }) {
@@ -94,12 +100,11 @@ TEST(HttpDifferential, MutatedRequestsOnlyDifferAsDocumented) {
   const std::vector<std::string> seeds = {
       "GET /a?b=c HTTP/1.1\r\nHost: h\r\nAccept: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n",
       "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /a HTTP/1.1\r\nHost: h\r\n\r\n",
-      "POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;n=v\r\nhello\r\n6\r\n world\r\n0\r\n"
-      "X-T: 42\r\n\r\nGET /z HTTP/1.1\r\nHost: h\r\n\r\n",
+      std::string(chunked_with_trailers) + "GET /z HTTP/1.1\r\nHost: h\r\n\r\n",
       "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
       "PUT /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
   };
-  const std::string alphabet = std::string("\r\n \t:;,0aF=\"\\/.HTPchunked-", 27) + std::string("\0\x80\xff", 3);
+  const std::string alphabet = std::string("\r\n \t:;,0aF=\"\\/.HTPchunked-") + std::string("\0\x80\xff", 3);
   const char* lines[] = {"Transfer-Encoding: chunked\r\n", "Content-Length: 3\r\n", "Host: x\r\n", "\r\n", " ", "\t",
                          "chunked", "0\r\n\r\n", "Connection: close\r\n", "Expect: 100-continue\r\n",
                          "Transfer-Encoding: gzip\r\n", "\r\n\r\n"};

@@ -109,7 +109,7 @@ TEST(HttpErrors, ErrorResponseSurvivesUnreadInput) {
   // the 400 to it (lingering close) rather than reset the connection.
   TestServer server([](Request&, Response& res) { res.end("ok"); });
   Client client(server.port());
-  ASSERT_TRUE(client.send("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + std::string(200 * 1024, 'x')));
+  ASSERT_TRUE(client.send("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + std::string(std::size_t{200} * 1024, 'x')));
   auto response = client.read_response();
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 400);

@@ -88,7 +88,7 @@ TEST(HttpTimeouts, StalledBodyGets408) {
 }
 
 TEST(HttpTimeouts, ClientThatStopsReadingIsCutOff) {
-  const std::string big(32 * 1024 * 1024, 'b');
+  const std::string big(std::size_t{32} * 1024 * 1024, 'b');
   TestServer server([&](Request&, Response& res) { res.end(big); }, short_timeouts());
   Client client(server.port(), 4096);
   ASSERT_TRUE(client.send(get()));

@@ -307,8 +307,8 @@ TEST(HttpServer, LargeBodiesBothWays) {
 
 TEST(HttpServer, StreamedResponseWithBackpressure) {
   Options options;
-  options.write_high_water = 64 * 1024;
-  const std::string piece(16 * 1024, 'x');
+  options.write_high_water = std::size_t{64} * 1024;
+  const std::string piece(std::size_t{16} * 1024, 'x');
   constexpr int pieces = 512;  // 8 MiB, far more than socket buffers hold
   int drains = 0;
   TestServer server(
@@ -343,7 +343,7 @@ TEST(HttpServer, StreamedResponseWithBackpressure) {
 TEST(HttpServer, StreamedRequestBody) {
   Options options;
   options.stream_body = true;
-  options.max_body_bytes = 64 * 1024 * 1024;
+  options.max_body_bytes = std::uint64_t{64} * 1024 * 1024;
   TestServer server(
       [](Request& req, Response& res) {
         auto received = std::make_shared<std::size_t>(0);
@@ -361,7 +361,7 @@ TEST(HttpServer, StreamedRequestBody) {
   // 8 MiB chunked: far more than the buffer ever holds in stream mode.
   std::string head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
   ASSERT_TRUE(client.send(head));
-  const std::string piece(32 * 1024, '\x03');
+  const std::string piece(std::size_t{32} * 1024, '\x03');
   for (int i = 0; i < 256; ++i) ASSERT_TRUE(client.send("8000\r\n" + piece + "\r\n"));
   ASSERT_TRUE(client.send("0\r\n\r\n"));
   auto response = client.read_response(false, 20s);
