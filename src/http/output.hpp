@@ -6,12 +6,51 @@
 
 #include <boost/asio/buffer.hpp>
 
+#include <algorithm>
 #include <cstddef>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace multinode::http::detail {
+
+// A growable byte buffer whose append is small enough to inline: response heads
+// are a dozen short pieces, and std::string::append is an out-of-line call each.
+class ByteBuffer {
+ public:
+  void append(std::string_view bytes) {
+    if (bytes.size() > capacity_ - size_) grow(bytes.size());
+    if (!bytes.empty()) std::memcpy(data_.get() + size_, bytes.data(), bytes.size());
+    size_ += bytes.size();
+  }
+  void push_back(char c) {
+    if (size_ == capacity_) grow(1);
+    data_[size_++] = c;
+  }
+  const char* data() const noexcept { return data_.get(); }
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  void clear() noexcept { size_ = 0; }
+  void release() noexcept {
+    data_.reset();
+    size_ = capacity_ = 0;
+  }
+
+ private:
+  void grow(std::size_t more) {
+    const std::size_t wanted = std::max(size_ + more, std::max<std::size_t>(capacity_ * 2, 1024));
+    auto bigger = std::make_unique<char[]>(wanted);
+    if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
+    data_ = std::move(bigger);
+    capacity_ = wanted;
+  }
+
+  std::unique_ptr<char[]> data_;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
 
 class OutputQueue {
  public:
@@ -22,7 +61,7 @@ class OutputQueue {
   void append(char c) { bytes_.push_back(c); }
   void append_owned(std::string&& bytes) {
     if (bytes.size() < owned_threshold) {
-      bytes_.append(bytes);
+      bytes_.append(std::string_view(bytes));
       return;
     }
     owned_size_ += bytes.size();
@@ -70,7 +109,7 @@ class OutputQueue {
 
   // Gives back memory a large response left behind, once everything is sent.
   void release_memory(std::size_t keep) {
-    if (empty() && bytes_.capacity() > keep) std::string().swap(bytes_);
+    if (empty() && bytes_.capacity() > keep) bytes_.release();
   }
 
  private:
@@ -81,7 +120,7 @@ class OutputQueue {
     std::size_t bytes_end;
     std::size_t owned_index;
   };
-  std::string bytes_;
+  ByteBuffer bytes_;
   std::vector<std::string> owned_;
   std::vector<Piece> pieces_;
   std::size_t owned_size_ = 0;

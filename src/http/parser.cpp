@@ -451,40 +451,51 @@ std::optional<error> RequestReader::check_request_line(std::string_view line) co
 RequestReader::HeadScan RequestReader::scan_head() noexcept {
   // Beast is only ever given a whole head: when it gets a part, it later waits for
   // a CRLF CRLF without looking at the bytes between, so a head with a bare LF would
-  // be refused whole but wait for the limit when split. Scanning here, one event at
+  // be refused whole but wait for the limit when split. Scanning here, one line at
   // a time in byte order, makes the outcome independent of how the bytes arrived.
   const char* data = data_.get() + request_start_;
   const std::size_t available = end_ - request_start_;
   const std::size_t limit = options_.max_header_bytes;  // the head must end before this
   const std::size_t stop = std::min(available, limit);
-  for (std::size_t i = head_scanned_; i < stop; ++i) {
-    const char c = data[i];
-    if (c == '\n') {
-      if (i == 0 || data[i - 1] != '\r') {
+  std::size_t i = head_scanned_;
+  while (i < stop) {
+    const auto* lf = static_cast<const char*>(std::memchr(data + i, '\n', stop - i));
+    const std::size_t line_end = lf ? static_cast<std::size_t>(lf - data) : stop;
+    // A CR is only allowed right before the LF that ends its line.
+    if (const auto* cr = static_cast<const char*>(std::memchr(data + i, '\r', line_end - i))) {
+      const auto at = static_cast<std::size_t>(cr - data);
+      if (at + 1 < line_end) {
         fail(request_line_seen_ ? error::bad_header : error::bad_request_line);
         return HeadScan::failed;
       }
-      if (!request_line_seen_) {
-        request_line_seen_ = true;
-        if (auto reason = check_request_line(std::string_view(data, i - 1))) {
-          fail(*reason);
+      if (!lf) {
+        if (at + 1 == available) {
+          head_scanned_ = at;  // decide once the next byte is here
+          return HeadScan::need_more;
+        }
+        if (data[at + 1] != '\n') {
+          fail(request_line_seen_ ? error::bad_header : error::bad_request_line);
           return HeadScan::failed;
         }
       }
-      if (i >= 3 && data[i - 2] == '\n' && data[i - 3] == '\r') {
-        head_scanned_ = i + 1;
-        return HeadScan::complete;
-      }
-    } else if (c == '\r') {
-      if (i + 1 == available) {
-        head_scanned_ = i;  // decide once the next byte is here
-        return HeadScan::need_more;
-      }
-      if (data[i + 1] != '\n') {
-        fail(request_line_seen_ ? error::bad_header : error::bad_request_line);
+    }
+    if (!lf) break;
+    if (line_end == 0 || data[line_end - 1] != '\r') {
+      fail(request_line_seen_ ? error::bad_header : error::bad_request_line);
+      return HeadScan::failed;
+    }
+    if (!request_line_seen_) {
+      request_line_seen_ = true;
+      if (auto reason = check_request_line(std::string_view(data, line_end - 1))) {
+        fail(*reason);
         return HeadScan::failed;
       }
     }
+    if (line_end >= 3 && data[line_end - 2] == '\n' && data[line_end - 3] == '\r') {
+      head_scanned_ = line_end + 1;
+      return HeadScan::complete;
+    }
+    i = line_end + 1;
   }
   head_scanned_ = stop;
   if (available >= limit) {
@@ -569,7 +580,13 @@ std::optional<error> RequestReader::chunk_framing_problem() const noexcept {
   if (digits == 0 || line.substr(0, digits).find_first_not_of('0') != std::string_view::npos) return std::nullopt;
   // The last chunk: its trailer section. The parse-time check counts to the end of
   // the last field value, so a section within it may still have "\r\n\r\n" to come.
-  const std::string_view trailers = pending.substr(line_end + 2);
+  std::string_view trailers = pending.substr(line_end + 2);
+  // Only the section itself: what follows it is the next request's business.
+  if (trailers.starts_with("\r\n")) {
+    trailers = trailers.substr(0, 2);  // no trailer fields
+  } else if (const std::size_t end = trailers.find("\r\n\r\n"); end != std::string_view::npos) {
+    trailers = trailers.substr(0, end + 4);
+  }
   const std::size_t limit = options_.max_header_bytes + 4;
   for (std::size_t i = 0; i < std::min(trailers.size(), limit); ++i) {
     if (trailers[i] == '\n' && (i == 0 || trailers[i - 1] != '\r')) return error::bad_chunk;

@@ -5,20 +5,28 @@
 #include "http/connection.hpp"
 #include "http/text.hpp"
 
+#include <array>
 #include <stdexcept>
 
 namespace multinode::http {
 
 namespace {
 
+// field-value bytes: VCHAR, obs-text, SP, HTAB. CR or LF would split the response.
+constexpr std::array<bool, 256> value_chars = [] {
+  std::array<bool, 256> table{};
+  for (int c = 0x20; c < 0x100; ++c) table[c] = c != 0x7F;
+  table['\t'] = true;
+  return table;
+}();
+
 void check_field(std::string_view name, std::string_view value) {
   if (!detail::is_token(name)) throw std::invalid_argument("http: header name is not a token");
-  for (char c : value) {
-    const auto u = static_cast<unsigned char>(c);
-    // field-value: VCHAR, obs-text, SP, HTAB. CR or LF would split the response.
-    if ((u < 0x20 && c != '\t') || u == 0x7F) throw std::invalid_argument("http: control character in header value");
-  }
-  if (detail::iequals(name, "content-length") || detail::iequals(name, "transfer-encoding"))
+  bool ok = true;
+  for (char c : value) ok &= value_chars[static_cast<unsigned char>(c)];
+  if (!ok) throw std::invalid_argument("http: control character in header value");
+  if ((name.size() == 14 && detail::iequals(name, "content-length")) ||
+      (name.size() == 17 && detail::iequals(name, "transfer-encoding")))
     throw std::invalid_argument("http: the server frames responses itself (Content-Length, Transfer-Encoding)");
 }
 
