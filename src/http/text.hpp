@@ -86,7 +86,8 @@ inline bool is_authority(std::string_view authority) noexcept {
 // RFC 9112 3.2: origin-form ("/path?query"), absolute-form ("scheme://..."),
 // asterisk-form ("*") or, for CONNECT only, authority-form ("host:port").
 inline bool is_request_target_form(std::string_view method, std::string_view target) noexcept {
-  if (target.empty()) return false;
+  // No form has a fragment: clients keep "#..." to themselves.
+  if (target.empty() || target.find('#') != std::string_view::npos) return false;
   if (target.front() == '/') return true;
   if (target == "*") return true;
   if (method == "CONNECT") return is_authority(target);
