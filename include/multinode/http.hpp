@@ -104,6 +104,11 @@ struct Options {
   // client still sends for at most this long before closing, so that the client
   // reads the error instead of a reset.
   std::chrono::milliseconds linger_timeout{2'000};
+  // During a graceful stop, a keep-alive connection between requests stays open this
+  // long: a request the client is already sending is answered (with
+  // `Connection: close`) instead of failing on a closed connection. One that stays
+  // quiet is closed then. This is what makes a rolling restart lose no request.
+  std::chrono::milliseconds stop_grace{1'000};
 
   // false: the handler runs once the whole request, body included, has been read.
   // true: the handler runs once the head has been read; the body comes through

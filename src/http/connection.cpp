@@ -356,11 +356,13 @@ void Connection::on_server_stop() {
   if (closed_ || closing_) return;
   const bool in_hand = reader_.phase() != ReadPhase::idle || awaiting_application() || (dispatched_ && !response_done_);
   if (in_hand) return;  // finish_exchange() closes once it is answered
-  if (output_.empty() && !waiting_write_) {
-    close_now();
-    return;
-  }
-  closing_ = true;  // the last response is still going out
+  // Between requests. Under load the client is sending its next request right now,
+  // or it already sits read but unparsed behind this stop: closing would fail it.
+  // Keep reading for Options::stop_grace; what arrives is answered with
+  // `Connection: close`, and a connection that stays quiet is closed by the idle timer.
+  const Clock::time_point grace_end = server_->now() + server_->options().stop_grace;
+  read_deadline_ = read_timer_ == ReadTimer::idle ? std::min(read_deadline_, grace_end) : grace_end;
+  read_timer_ = ReadTimer::idle;
 }
 
 void Connection::close_now() noexcept {

@@ -23,7 +23,7 @@ ServerImpl::ServerImpl(Server::Handler handler, Options options)
   // One coarse timer serves every connection's deadlines: a quarter of the
   // shortest timeout, between 5 ms and one second.
   const auto shortest = std::min({options_.header_timeout, options_.body_timeout, options_.idle_timeout,
-                                  options_.write_timeout, options_.linger_timeout});
+                                  options_.write_timeout, options_.linger_timeout, options_.stop_grace});
   sweep_period_ = std::clamp<Clock::duration>(shortest / 4, std::chrono::milliseconds(5), std::chrono::seconds(1));
 }
 
