@@ -617,7 +617,10 @@ void Connection::output_drained() {
     return;
   }
   output_.release_memory(std::size_t{64} * 1024);
-  if (read_timer_ == ReadTimer::idle) read_deadline_ = server_->now() + server_->options().idle_timeout;
+  // The idle time starts once the last response is out; during a graceful stop the
+  // grace's end stands.
+  if (read_timer_ == ReadTimer::idle && !stop_requested_)
+    read_deadline_ = server_->now() + server_->options().idle_timeout;
   if (response_.drain_wanted && response_.on_drain && !response_.ended) {
     response_.drain_wanted = false;
     auto handler = std::move(response_.on_drain);

@@ -73,12 +73,13 @@ inline bool is_unsupported_version(std::string_view request_line) noexcept {
   return !(major == '1' && (minor == '0' || minor == '1'));
 }
 
-// RFC 3986 authority characters: unreserved, pct-encoded, sub-delims, ':', '@',
-// and the brackets of an IP literal.
+// RFC 3986 authority characters: unreserved, pct-encoded, sub-delims, ':' and the
+// brackets of an IP literal. No '@': RFC 9110 4.2.4 has a recipient treat userinfo
+// in an http(s) URI as an error.
 inline bool is_authority(std::string_view authority) noexcept {
   for (char c : authority) {
     const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (!alnum && std::string_view("-._~%!$&'()*+,;=:@[]").find(c) == std::string_view::npos) return false;
+    if (!alnum && std::string_view("-._~%!$&'()*+,;=:[]").find(c) == std::string_view::npos) return false;
   }
   return true;
 }

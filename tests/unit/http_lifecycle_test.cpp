@@ -115,8 +115,10 @@ TEST(HttpTimeouts, ActiveConnectionsAreNotCut) {
 
 // --- graceful stop ---
 
-TEST(HttpStop, IdleConnectionsCloseAtOnceAndTheServerStops) {
-  TestServer server(hello);  // default timeouts: only stop() can close these
+TEST(HttpStop, IdleConnectionsCloseAfterTheGraceAndTheServerStops) {
+  Options options;  // default timeouts: only stop() can close these
+  options.stop_grace = 200ms;
+  TestServer server(hello, options);
   Client idle(server.port());
   ASSERT_TRUE(idle.send(get()));
   ASSERT_TRUE(idle.read_response());
@@ -125,6 +127,23 @@ TEST(HttpStop, IdleConnectionsCloseAtOnceAndTheServerStops) {
   server.stop();
   EXPECT_TRUE(idle.wait_closed());
   EXPECT_TRUE(fresh.wait_closed());
+  EXPECT_TRUE(server.wait_stopped(10s));
+}
+
+TEST(HttpStop, RequestArrivingDuringTheGraceIsAnsweredWithClose) {
+  Options options;
+  options.stop_grace = 5s;  // longer than this test waits for anything
+  TestServer server(hello, options);
+  Client client(server.port());
+  ASSERT_TRUE(client.send(get()));
+  ASSERT_TRUE(client.read_response());
+  server.stop();
+  ASSERT_TRUE(wait_for_stats(server, [](const Stats& s) { return s.connections_open == 1; }));
+  ASSERT_TRUE(client.send(get("/late")));
+  auto response = client.read_response();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->header("Connection"), "close");
+  EXPECT_TRUE(client.wait_closed());
   EXPECT_TRUE(server.wait_stopped(10s));
 }
 

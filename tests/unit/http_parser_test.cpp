@@ -399,7 +399,7 @@ TEST(HttpParserSmuggling, RequestTargetForms) {
   }
   for (const char* line : {"GET path HTTP/1.1", "GET ?q HTTP/1.1", "GET example.com HTTP/1.1", "GET urn:x HTTP/1.1",
                            "GET http://a|b/ HTTP/1.1", "GET h2c://x/ HTTP/1.1", "GET /page#section HTTP/1.1",
-                           "GET http://exam#ple.com/ HTTP/1.1", "CONNECT a\"b:1 HTTP/1.1",
+                           "GET http://exam#ple.com/ HTTP/1.1", "GET http://user@example.com/ HTTP/1.1", "CONNECT a\"b:1 HTTP/1.1",
                            "GET 1http://x HTTP/1.1", "GET ** HTTP/1.1"}) {
     std::string request = line;
     request += "\r\nHost: h\r\n\r\n";
