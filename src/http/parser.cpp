@@ -260,6 +260,7 @@ void RequestParser::on_chunk_header_impl(std::uint64_t size, boost::beast::strin
     // qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
     if (c != '\t' && (c < 0x20 || c == 0x7F)) return fail(ec, error::bad_chunk);
   }
+  chunk_remaining_ = size;
   if (size == 0) {
     in_trailers_ = true;
     trailer_start_ = extensions.data() + extensions.size() + 2;  // after the line's CRLF
@@ -268,6 +269,7 @@ void RequestParser::on_chunk_header_impl(std::uint64_t size, boost::beast::strin
 
 std::size_t RequestParser::on_chunk_body_impl(std::uint64_t, boost::beast::string_view beast_body, error_code& ec) {
   const std::string_view body(beast_body.data(), beast_body.size());
+  chunk_remaining_ -= std::min<std::uint64_t>(chunk_remaining_, body.size());
   if (stream_body_) return deliver(body, ec);
   // Join the chunks over their own framing: the body ends up contiguous in the
   // buffer, and the bytes written over were consumed already.
@@ -550,6 +552,7 @@ error RequestReader::map_beast_error(const error_code& ec) const noexcept {
 }
 
 std::optional<error> RequestReader::chunk_framing_problem() const noexcept {
+  if (parser_->chunk_data_remaining() > 0) return std::nullopt;  // inside a chunk's data
   // Beast waits for the end of a chunk line or a trailer section with no bound of
   // its own: bound them here, in byte order, so that the first problem in the
   // bytes wins however they arrived.
@@ -596,8 +599,22 @@ std::optional<error> RequestReader::chunk_framing_problem() const noexcept {
   return std::nullopt;
 }
 
+bool RequestReader::awaiting_trailer_section() const noexcept {
+  if (parser_->chunk_data_remaining() > 0) return false;
+  std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
+  if (pending.starts_with("\r\n")) pending.remove_prefix(2);
+  const std::size_t line_end = pending.find("\r\n");
+  if (line_end == std::string_view::npos) return false;
+  const std::string_view line = pending.substr(0, line_end);
+  const std::size_t digits = line.find_first_not_of("0123456789abcdefABCDEF");
+  if (digits == 0 || line.substr(0, digits).find_first_not_of('0') != std::string_view::npos) return false;
+  const std::string_view trailers = pending.substr(line_end + 2);
+  return !trailers.starts_with("\r\n") && trailers.find("\r\n\r\n") == std::string_view::npos;
+}
+
 ReadEvent RequestReader::fail_need_more() {
   if (phase_ != ReadPhase::body || !request_.chunked_) return ReadEvent::need_more;
+  if (parser_->chunk_data_remaining() > 0) return ReadEvent::need_more;
   if (auto problem = chunk_framing_problem()) return fail(*problem);
   // A whole line of a chunk with data that Beast did not take: nothing but the
   // quoted extension above should cause that; refuse rather than wait.
@@ -651,6 +668,9 @@ ReadEvent RequestReader::next() {
     }
     const std::size_t available = end_ - parse_pos_;
     if (available == 0) return fail_need_more();
+    // Beast 1.81 asserts (n >= 5) when it is handed the rest of a last chunk whose
+    // trailer section is still incomplete, and it would only wait anyway.
+    if (phase_ == ReadPhase::body && request_.chunked_ && awaiting_trailer_section()) return fail_need_more();
     error_code ec;
     const std::size_t used = parser_->parse(data_.get() + parse_pos_, available, ec);
     parse_pos_ += used;

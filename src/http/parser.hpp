@@ -36,6 +36,9 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   bool transfer_encoding_seen() const noexcept { return transfer_encoding_seen_; }
   // An on_data callback threw: not the client's fault, answered 500.
   bool callback_failed() const noexcept { return callback_failed_; }
+  // Bytes of the current chunk's data still to come: the unparsed input starts
+  // inside a chunk, not at a chunk line.
+  std::uint64_t chunk_data_remaining() const noexcept { return chunk_remaining_; }
 
  private:
   void on_request_impl(boost::beast::http::verb method, boost::beast::string_view method_string, boost::beast::string_view target,
@@ -81,6 +84,7 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   bool transfer_encoding_syntax_ok_ = true;
   std::string_view expect_;
   std::size_t trailer_count_ = 0;
+  std::uint64_t chunk_remaining_ = 0;
 };
 
 // What RequestReader::next() found.
@@ -130,6 +134,7 @@ class RequestReader {
   ReadEvent fail(error reason) noexcept;
   ReadEvent fail_need_more();
   std::optional<error> chunk_framing_problem() const noexcept;
+  bool awaiting_trailer_section() const noexcept;
   error map_beast_error(const boost::beast::error_code& ec) const noexcept;
   error request_line_failure() const noexcept;
   void compact() noexcept;
