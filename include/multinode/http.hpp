@@ -48,7 +48,7 @@ enum class error {
   target_too_long,              // 414: target above Options::max_target_length (or request line above max_header_bytes)
   unsupported_version,          // 505: well-formed HTTP version other than 1.0 and 1.1
   header_too_large,             // 431: request line and fields above Options::max_header_bytes
-  too_many_headers,             // 431: more fields (or trailer fields) than Options::max_header_count
+  too_many_headers,             // 431: more fields than Options::max_header_count
   bad_header,                   // 400: bad character in a field name or value, bad line ending
   obs_fold,                     // 400: obsolete line folding (a field line starting with SP or HTAB)
   missing_host,                 // 400: HTTP/1.1 request without Host
@@ -61,7 +61,7 @@ enum class error {
   body_too_large,               // 413: body above Options::max_body_bytes
   bad_chunk,                    // 400: bad chunk size (syntax or overflow), chunk line ending, extension syntax
   chunk_extension_too_long,     // 400: chunk extensions above Options::max_chunk_extension_bytes
-  trailers_too_large,           // 431: trailer section above Options::max_header_bytes
+  trailers_too_large,           // 431: trailer section above Options::max_header_bytes, or more trailer fields than max_header_count
   expectation_failed,           // 417: an Expect other than 100-continue
 };
 

@@ -127,7 +127,7 @@ void RequestParser::on_field_impl(beast_http::field name, boost::beast::string_v
     return fail(ec, error::obs_fold);
 
   if (in_trailers_) {
-    if (++trailer_count_ > options_.max_header_count) return fail(ec, error::too_many_headers);
+    if (++trailer_count_ > options_.max_header_count) return fail(ec, error::trailers_too_large);
     if (static_cast<std::size_t>(value.data() + value.size() - trailer_start_) > options_.max_header_bytes)
       return fail(ec, error::trailers_too_large);
     request_.fields_.push_back({name_string, value});
@@ -685,8 +685,11 @@ ReadEvent RequestReader::next() {
         callback_failed_ = true;
         return fail(error::bad_request_line);
       }
-      if (auto reason = parser_->policy_error()) return fail(*reason);
-      return fail(map_beast_error(ec));
+        error reason = parser_->policy_error() ? *parser_->policy_error() : map_beast_error(ec);
+      // Inside a trailer section every refusal is one of the chunked-framing reasons:
+      // which one can depend on how much of the section arrived at once.
+      if (parser_->in_trailers() && reason != error::trailers_too_large) reason = error::bad_chunk;
+      return fail(reason);
     }
     if (phase_ != ReadPhase::head && !head_reported_) {
       head_reported_ = true;

@@ -32,6 +32,7 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   // Our policy's reason for the last error, when it was ours rather than Beast's.
   std::optional<error> policy_error() const noexcept { return policy_error_; }
   bool request_line_done() const noexcept { return request_line_done_; }
+  bool in_trailers() const noexcept { return in_trailers_; }
   bool content_length_seen() const noexcept { return content_length_count_ > 0; }
   bool transfer_encoding_seen() const noexcept { return transfer_encoding_seen_; }
   // An on_data callback threw: not the client's fault, answered 500.

@@ -481,7 +481,10 @@ TEST(HttpParserLimits, TrailerSection) {
   options.max_header_count = 3;
   const std::string head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n";
   EXPECT_EQ(parse_every_way(options, head + "A: 1\r\nB: 2\r\nC: 3\r\n\r\n").requests.size(), 1u);
-  expect_refused(options, head + "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", error::too_many_headers);
+  expect_refused(options, head + "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", error::trailers_too_large);
+  // Anything else wrong in a trailer section is a malformed chunked body.
+  expect_refused(options, head + "A: 1\r\n b\r\n\r\n", error::bad_chunk);
+  expect_refused(options, head + "Content-Length: 1\r\n\r\n", error::bad_chunk);
   expect_refused(options, head + "A: " + std::string(150, 'v') + "\r\n\r\n", error::trailers_too_large);
 }
 
