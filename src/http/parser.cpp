@@ -31,6 +31,18 @@ error chunk_line_overflow(const Options& options, std::string_view line) noexcep
              : error::bad_chunk;
 }
 
+
+// The chunk-size line holds at least one hex digit, all of them '0'.
+bool is_last_chunk_line(std::string_view line) noexcept {
+  const std::size_t digits = std::min(line.find_first_not_of("0123456789abcdefABCDEF"), line.size());
+  return digits > 0 && line.substr(0, digits).find_first_not_of('0') == std::string_view::npos;
+}
+
+bool is_data_chunk_line(std::string_view line) noexcept {
+  const std::size_t digits = std::min(line.find_first_not_of("0123456789abcdefABCDEF"), line.size());
+  return digits > 0 && line.substr(0, digits).find_first_not_of('0') != std::string_view::npos;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -261,6 +273,7 @@ void RequestParser::on_chunk_header_impl(std::uint64_t size, boost::beast::strin
     if (c != '\t' && (c < 0x20 || c == 0x7F)) return fail(ec, error::bad_chunk);
   }
   chunk_remaining_ = size;
+  expect_chunk_crlf_ = false;
   if (size == 0) {
     in_trailers_ = true;
     trailer_start_ = extensions.data() + extensions.size() + 2;  // after the line's CRLF
@@ -270,6 +283,7 @@ void RequestParser::on_chunk_header_impl(std::uint64_t size, boost::beast::strin
 std::size_t RequestParser::on_chunk_body_impl(std::uint64_t, boost::beast::string_view beast_body, error_code& ec) {
   const std::string_view body(beast_body.data(), beast_body.size());
   chunk_remaining_ -= std::min<std::uint64_t>(chunk_remaining_, body.size());
+  if (chunk_remaining_ == 0) expect_chunk_crlf_ = true;
   if (stream_body_) return deliver(body, ec);
   // Join the chunks over their own framing: the body ends up contiguous in the
   // buffer, and the bytes written over were consumed already.
@@ -556,9 +570,7 @@ std::optional<error> RequestReader::chunk_framing_problem() const noexcept {
   // Beast waits for the end of a chunk line or a trailer section with no bound of
   // its own: bound them here, in byte order, so that the first problem in the
   // bytes wins however they arrived.
-  std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
-  // The CRLF that ends the previous chunk's data is parsed with the next chunk line.
-  if (pending.starts_with("\r\n")) pending.remove_prefix(2);
+  const std::string_view pending = pending_chunk_line_start();
   const std::size_t line_end = pending.find("\r\n");
   const std::size_t line_limit = chunk_line_limit(options_);
   if (line_end == std::string_view::npos) {
@@ -579,8 +591,7 @@ std::optional<error> RequestReader::chunk_framing_problem() const noexcept {
       quoted = !quoted;
   }
   if (quoted) return error::bad_chunk;
-  const std::size_t digits = line.find_first_not_of("0123456789abcdefABCDEF");
-  if (digits == 0 || line.substr(0, digits).find_first_not_of('0') != std::string_view::npos) return std::nullopt;
+  if (!is_last_chunk_line(line)) return std::nullopt;
   // The last chunk: its trailer section. The parse-time check counts to the end of
   // the last field value, so a section within it may still have "\r\n\r\n" to come.
   std::string_view trailers = pending.substr(line_end + 2);
@@ -599,15 +610,19 @@ std::optional<error> RequestReader::chunk_framing_problem() const noexcept {
   return std::nullopt;
 }
 
+std::string_view RequestReader::pending_chunk_line_start() const noexcept {
+  std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
+  // The CRLF that ends a chunk's data is parsed with the next chunk line.
+  if (parser_->expects_chunk_crlf() && pending.starts_with("\r\n")) pending.remove_prefix(2);
+  return pending;
+}
+
+
 bool RequestReader::awaiting_trailer_section() const noexcept {
   if (parser_->chunk_data_remaining() > 0) return false;
-  std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
-  if (pending.starts_with("\r\n")) pending.remove_prefix(2);
+  const std::string_view pending = pending_chunk_line_start();
   const std::size_t line_end = pending.find("\r\n");
-  if (line_end == std::string_view::npos) return false;
-  const std::string_view line = pending.substr(0, line_end);
-  const std::size_t digits = line.find_first_not_of("0123456789abcdefABCDEF");
-  if (digits == 0 || line.substr(0, digits).find_first_not_of('0') != std::string_view::npos) return false;
+  if (line_end == std::string_view::npos || !is_last_chunk_line(pending.substr(0, line_end))) return false;
   const std::string_view trailers = pending.substr(line_end + 2);
   return !trailers.starts_with("\r\n") && trailers.find("\r\n\r\n") == std::string_view::npos;
 }
@@ -618,14 +633,9 @@ ReadEvent RequestReader::fail_need_more() {
   if (auto problem = chunk_framing_problem()) return fail(*problem);
   // A whole line of a chunk with data that Beast did not take: nothing but the
   // quoted extension above should cause that; refuse rather than wait.
-  std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
-  if (pending.starts_with("\r\n")) pending.remove_prefix(2);
+  const std::string_view pending = pending_chunk_line_start();
   const std::size_t line_end = pending.find("\r\n");
-  if (line_end != std::string_view::npos) {
-    const std::string_view line = pending.substr(0, line_end);
-    const std::size_t digits = line.find_first_not_of("0123456789abcdefABCDEF");
-    if (line.substr(0, digits).find_first_not_of('0') != std::string_view::npos) return fail(error::bad_chunk);
-  }
+  if (line_end != std::string_view::npos && is_data_chunk_line(pending.substr(0, line_end))) return fail(error::bad_chunk);
   return ReadEvent::need_more;
 }
 

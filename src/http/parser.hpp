@@ -40,6 +40,8 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   // Bytes of the current chunk's data still to come: the unparsed input starts
   // inside a chunk, not at a chunk line.
   std::uint64_t chunk_data_remaining() const noexcept { return chunk_remaining_; }
+  // A chunk's data has been read whole: its CRLF comes before the next chunk line.
+  bool expects_chunk_crlf() const noexcept { return expect_chunk_crlf_; }
 
  private:
   void on_request_impl(boost::beast::http::verb method, boost::beast::string_view method_string, boost::beast::string_view target,
@@ -86,6 +88,7 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   std::string_view expect_;
   std::size_t trailer_count_ = 0;
   std::uint64_t chunk_remaining_ = 0;
+  bool expect_chunk_crlf_ = false;
 };
 
 // What RequestReader::next() found.
@@ -136,6 +139,7 @@ class RequestReader {
   ReadEvent fail_need_more();
   std::optional<error> chunk_framing_problem() const noexcept;
   bool awaiting_trailer_section() const noexcept;
+  std::string_view pending_chunk_line_start() const noexcept;
   error map_beast_error(const boost::beast::error_code& ec) const noexcept;
   error request_line_failure() const noexcept;
   void compact() noexcept;
