@@ -571,15 +571,16 @@ std::optional<error> RequestReader::chunk_framing_problem() const noexcept {
   // its own: bound them here, in byte order, so that the first problem in the
   // bytes wins however they arrived.
   const std::string_view pending = pending_chunk_line_start();
-  const std::size_t line_end = pending.find("\r\n");
+  // Like Beast, a chunk line ends at its first CR.
+  const std::size_t line_end = pending.find('\r');
   const std::size_t line_limit = chunk_line_limit(options_);
   if (line_end == std::string_view::npos) {
-    // A last CR may be the first half of the line's end.
-    const std::size_t line_so_far = pending.size() - (pending.ends_with('\r') ? 1 : 0);
-    if (line_so_far > line_limit) return chunk_line_overflow(options_, pending);
+    if (pending.size() > line_limit) return chunk_line_overflow(options_, pending);
     return std::nullopt;
   }
   if (line_end > line_limit) return chunk_line_overflow(options_, pending);
+  // Not yet known whether the CR ends the line, or a bare CR Beast refuses itself.
+  if (line_end + 1 >= pending.size() || pending[line_end + 1] != '\n') return std::nullopt;
   // A quoted extension running past the end of its line: Beast scans on (and, for
   // a chunk with data, takes its size off the body limit again on every retry).
   const std::string_view line = pending.substr(0, line_end);
@@ -621,8 +622,10 @@ std::string_view RequestReader::pending_chunk_line_start() const noexcept {
 bool RequestReader::awaiting_trailer_section() const noexcept {
   if (parser_->chunk_data_remaining() > 0) return false;
   const std::string_view pending = pending_chunk_line_start();
-  const std::size_t line_end = pending.find("\r\n");
-  if (line_end == std::string_view::npos || !is_last_chunk_line(pending.substr(0, line_end))) return false;
+  // Like Beast, a chunk line ends at its first CR, which must come with its LF.
+  const std::size_t line_end = pending.find('\r');
+  if (line_end == std::string_view::npos || line_end + 1 >= pending.size() || pending[line_end + 1] != '\n') return false;
+  if (!is_last_chunk_line(pending.substr(0, line_end))) return false;
   const std::string_view trailers = pending.substr(line_end + 2);
   return !trailers.starts_with("\r\n") && trailers.find("\r\n\r\n") == std::string_view::npos;
 }
@@ -634,8 +637,10 @@ ReadEvent RequestReader::fail_need_more() {
   // A whole line of a chunk with data that Beast did not take: nothing but the
   // quoted extension above should cause that; refuse rather than wait.
   const std::string_view pending = pending_chunk_line_start();
-  const std::size_t line_end = pending.find("\r\n");
-  if (line_end != std::string_view::npos && is_data_chunk_line(pending.substr(0, line_end))) return fail(error::bad_chunk);
+  const std::size_t line_end = pending.find('\r');
+  if (line_end != std::string_view::npos && line_end + 1 < pending.size() && pending[line_end + 1] == '\n' &&
+      is_data_chunk_line(pending.substr(0, line_end)))
+    return fail(error::bad_chunk);
   return ReadEvent::need_more;
 }
 
