@@ -570,7 +570,9 @@ std::optional<error> RequestReader::chunk_framing_problem() const noexcept {
   // Beast waits for the end of a chunk line or a trailer section with no bound of
   // its own: bound them here, in byte order, so that the first problem in the
   // bytes wins however they arrived.
-  const std::string_view pending = pending_chunk_line_start();
+  const auto line_start = pending_chunk_line();
+  if (!line_start) return std::nullopt;
+  const std::string_view pending = *line_start;
   // Like Beast, a chunk line ends at its first CR.
   const std::size_t line_end = pending.find('\r');
   const std::size_t line_limit = chunk_line_limit(options_);
@@ -611,17 +613,24 @@ std::optional<error> RequestReader::chunk_framing_problem() const noexcept {
   return std::nullopt;
 }
 
-std::string_view RequestReader::pending_chunk_line_start() const noexcept {
+std::optional<std::string_view> RequestReader::pending_chunk_line() const noexcept {
   std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
-  // The CRLF that ends a chunk's data is parsed with the next chunk line.
-  if (parser_->expects_chunk_crlf() && pending.starts_with("\r\n")) pending.remove_prefix(2);
+  // The CRLF that ends a chunk's data is parsed with the next chunk line. Until it
+  // has arrived whole, or when something else came instead (Beast refuses that),
+  // there is no chunk line to look at.
+  if (parser_->expects_chunk_crlf()) {
+    if (!pending.starts_with("\r\n")) return std::nullopt;
+    pending.remove_prefix(2);
+  }
   return pending;
 }
 
 
 bool RequestReader::awaiting_trailer_section() const noexcept {
   if (parser_->chunk_data_remaining() > 0) return false;
-  const std::string_view pending = pending_chunk_line_start();
+  const auto line_start = pending_chunk_line();
+  if (!line_start) return false;
+  const std::string_view pending = *line_start;
   // Like Beast, a chunk line ends at its first CR, which must come with its LF.
   const std::size_t line_end = pending.find('\r');
   if (line_end == std::string_view::npos || line_end + 1 >= pending.size() || pending[line_end + 1] != '\n') return false;
@@ -636,7 +645,9 @@ ReadEvent RequestReader::fail_need_more() {
   if (auto problem = chunk_framing_problem()) return fail(*problem);
   // A whole line of a chunk with data that Beast did not take: nothing but the
   // quoted extension above should cause that; refuse rather than wait.
-  const std::string_view pending = pending_chunk_line_start();
+  const auto line_start = pending_chunk_line();
+  if (!line_start) return ReadEvent::need_more;
+  const std::string_view pending = *line_start;
   const std::size_t line_end = pending.find('\r');
   if (line_end != std::string_view::npos && line_end + 1 < pending.size() && pending[line_end + 1] == '\n' &&
       is_data_chunk_line(pending.substr(0, line_end)))

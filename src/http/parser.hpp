@@ -139,7 +139,7 @@ class RequestReader {
   ReadEvent fail_need_more();
   std::optional<error> chunk_framing_problem() const noexcept;
   bool awaiting_trailer_section() const noexcept;
-  std::string_view pending_chunk_line_start() const noexcept;
+  std::optional<std::string_view> pending_chunk_line() const noexcept;
   error map_beast_error(const boost::beast::error_code& ec) const noexcept;
   error request_line_failure() const noexcept;
   void compact() noexcept;

@@ -353,6 +353,9 @@ TEST(HttpParserSmuggling, ChunkSizeOverflowAndBadChunks) {
                  error::bad_chunk);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;\r\nabc\r\n0\r\n\r\n",
                  error::bad_chunk);
+  // Chunk data not followed by CRLF, where what follows looks like a last chunk.
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nh\n0\r\nX: y\r\n\r\n",
+                 error::bad_chunk);
   // An empty line where the first chunk-size line should be.
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\r\n\r\nP\r\n", error::bad_chunk);
   // Whitespace in chunk lines (RFC "BWS") is refused, as llhttp does.
