@@ -32,7 +32,7 @@ class Server {
   // The process's io_context is about to be destroyed (the Nodes handle is going
   // away; a server is usually declared before it and outlives it). Destroy every
   // Asio object bound to that io_context now: acceptors, timers, sockets.
-  virtual void release() noexcept = 0;
+  virtual void destroy_io_objects() noexcept = 0;
 };
 
 }  // namespace multinode

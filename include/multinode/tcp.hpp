@@ -20,7 +20,7 @@ class Server final : public multinode::Server {
 
   void start(boost::asio::io_context& io, std::vector<boost::asio::ip::tcp::acceptor> listeners) override;
   void stop() override;
-  void release() noexcept override;
+  void destroy_io_objects() noexcept override;
 
   // Connections accepted by this process so far.
   std::uint64_t accepted() const noexcept { return accepted_; }

@@ -45,7 +45,7 @@ Runtime::Runtime(const Options& options, Server* server) : options_(options), se
 Runtime::~Runtime() {
   supervisor_.reset();  // kills and reaps workers still running (run() was never called)
   // The server's acceptors and timers belong to io_, which goes next.
-  if (server_ != nullptr && serving_) server_->release();
+  if (server_ != nullptr && serving_) server_->destroy_io_objects();
   for (const int fd : own_listen_fds_) ::close(fd);
 }
 

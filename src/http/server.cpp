@@ -208,7 +208,7 @@ void Server::stop() { impl_->stop(); }
 
 void Server::on_drained(std::function<void()> done) { impl_->on_drained(std::move(done)); }
 
-void Server::release() noexcept { impl_->release(); }
+void Server::destroy_io_objects() noexcept { impl_->release(); }
 
 const Options& Server::options() const noexcept { return impl_->options(); }
 

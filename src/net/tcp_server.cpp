@@ -68,7 +68,7 @@ void Server::stop() {
   }
 }
 
-void Server::release() noexcept {
+void Server::destroy_io_objects() noexcept {
   listeners_.clear();
   pause_.reset();
 }

@@ -53,7 +53,7 @@ class Server final : public multinode::Server {
   void on_drained(std::function<void()> done) override;
   // The io_context is going away: closes every connection and destroys every Asio
   // object of this server now (Response handles kept by the application go stale).
-  void release() noexcept override;
+  void destroy_io_objects() noexcept override;
 
   const Options& options() const noexcept;
   const Stats& stats() const noexcept;
