@@ -5,7 +5,7 @@ set -euo pipefail
 what="${1:-test}"
 
 build_packages=(cmake ninja-build g++ libboost1.81-dev libboost-json1.81-dev pkgconf)
-test_packages=(googletest libgtest-dev libgmock-dev curl clang libclang-rt-14-dev node-llhttp nodejs)
+test_packages=(googletest libgtest-dev libgmock-dev curl clang clang-format libclang-rt-14-dev node-llhttp nodejs)
 bench_packages=(wrk nginx-light h2o nodejs procps python3)
 
 case "$what" in

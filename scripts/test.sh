@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds and runs every test: unit and integration tests (CTest), including every
-# fuzz target's corpus replayed as a test, in the release build and again under
-# AddressSanitizer + UndefinedBehaviorSanitizer. Installs what is missing first.
+# Checks the formatting (.clang-format, scripts/format.sh --check), then builds and
+# runs every test: unit and integration tests (CTest), including every fuzz
+# target's corpus replayed as a test and the install test, in the release build
+# and again under AddressSanitizer + UndefinedBehaviorSanitizer. Installs what is
+# missing first.
 #
 #   scripts/test.sh            everything (release and asan)
 #   scripts/test.sh release    only the given presets (release, debug, asan, fuzz);
@@ -10,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh test
+# First, as it takes seconds: a file that differs fails the run before any build.
+echo "== format: scripts/format.sh --check (scripts/format.sh fixes)" >&2
+scripts/format.sh --check
 
 presets=("$@")
 if [ "${#presets[@]}" -eq 0 ]; then presets=(release asan); fi
