@@ -29,60 +29,28 @@ Takes about rounds x servers x 2 x (duration + 1) seconds, plus the build.
 EOF
 }
 
-command_line="bench/http.sh $*"
 json=0 rounds=3 duration=5 processes=2 connections=64 servers=multinode,nginx,h2o,node build=1
 depth=16 warmup=2
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --json) json=1 ;;
-    --rounds) rounds=${2:?--rounds wants a value}; shift ;;
-    --duration) duration=${2:?--duration wants a value}; shift ;;
-    --processes) processes=${2:?--processes wants a value}; shift ;;
-    --connections) connections=${2:?--connections wants a value}; shift ;;
-    --servers) servers=${2:?--servers wants a value}; shift ;;
-    --no-build) build=0 ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; bench_die "unknown argument '$1'" ;;
-  esac
-  shift
-done
-bench_require_count --rounds "$rounds" 1
-bench_require_count --duration "$duration" 1
-bench_require_count --processes "$processes" 1
-bench_require_count --connections "$connections" 1
-
-IFS=, read -r -a server_list <<<"$servers"
-[ "${#server_list[@]}" -gt 0 ] || bench_die "--servers is empty"
-for server in "${server_list[@]}"; do
-  case "$server" in
-    multinode | nginx | h2o | node) ;;
-    *) bench_die "unknown server '$server' in --servers (use multinode, nginx, h2o, node)" ;;
-  esac
-done
-wants() { [[ ",$servers," == *",$1,"* ]]; }
+bench_parse_args "--json --rounds=#1 --duration=#1 --processes=#1 --connections=#1 --servers= --no-build" "$@"
+bench_server_list multinode nginx h2o node
 
 tools=(python3 wrk timeout setsid)
-wants nginx && tools+=(nginx)
-wants h2o && tools+=(h2o)
-wants node && tools+=(node)
+bench_wants nginx && tools+=(nginx)
+bench_wants h2o && tools+=(h2o)
+bench_wants node && tools+=(node)
 bench_require_tools "${tools[@]}"
 bench_workdir
 
 hello_bin="$build_dir/examples/hello"
-if wants multinode; then
+if bench_wants multinode; then
   if [ ! -f "$repo_root/examples/hello.cpp" ]; then
     bench_die "examples/hello.cpp does not exist yet, so there is no multinode server to measure.
   Measure the peers alone with: bench/http.sh --servers nginx,h2o,node"
   fi
-  if [ "$build" = 1 ]; then
-    bench_build hello
-  fi
-  [ -x "$hello_bin" ] || bench_die "$hello_bin is missing: build it with
-  cmake --preset release && cmake --build --preset release --target hello"
+  bench_programs examples/hello
 fi
 
 results="$bench_work/results.jsonl"
-read -r -a ports <<<"$(bench_py free-ports 4)"
 
 # --- the servers ------------------------------------------------------------
 # Each start_<server> starts it on port $1; server_pid[<server>] is its leader.
@@ -93,30 +61,7 @@ start_multinode() {
 }
 
 start_nginx() {
-  local dir="$bench_work/nginx"
-  mkdir -p "$dir"
-  cat >"$dir/nginx.conf" <<EOF
-# The peer configuration of BENCHMARKS.md, with every path inside $dir.
-worker_processes $processes;
-daemon off;
-master_process on;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $dir/client_body;
-  proxy_temp_path $dir/proxy;
-  fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi;
-  scgi_temp_path $dir/scgi;
-  server {
-    listen 127.0.0.1:$1 reuseport;
-    location / { return 200 "Hello, World!\n"; }
-  }
-}
-EOF
-  bench_start "$bench_work/nginx.log" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
+  bench_start_nginx "$bench_work/nginx.log" "$bench_work/nginx" "$1" "$processes"
 }
 
 start_h2o() {
@@ -181,13 +126,7 @@ record_processes() {
   done
 }
 
-index=0
-for server in "${server_list[@]}"; do
-  server_port[$server]=${ports[$index]}
-  index=$((index + 1))
-  "start_$server" "${server_port[$server]}"
-  server_pid[$server]=$bench_last_pid
-done
+bench_start_servers
 for server in "${server_list[@]}"; do
   answer=$(bench_py wait-http "${server_port[$server]}" 20) ||
     bench_die "$server did not come up on port ${server_port[$server]}; its output:
@@ -226,14 +165,14 @@ $output"
 
 quoted_servers=$(printf '"%s",' "${server_list[@]}")
 bench_config_line \
-  "command=$(bench_json_string "$command_line")" \
+  "command=$(bench_json_string "$bench_command")" \
   "servers=[${quoted_servers%,}]" \
   "processes=$processes" "rounds=$rounds" "duration_s=$duration" "connections=$connections" "depth=$depth" \
   "ports=$(bench_json_string "$(for s in "${server_list[@]}"; do printf '%s:%s ' "$s" "${server_port[$s]}"; done)")" \
   "versions=$(bench_json_string "$(
-    wants nginx && nginx -v 2>&1 | tr '\n' ' '
-    wants h2o && h2o -v 2>&1 | head -n 1 | tr '\n' ' '
-    wants node && echo -n "node $(node -v) "
+    bench_wants nginx && nginx -v 2>&1 | tr '\n' ' '
+    bench_wants h2o && h2o -v 2>&1 | head -n 1 | tr '\n' ' '
+    bench_wants node && echo -n "node $(node -v) "
     wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2
   )")" >"$results"
 

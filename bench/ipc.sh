@@ -7,6 +7,7 @@
 # BENCHMARKS.md.
 set -euo pipefail
 bench_name=ipc.sh
+# shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
@@ -26,29 +27,13 @@ through Node, 100M 64-byte messages through the raw socketpair, and measures
 USAGE
 }
 
-command_line="bench/ipc.sh $*"
 json=0 rounds=3 quick=0 busy_poll_us=100 build=1
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --json) json=1 ;;
-    --rounds) rounds=${2:?--rounds wants a value}; shift ;;
-    --quick) quick=1 ;;
-    --busy-poll-us) busy_poll_us=${2:?--busy-poll-us wants a value}; shift ;;
-    --no-build) build=0 ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; bench_die "unknown argument '$1'" ;;
-  esac
-  shift
-done
-bench_require_count --rounds "$rounds" 1
-bench_require_count --busy-poll-us "$busy_poll_us" 0
+bench_parse_args "--json --rounds=#1 --quick --busy-poll-us=#0 --no-build" "$@"
 bench_require_tools python3 node timeout
 bench_workdir
 
 ipc_bin="$build_dir/bench/ipc"
-[ "$build" = 1 ] && bench_build ipc
-[ -x "$ipc_bin" ] || bench_die "$ipc_bin is missing: build it with
-  cmake --preset release && cmake --build --preset release --target ipc"
+bench_programs bench/ipc
 
 scale=1
 [ "$quick" = 1 ] && scale=10
@@ -56,7 +41,7 @@ binary=$((20000000 / scale)) json_messages=$((3000000 / scale)) round_trips=$((2
 node_messages=$((300000 / scale)) raw_binary=$((100000000 / scale))
 
 results="$bench_work/results.jsonl"
-bench_config_line command="$(bench_json_string "$command_line")" rounds="$rounds" \
+bench_config_line command="$(bench_json_string "$bench_command")" rounds="$rounds" \
   node="$(bench_json_string "$(node --version)")" >"$results"
 
 # Each run prints one JSON line; the round number is added to it.

@@ -2,6 +2,12 @@
 # Shared by the bench/*.sh scripts; source it after `set -euo pipefail`
 # and after setting bench_name. One way to do each thing:
 #   bench_log / bench_die        messages on stderr, prefixed with the script's name
+#   bench_parse_args SPEC ARGS   the command line: the script's options, checked; --help
+#   bench_server_list NAME...    --servers split into server_list, each one of NAME...
+#   bench_wants SERVER           whether --servers names SERVER
+#   bench_start_servers          start_<server> PORT for each, on free ports: server_port, server_pid
+#   bench_programs PATH...       build (unless --no-build) and check build/release/PATH...
+#   bench_start_nginx LOG DIR PORT WORKERS   nginx with the peer configuration of BENCHMARKS.md
 #   bench_require_tools          a clear message naming scripts/bootstrap.sh when a tool is missing
 #   bench_build TARGET...        bootstrap + configure + build with the release preset (build/release)
 #   bench_workdir                a temporary directory for configs and logs (removed on success)
@@ -46,6 +52,88 @@ bench_require_count() {
   fi
 }
 
+# bench_parse_args SPEC "$@" parses the command line by SPEC, the space-separated
+# options the script takes, each setting the variable of its name (dashes become
+# underscores; the script sets the defaults before):
+#   --name      a flag: name=1; --no-name sets name=0
+#   --name=     takes a value
+#   --name=#N   takes a whole number >= N
+# -h/--help prints the script's usage and exits; any other argument prints the
+# usage and fails. Sets bench_command to the command line, for the results file.
+bench_parse_args() {
+  local spec=$1 option entry candidate var
+  shift
+  bench_command="bench/$bench_name${*:+ $*}"
+  while [ $# -gt 0 ]; do
+    option=$1
+    case "$option" in -h | --help) usage; exit 0 ;; esac
+    entry=""
+    for candidate in $spec; do
+      if [ "${candidate%%=*}" = "$option" ]; then entry=$candidate; break; fi
+    done
+    if [ -z "$entry" ]; then
+      usage >&2
+      bench_die "unknown argument '$option'"
+    fi
+    var=${option#--}
+    var=${var//-/_}
+    if [[ "$entry" != *=* ]]; then
+      if [[ "$var" == no_* ]]; then printf -v "${var#no_}" 0; else printf -v "$var" 1; fi
+      shift
+      continue
+    fi
+    if [ $# -lt 2 ] || [ -z "$2" ]; then bench_die "$option wants a value"; fi
+    if [[ "$entry" == *=#* ]]; then bench_require_count "$option" "$2" "${entry#*=#}"; fi
+    printf -v "$var" '%s' "$2"
+    shift 2
+  done
+}
+
+# bench_server_list NAME...: splits $servers (--servers) into the array server_list,
+# in its order; each must be one of NAME..., once.
+# shellcheck disable=SC2154  # servers is the script's
+bench_server_list() {
+  local server allowed=" $* " listed=" "
+  IFS=, read -r -a server_list <<<"$servers"
+  [ "${#server_list[@]}" -gt 0 ] || bench_die "--servers is empty"
+  for server in "${server_list[@]}"; do
+    if [[ "$allowed" != *" $server "* ]]; then
+      bench_die "unknown server '$server' in --servers (use $(printf '%s, ' "$@" | sed 's/, $//'))"
+    fi
+    [[ "$listed" != *" $server "* ]] || bench_die "'$server' appears twice in --servers"
+    listed+="$server "
+  done
+}
+
+bench_wants() { [[ ",$servers," == *",$1,"* ]]; }
+
+# bench_start_servers: starts each server of server_list with the script's
+# start_<server> PORT, on a free loopback port each, and records them in the
+# script's associative arrays server_port[SERVER] and server_pid[SERVER] (its leader).
+# shellcheck disable=SC2004  # the arrays are associative: $server is a key
+bench_start_servers() {
+  local server ports index=0
+  read -r -a ports <<<"$(bench_py free-ports "${#server_list[@]}")"
+  for server in "${server_list[@]}"; do
+    server_port[$server]=${ports[$index]}
+    index=$((index + 1))
+    "start_$server" "${server_port[$server]}"
+    server_pid[$server]=$bench_last_pid
+  done
+}
+
+# bench_programs PATH...: builds the targets of build/release/PATH... (a target is
+# named as its program) unless --no-build was given, then checks that each exists.
+bench_programs() {
+  local path targets=()
+  for path in "$@"; do targets+=("${path##*/}"); done
+  [ "${build:-1}" = 0 ] || bench_build "${targets[@]}"
+  for path in "$@"; do
+    [ -x "$build_dir/$path" ] || bench_die "$build_dir/$path is missing: build it with
+  cmake --preset release && cmake --build --preset release --target ${path##*/}"
+  done
+}
+
 bench_workdir() {
   bench_work=$(mktemp -d "${TMPDIR:-/tmp}/multinode-bench-${bench_name%.sh}.XXXXXX")
 }
@@ -62,6 +150,35 @@ bench_build() {
     tail -n 25 "$log" >&2
     bench_die "building $* with the release preset failed (full log above: $log)"
   fi
+}
+
+# nginx as BENCHMARKS.md configures the peer (WORKERS worker processes, `return
+# 200` of a 14-byte body), with its configuration and every path it writes in DIR.
+bench_start_nginx() {
+  local log=$1 dir=$2 port=$3 workers=$4
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
+# The peer configuration of BENCHMARKS.md, with every path inside $dir.
+worker_processes $workers;
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $dir/client_body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  server {
+    listen 127.0.0.1:$port reuseport;
+    location / { return 200 "Hello, World!\n"; }
+  }
+}
+EOF
+  bench_start "$log" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
 }
 
 bench_start() {

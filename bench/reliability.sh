@@ -37,52 +37,23 @@ Takes about rounds x 2 x servers x (S + 5) seconds, plus the build.
 EOF
 }
 
-command_line="bench/reliability.sh${*:+ $*}"
 json=0 duration=10 events=5 rounds=1 servers=multinode,nginx build=1
 connections=64 wrk_timeout_s=2
 multinode_workers=3 nginx_workers=2
 event_timeout_s=10   # an event not complete by then is recorded as incomplete
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --json) json=1 ;;
-    --duration) duration=${2:?--duration wants a value}; shift ;;
-    --events) events=${2:?--events wants a value}; shift ;;
-    --rounds) rounds=${2:?--rounds wants a value}; shift ;;
-    --servers) servers=${2:?--servers wants a value}; shift ;;
-    --no-build) build=0 ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; bench_die "unknown argument '$1'" ;;
-  esac
-  shift
-done
-bench_require_count --duration "$duration" 1
-bench_require_count --events "$events" 0
-bench_require_count --rounds "$rounds" 1
-
-IFS=, read -r -a server_list <<<"$servers"
-[ "${#server_list[@]}" -gt 0 ] || bench_die "--servers is empty"
-for server in "${server_list[@]}"; do
-  case "$server" in
-    multinode | nginx) ;;
-    *) bench_die "unknown server '$server' in --servers (use multinode, nginx)" ;;
-  esac
-done
-wants() { [[ ",$servers," == *",$1,"* ]]; }
+bench_parse_args "--json --duration=#1 --events=#0 --rounds=#1 --servers= --no-build" "$@"
+bench_server_list multinode nginx
 
 tools=(python3 wrk timeout setsid awk)
-wants nginx && tools+=(nginx)
+bench_wants nginx && tools+=(nginx)
 bench_require_tools "${tools[@]}"
 # EPOCHREALTIME (bash 5) times the events.
 [ -n "${EPOCHREALTIME:-}" ] || bench_die "bash 5 or newer is needed (EPOCHREALTIME)"
 bench_workdir
 
 hello_bin="$build_dir/examples/hello"
-if wants multinode; then
-  if [ "$build" = 1 ]; then
-    bench_build hello
-  fi
-  [ -x "$hello_bin" ] || bench_die "$hello_bin is missing: build it with
-  cmake --preset release && cmake --build --preset release --target hello"
+if bench_wants multinode; then
+  bench_programs examples/hello
 fi
 
 results="$bench_work/results.jsonl"
@@ -169,30 +140,7 @@ start_multinode() {
 }
 
 start_nginx() {
-  local dir="$bench_work/nginx-$1"
-  mkdir -p "$dir"
-  # The configuration of bench/http.sh (the peer configuration of BENCHMARKS.md).
-  cat >"$dir/nginx.conf" <<EOF
-worker_processes $nginx_workers;
-daemon off;
-master_process on;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $dir/client_body;
-  proxy_temp_path $dir/proxy;
-  fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi;
-  scgi_temp_path $dir/scgi;
-  server {
-    listen 127.0.0.1:$1 reuseport;
-    location / { return 200 "Hello, World!\n"; }
-  }
-}
-EOF
-  bench_start "$2" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
+  bench_start_nginx "$2" "$bench_work/nginx-$1" "$1" "$nginx_workers"
 }
 
 worker_count() {
@@ -353,14 +301,14 @@ print("%d requests, %d failed (%s), %.0f req/s" % (w["requests"], sum(e.values()
 
 quoted_servers=$(printf '"%s",' "${server_list[@]}")
 bench_config_line \
-  "command=$(bench_json_string "$command_line")" \
+  "command=$(bench_json_string "$bench_command")" \
   "servers=[${quoted_servers%,}]" \
   "rounds=$rounds" "duration_s=$duration" "events=$events" "connections=$connections" \
   "wrk_timeout_s=$wrk_timeout_s" "multinode_workers=$multinode_workers" "nginx_workers=$nginx_workers" \
   "commit=$(bench_json_string "$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(
     [ -n "$(git -C "$repo_root" status --porcelain -- src include examples 2>/dev/null)" ] && echo ' + uncommitted changes in src/include/examples')")" \
   "versions=$(bench_json_string "$(
-    wants nginx && nginx -v 2>&1 | tr '\n' ' '
+    bench_wants nginx && nginx -v 2>&1 | tr '\n' ' '
     wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2
   )")" >"$results"
 

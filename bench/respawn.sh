@@ -25,59 +25,27 @@ Takes about rounds x interval plus the build.
 EOF
 }
 
-command_line="bench/respawn.sh $*"
 json=0 rounds=20 interval=1500 servers=multinode,node build=1
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --json) json=1 ;;
-    --rounds) rounds=${2:?--rounds wants a value}; shift ;;
-    --interval) interval=${2:?--interval wants a value}; shift ;;
-    --servers) servers=${2:?--servers wants a value}; shift ;;
-    --no-build) build=0 ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; bench_die "unknown argument '$1'" ;;
-  esac
-  shift
-done
-bench_require_count --rounds "$rounds" 1
-bench_require_count --interval "$interval" 1
-
-IFS=, read -r -a server_list <<<"$servers"
-[ "${#server_list[@]}" -gt 0 ] || bench_die "--servers is empty"
-for server in "${server_list[@]}"; do
-  case "$server" in
-    multinode | node) ;;
-    *) bench_die "unknown server '$server' in --servers (use multinode, node)" ;;
-  esac
-done
-wants() { [[ ",$servers," == *",$1,"* ]]; }
+bench_parse_args "--json --rounds=#1 --interval=#1 --servers= --no-build" "$@"
+bench_server_list multinode node
 
 tools=(python3 timeout setsid)
-wants node && tools+=(node)
+bench_wants node && tools+=(node)
 bench_require_tools "${tools[@]}"
 bench_workdir
 
 echo_bin="$build_dir/examples/echo"
 probe_bin="$build_dir/bench/respawn_probe"
-targets=(respawn_probe)
-if wants multinode; then
+programs=(bench/respawn_probe)
+if bench_wants multinode; then
   [ -f "$repo_root/examples/echo.cpp" ] ||
     bench_die "examples/echo.cpp does not exist yet, so there is no multinode server to measure.
   Measure Node alone with: bench/respawn.sh --servers node"
-  targets+=(echo)
+  programs+=(examples/echo)
 fi
-if [ "$build" = 1 ]; then
-  bench_build "${targets[@]}"
-fi
-[ -x "$probe_bin" ] || bench_die "$probe_bin is missing: build it with
-  cmake --preset release && cmake --build --preset release --target respawn_probe"
-if wants multinode; then
-  [ -x "$echo_bin" ] || bench_die "$echo_bin is missing: build it with
-  cmake --preset release && cmake --build --preset release --target echo"
-fi
+bench_programs "${programs[@]}"
 
 results="$bench_work/results.jsonl"
-read -r -a ports <<<"$(bench_py free-ports 2)"
 declare -A server_pid server_port
 
 start_multinode() {
@@ -87,13 +55,7 @@ start_node() {
   bench_start "$bench_work/node.log" node "$bench_dir/respawn_node_cluster.js" "$1" 1
 }
 
-index=0
-for server in "${server_list[@]}"; do
-  server_port[$server]=${ports[$index]}
-  index=$((index + 1))
-  "start_$server" "${server_port[$server]}"
-  server_pid[$server]=$bench_last_pid
-done
+bench_start_servers
 probe_targets=()
 for server in "${server_list[@]}"; do
   worker=$(bench_py wait-greeting "${server_port[$server]}" 20) ||
@@ -105,10 +67,10 @@ done
 
 quoted_servers=$(printf '"%s",' "${server_list[@]}")
 bench_config_line \
-  "command=$(bench_json_string "$command_line")" \
+  "command=$(bench_json_string "$bench_command")" \
   "servers=[${quoted_servers%,}]" \
   "rounds=$rounds" "interval_ms=$interval" \
-  "versions=$(bench_json_string "$(wants node && echo -n "node $(node -v)")")" >"$results"
+  "versions=$(bench_json_string "$(bench_wants node && echo -n "node $(node -v)")")" >"$results"
 
 # The probe bounds each wait by its own --timeout-ms; this bounds the whole.
 probe_limit=$((rounds * ${#server_list[@]} * (interval + 10000) / 1000 + 60))
