@@ -29,10 +29,12 @@ if [ "$check" = 0 ]; then
   exit 0
 fi
 
+# shellcheck disable=SC2016  # $1 is the inner shell's
 differ=$(printf '%s\0' "${files[@]}" |
   xargs -0 -P "$(nproc)" -n 1 sh -c 'clang-format "$1" | cmp -s - "$1" || printf "%s\n" "$1"' sh | sort)
 if [ -n "$differ" ]; then
   echo "format.sh: $(wc -l <<<"$differ") file(s) differ from .clang-format (scripts/format.sh fixes them):" >&2
+  # shellcheck disable=SC2001  # every line of a list, not one string
   sed 's/^/  /' <<<"$differ" >&2
   exit 1
 fi

@@ -34,7 +34,7 @@ read -r -a flag_list <<<"$flags"
 run "$work/install.log" "$cmake" --install "$build" --prefix "$prefix"
 
 # The library and nothing else: no test, example, benchmark or fuzz program.
-unexpected=$(cd "$prefix" && find . -type f -o -type l | sed 's|^\./||' | grep -Ev \
+unexpected=$(find "$prefix" \( -type f -o -type l \) -printf '%P\n' | grep -Ev \
   "^(include/multinode/([a-z_]+/)?[a-z_]+\.hpp|$libdir/libmultinode_[a-z_]+\.a|$libdir/cmake/multinode/multinode-[a-z-]+\.cmake|$libdir/pkgconfig/multinode\.pc)$" ||
   true)
 [ -z "$unexpected" ] || fail "installed files that are not part of the library:
