@@ -66,12 +66,49 @@ install(FILES
 
 # --- multinode.pc -------------------------------------------------------------
 # The libraries are static, so `pkg-config --libs` must name what they need
-# (Libs, not Libs.private, which only `--static` reads), highest component first.
+# (Libs, not Libs.private, which only `--static` reads), each component before
+# those it links: the order comes from the targets' links, not from the list.
 set(MULTINODE_PC_DESCRIPTION "TCP and HTTP servers on several processes, with a supervisor and a mesh between them")
-set(MULTINODE_PC_LIBS "")
 foreach(component IN LISTS MULTINODE_COMPONENTS)
-  string(PREPEND MULTINODE_PC_LIBS " -lmultinode_${component}")
+  get_target_property(links multinode_${component} INTERFACE_LINK_LIBRARIES)
+  set(multinode_links_${component} "")
+  foreach(link IN LISTS links)
+    string(REGEX REPLACE "^\\$<LINK_ONLY:(.*)>$" "\\1" link "${link}")
+    if(TARGET ${link})
+      get_target_property(aliased ${link} ALIASED_TARGET)
+      if(aliased)
+        set(link ${aliased})
+      endif()
+      list(APPEND multinode_links_${component} ${link})
+    endif()
+  endforeach()
 endforeach()
+set(multinode_pc_left ${MULTINODE_COMPONENTS})
+set(multinode_pc_order "")
+while(multinode_pc_left)
+  set(next "")
+  foreach(component IN LISTS multinode_pc_left)  # one that no component left links
+    set(linked FALSE)
+    foreach(other IN LISTS multinode_pc_left)
+      if(multinode_${component} IN_LIST multinode_links_${other})
+        set(linked TRUE)
+      endif()
+    endforeach()
+    if(NOT linked)
+      set(next ${component})
+      break()
+    endif()
+  endforeach()
+  if(next STREQUAL "")
+    # Components that link each other: named twice, as CMake links such static libraries.
+    list(APPEND multinode_pc_order ${multinode_pc_left} ${multinode_pc_left})
+    break()
+  endif()
+  list(APPEND multinode_pc_order ${next})
+  list(REMOVE_ITEM multinode_pc_left ${next})
+endwhile()
+list(TRANSFORM multinode_pc_order PREPEND " -lmultinode_")
+string(JOIN "" MULTINODE_PC_LIBS ${multinode_pc_order})
 
 # Boost ships no .pc file, so its libraries are named here as the build links
 # them: static Boost.JSON and what its CMake target links (Boost.Container),
