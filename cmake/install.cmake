@@ -1,7 +1,7 @@
 # `cmake --install`: the public headers, one static library per component, a CMake
 # package (find_package(multinode CONFIG) -> multinode::multinode) and multinode.pc
 # for pkg-config. Included at the end of the top-level CMakeLists.txt, once every
-# multinode_<component> target of MULTINODE_COMPONENTS (lowest first) exists.
+# multinode_<component> target of MULTINODE_COMPONENTS exists.
 # Nothing of the tests, examples, benchmarks or fuzzers is installed.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
@@ -15,7 +15,7 @@ endforeach()
 
 # What the public headers ask of the code that includes them, so that it travels
 # with the targets (and into multinode.pc below):
-# - C++20: the headers use coroutines (stream.hpp) and designated initializers.
+# - C++20: the headers use coroutines (stream.hpp) and std::span (http/request.hpp).
 # - BOOST_ASIO_NO_DEPRECATED: the headers include Asio, whose inline members are
 #   compiled into the libraries as well as into the user's code, and the define
 #   changes some of their signatures without changing their mangled names:
