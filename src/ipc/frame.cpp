@@ -40,12 +40,12 @@ struct FramedState final : StreamReader {
   bool wants_data() const noexcept override { return bool(on_message_) && !closing_; }
   void stream_closed(std::error_code code) override {
     on_close_(code);
-    on_message_.clear();
-    on_close_.clear();
-    on_drain_.clear();
+    drop_handlers();  // they often hold handles to this stream
   }
   void stream_drained() override { on_drain_(); }
-  void destroy_io_objects() noexcept override {
+  void destroy_io_objects() noexcept override { drop_handlers(); }
+
+  void drop_handlers() noexcept {
     on_message_.clear();
     on_close_.clear();
     on_drain_.clear();
