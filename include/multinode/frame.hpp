@@ -3,6 +3,7 @@
 // the wire are described in docs/protocol.md ("Peer stream frames").
 #pragma once
 
+#include <multinode/options.hpp>
 #include <multinode/stream.hpp>
 
 #include <boost/json/array.hpp>
@@ -94,7 +95,7 @@ class Message {
 struct FrameOptions {
   // Largest payload accepted (and sent); at most 4 GiB - 1. A larger frame
   // closes the stream with errc::frame_too_large. Options::max_frame_size sets it for the mesh.
-  std::size_t max_frame_size = std::size_t{16} * 1024 * 1024;
+  std::size_t max_frame_size = default_max_frame_size;
   // Deepest nesting of arrays and objects in a JSON frame; deeper closes the
   // stream with errc::invalid_json.
   std::size_t max_json_depth = 64;
@@ -161,7 +162,11 @@ class FramedStream {
 // Turns a peer stream into a framed one. Calling it again on the same stream
 // returns the same framed stream (the options of the first call hold). The
 // stream's reading belongs to the framer from then on (Stream::on_data throws).
+// It throws only for a misuse: an empty stream or a max_frame_size above
+// 4 GiB - 1 (std::invalid_argument), a stream already read with on_data or
+// async_read_some (std::logic_error). Nothing in the process's state can make
+// it fail, so there is no std::error_code overload.
 FramedStream frame_stream(Stream stream, const FrameOptions& options);
-FramedStream frame_stream(Stream stream, std::size_t max_frame_size = FrameOptions{}.max_frame_size);
+FramedStream frame_stream(Stream stream, std::size_t max_frame_size = default_max_frame_size);
 
 }  // namespace multinode

@@ -19,6 +19,10 @@ enum class Balancing {
   reuseport,
 };
 
+// Largest payload a framed peer stream accepts by default: Options::max_frame_size
+// for the mesh and FrameOptions::max_frame_size both start from it.
+inline constexpr std::size_t default_max_frame_size = std::size_t{16} * 1024 * 1024;
+
 struct Options {
   // Port to listen on (the original's default). 0 picks a free port; read it back
   // with Nodes::local_port().
@@ -48,7 +52,7 @@ struct Options {
   // A new worker that has not reported ready in this time is killed and counts as a young death.
   std::chrono::milliseconds ready_timeout{30000};
   // Largest frame a framed peer stream accepts (frame_stream); a larger one closes that stream.
-  std::size_t max_frame_size = std::size_t{16} * 1024 * 1024;
+  std::size_t max_frame_size = default_max_frame_size;
   // Mesh streams poll for this long after a read before sleeping in the kernel
   // (Stream::set_busy_poll): round trips of about 7 us instead of the virtual
   // machine's wake-up (tens of us) when CPUs idle between messages, at the cost

@@ -2,11 +2,15 @@
 // never relayed through the master.
 #pragma once
 
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -15,23 +19,59 @@
 #include <memory>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 namespace multinode {
 
 using NodeId = std::uint32_t;
 
 namespace detail {
-struct StreamState;
-// A type-erased, move-only completion for Stream::async_read_some.
-struct ReadWaiter {
+class StreamState;
+struct StreamAccess;
+
+// How far Stream::async_read_some got without waiting: done (n bytes, or eof),
+// wait for the socket, or nothing to complete on (the io_context is going away).
+enum class ReadProgress : std::uint8_t { done, wait, io_objects_destroyed };
+
+// A read of Stream::async_read_some that waits for the socket, with its
+// completion handler type-erased so that the waiting is compiled in the library.
+class ReadWaiter {
+ public:
+  explicit ReadWaiter(boost::asio::mutable_buffer buffer) noexcept : buffer_(buffer) {}
   virtual ~ReadWaiter() = default;
-  virtual void complete() = 0;
+  ReadWaiter(const ReadWaiter&) = delete;
+  ReadWaiter& operator=(const ReadWaiter&) = delete;
+
+  boost::asio::mutable_buffer buffer() const noexcept { return buffer_; }
+  // Called once, from the event loop, when the read is done.
+  virtual void complete(const boost::system::error_code& error, std::size_t bytes) = 0;
+
+ private:
+  boost::asio::mutable_buffer buffer_;
 };
+
 template <typename Handler>
-struct ReadWaiterFor final : ReadWaiter {
-  explicit ReadWaiterFor(Handler&& h) : handler(std::move(h)) {}
-  void complete() override { std::move(handler)(); }
-  Handler handler;
+class ReadWaiterFor final : public ReadWaiter {
+ public:
+  using Executor = boost::asio::associated_executor_t<Handler, boost::asio::io_context::executor_type>;
+
+  ReadWaiterFor(Handler&& handler, boost::asio::mutable_buffer buffer,
+                const boost::asio::io_context::executor_type& io)
+      : ReadWaiter(buffer),
+        work_(boost::asio::get_associated_executor(handler, io)),
+        handler_(std::move(handler)) {}
+
+  void complete(const boost::system::error_code& error, std::size_t bytes) override {
+    // As Asio's own operations: the handler runs on its associated executor,
+    // which was kept busy (work_) while the read waited.
+    Executor executor = work_.get_executor();
+    work_.reset();
+    boost::asio::dispatch(executor, boost::asio::append(std::move(handler_), error, bytes));
+  }
+
+ private:
+  boost::asio::executor_work_guard<Executor> work_;
+  Handler handler_;
 };
 }  // namespace detail
 
@@ -55,8 +95,17 @@ class Stream {
   // Takes ownership of fd (and marks it close-on-exec, so that processes started
   // later never hold a copy that would keep the stream from ending). Used by the
   // mesh; tests may use it with a socketpair. Throws std::system_error when fd
-  // cannot be used.
+  // cannot be used (not a socket, not a stream socket, or the io_context cannot
+  // watch it); fd is closed then too.
   static Stream adopt(boost::asio::io_context& io, int fd, NodeId peer, unsigned peer_slot);
+  // The same without exceptions: on failure `error` says why, fd is closed and
+  // the handle returned is empty.
+  static Stream adopt(boost::asio::io_context& io, int fd, NodeId peer, unsigned peer_slot,
+                      std::error_code& error);
+
+  // The executor of the io_context the stream runs on. Not on an empty handle.
+  using executor_type = boost::asio::io_context::executor_type;
+  executor_type get_executor() const;
 
   NodeId peer_id() const noexcept;
   unsigned peer_slot() const noexcept;
@@ -104,35 +153,52 @@ class Stream {
   // answers within about one. Off (0) by default. See docs/ipc.md.
   void set_busy_poll(std::chrono::microseconds window);
 
-  // For coroutine code instead of on_data: reads some bytes; 0 when no more data
-  // will come (the peer ended or went away, or the stream was closed). One read
-  // at a time. Throws std::logic_error on a stream that has on_data set or is framed.
-  // (Defined here so that the coroutine is compiled with the caller's code: the
-  // library itself has none, which keeps clang 14's sanitizer builds working.)
-  boost::asio::awaitable<std::size_t> async_read_some(boost::asio::mutable_buffer buffer) {
-    Stream self = *this;  // the handle this was called on may be gone when the read completes
-    for (;;) {
-      std::size_t n = 0;
-      if (self.try_read_some(buffer, n)) co_return n;
-      co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void()>(
-          [&self](auto handler) {
-            self.wait_readable(
-                std::make_unique<detail::ReadWaiterFor<decltype(handler)>>(std::move(handler)));
-          },
-          boost::asio::use_awaitable);
-    }
+  // Instead of on_data: reads some bytes into `buffer`, as Asio's sockets do.
+  // Completes with (boost::system::error_code, std::size_t): the bytes read, or
+  // boost::asio::error::eof and 0 once no more data will come (the peer ended or
+  // went away, or the stream was closed). An empty buffer completes with 0 bytes
+  // and no error. The token is any Asio completion token: a callback,
+  // use_awaitable (include <boost/asio/use_awaitable.hpp> yourself),
+  // use_future, deferred, as_tuple(...), redirect_error(...). The completion
+  // runs from the event loop, never inside this call, on the handler's
+  // associated executor. One read at a time. Throws std::logic_error (from this
+  // call) on a stream that has on_data set or is framed, std::invalid_argument
+  // on an empty handle. A read pending when the io_context is destroyed is
+  // dropped without being completed, as Asio drops its own.
+  template <typename ReadToken>
+  auto async_read_some(boost::asio::mutable_buffer buffer, ReadToken&& token) {
+    claim_async_reader();
+    return boost::asio::async_initiate<ReadToken, void(boost::system::error_code, std::size_t)>(
+        [](auto handler, Stream self, boost::asio::mutable_buffer into) {
+          std::size_t n = 0;
+          boost::system::error_code error;
+          switch (self.read_some_now(into, n, error)) {
+            case detail::ReadProgress::done:
+              boost::asio::post(self.get_executor(), boost::asio::append(std::move(handler), error, n));
+              return;
+            case detail::ReadProgress::wait:
+              self.read_when_ready(std::make_unique<detail::ReadWaiterFor<decltype(handler)>>(
+                  std::move(handler), into, self.get_executor()));
+              return;
+            case detail::ReadProgress::io_objects_destroyed:
+              return;  // nothing left to complete on: the handler is dropped
+          }
+        },
+        token, *this, buffer);
   }
 
-  const std::shared_ptr<detail::StreamState>& state() const noexcept { return state_; }
   friend bool operator==(const Stream& a, const Stream& b) noexcept { return a.state_ == b.state_; }
 
  private:
+  friend struct detail::StreamAccess;
   explicit Stream(std::shared_ptr<detail::StreamState> state) : state_(std::move(state)) {}
-  // For async_read_some: true with n bytes read (0 at the end), or false when
-  // nothing is there yet. Throws std::logic_error when another reader is set.
-  bool try_read_some(boost::asio::mutable_buffer buffer, std::size_t& n);
-  // Completes the waiter once the socket is readable or the stream closed.
-  void wait_readable(std::unique_ptr<detail::ReadWaiter> waiter);
+  // async_read_some's parts compiled in the library. claim_async_reader()
+  // throws when the stream has another reader or the handle is empty.
+  void claim_async_reader();
+  detail::ReadProgress read_some_now(boost::asio::mutable_buffer buffer, std::size_t& n,
+                                     boost::system::error_code& error);
+  // Completes the waiter from the event loop once the read is done.
+  void read_when_ready(std::unique_ptr<detail::ReadWaiter> waiter);
   std::shared_ptr<detail::StreamState> state_;
 };
 

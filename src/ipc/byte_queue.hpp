@@ -49,7 +49,7 @@ class ByteQueue {
 
   // Gives memory back after a burst of large messages: when empty and larger than
   // `keep`, the storage goes (it is allocated again on the next use).
-  void release_if_larger(std::size_t keep) noexcept {
+  void free_memory_if_larger(std::size_t keep) noexcept {
     if (empty() && capacity_ > keep) {
       storage_.reset();
       capacity_ = 0;

@@ -1,10 +1,11 @@
+// Framed streams: the framer that decodes frames in the stream's read buffer,
+// and the sending of text, binary and JSON frames straight into its write queue.
 #include <multinode/frame.hpp>
 
 #include "common/log.hpp"
 #include "ipc/frame_codec.hpp"
 #include "ipc/stream_state.hpp"
 
-#include <boost/asio/post.hpp>
 #include <boost/json/serializer.hpp>
 
 #include <cstring>
@@ -39,12 +40,12 @@ struct FramedState final : StreamReader {
   bool wants_data() const noexcept override { return bool(on_message_) && !closing_; }
   void stream_closed(std::error_code code) override {
     on_close_(code);
-    on_message_.clear();
-    on_close_.clear();
-    on_drain_.clear();
+    drop_handlers();  // they often hold handles to this stream
   }
   void stream_drained() override { on_drain_(); }
-  void stream_shut_down() noexcept override {
+  void destroy_io_objects() noexcept override { drop_handlers(); }
+
+  void drop_handlers() noexcept {
     on_message_.clear();
     on_close_.clear();
     on_drain_.clear();
@@ -59,7 +60,7 @@ struct FramedState final : StreamReader {
     if (code == close_normal) {
       stream_->close_with(errc::peer_closed);
     } else {
-      detail::log(LogLevel::warning, "stream to node ", stream_->peer_,
+      detail::log(LogLevel::warning, "stream to node ", stream_->peer(),
                   " closed by the peer because of a frame from", " this process: ", reason, " (close code ",
                   code, ")");
       stream_->close_with(errc::rejected_by_peer);
@@ -68,12 +69,12 @@ struct FramedState final : StreamReader {
   }
 
   void reject(std::error_code error) {
-    if (stream_->closed_) return;
-    detail::log(LogLevel::warning, "closing the stream to node ", stream_->peer_, ": ", error.message());
+    if (stream_->is_closed()) return;
+    detail::log(LogLevel::warning, "closing the stream to node ", stream_->peer(), ": ", error.message());
     // Tell the peer why, so that its side names the cause. One attempt only: a
     // peer that sends garbage may not read either.
-    if (!stream_->write_shut_ && !stream_->closing_) {
-      append_close_frame(stream_->out_, close_code_for(error), error.message());
+    if (stream_->write_side_open()) {
+      append_close_frame(stream_->write_queue(), close_code_for(error), error.message());
       stream_->flush_once();
     }
     stream_->close_with(error);
@@ -87,7 +88,7 @@ struct FramedState final : StreamReader {
       error = errc::frame_too_large;
       return false;
     }
-    ByteQueue& out = stream_->out_;
+    ByteQueue& out = stream_->write_queue();
     char* p = out.prepare(frame_header_size + payload.size());
     write_frame_header(p, type, static_cast<std::uint32_t>(payload.size()));
     if (!payload.empty()) std::memcpy(p + frame_header_size, payload.data(), payload.size());
@@ -109,7 +110,7 @@ struct FramedState final : StreamReader {
     if (!stream_->writable()) return false;
     // Serialised straight into the write queue behind a header whose length is
     // filled in afterwards: no temporary string.
-    ByteQueue& out = stream_->out_;
+    ByteQueue& out = stream_->write_queue();
     std::size_t start = out.size();
     out.prepare(frame_header_size + 64);
     out.commit(frame_header_size);
@@ -146,10 +147,10 @@ struct FramedState final : StreamReader {
   }
 
   void close() {
-    if (stream_->closed_ || stream_->closing_) return;
+    if (!stream_->open_for_reading()) return;  // closed, or closing already
     closing_ = true;
-    if (!stream_->write_shut_) append_close_frame(stream_->out_, close_normal, {});
-    stream_->close_after_flush(errc::stream_closed);
+    if (stream_->write_side_open()) append_close_frame(stream_->write_queue(), close_normal, {});
+    stream_->close_when_flushed(errc::stream_closed);
   }
 
   StreamState* stream_;  // owns this
@@ -231,40 +232,31 @@ void FramedStream::close() {
 }
 
 void FramedStream::on_message(std::function<void(const Message&)> handler) {
-  if (!state_ || state_->stream_->shut_down_) return;
+  if (!state_ || state_->stream_->io_objects_destroyed()) return;
   state_->on_message_.set(std::move(handler));
   state_->stream_->reading_changed();
 }
 
 void FramedStream::on_close(std::function<void(std::error_code)> handler) {
-  if (!state_) return;
-  detail::StreamState& stream = *state_->stream_;
-  if (stream.shut_down_) return;
-  if (stream.close_notified_) {
-    if (handler)
-      boost::asio::post(stream.io_,
-                        [handler = std::move(handler), code = stream.close_code_] { handler(code); });
-    return;
-  }
-  state_->on_close_.set(std::move(handler));
+  if (state_) state_->stream_->set_close_handler(state_->on_close_, std::move(handler));
 }
 
 void FramedStream::on_drain(std::function<void()> handler) {
-  if (state_ && !state_->stream_->shut_down_) state_->on_drain_.set(std::move(handler));
+  if (state_ && !state_->stream_->io_objects_destroyed()) state_->on_drain_.set(std::move(handler));
 }
 
 FramedStream frame_stream(Stream stream, const FrameOptions& options) {
   if (!stream) throw std::invalid_argument("multinode::frame_stream: empty stream");
-  detail::StreamState& state = *stream.state();
-  if (!state.framed_) {
+  detail::StreamState& state = *detail::StreamAccess::state(stream);
+  // The stream's only framer is a FramedState.
+  auto framed = std::static_pointer_cast<detail::FramedState>(state.framer());
+  if (!framed) {
     if (options.max_frame_size > detail::max_frame_size_limit) {
       throw std::invalid_argument("multinode::frame_stream: max_frame_size is above 4 GiB - 1");
     }
-    auto framed = std::make_shared<detail::FramedState>(state, options);
-    state.set_framer(framed.get());
-    state.framed_ = std::move(framed);
+    framed = std::make_shared<detail::FramedState>(state, options);
+    state.set_framer(framed);
   }
-  std::shared_ptr<detail::FramedState> framed = state.framed_;
   return FramedStream(std::move(stream), std::move(framed));
 }
 

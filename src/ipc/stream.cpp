@@ -1,5 +1,9 @@
+// The mesh stream: its lifecycle, the read loop that feeds on_data or the
+// framer, the write queue and its flushes, async_read_some's waiting, and the
+// service that drops every stream of an io_context that goes away.
 #include "ipc/stream_state.hpp"
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
 
@@ -28,46 +32,44 @@ class StreamService final : public boost::asio::execution_context::service {
 
   void add(StreamState& stream) noexcept {
     stream.service_ = this;
-    stream.service_prev_ = nullptr;
-    stream.service_next_ = head_;
-    if (head_) head_->service_prev_ = &stream;
-    head_ = &stream;
+    streams_.push_front(stream);
   }
-
-  void remove(StreamState& stream) noexcept {
-    if (stream.service_prev_)
-      stream.service_prev_->service_next_ = stream.service_next_;
-    else
-      head_ = stream.service_next_;
-    if (stream.service_next_) stream.service_next_->service_prev_ = stream.service_prev_;
-    stream.service_ = nullptr;
-    stream.service_prev_ = stream.service_next_ = nullptr;
-  }
+  void remove(StreamState& stream) noexcept { streams_.erase(stream); }
 
  private:
   // Runs before the reactor's own shutdown: this service is created after the
-  // first socket, and services shut down newest first.
+  // first socket, and services shut down newest first. (The name is Asio's.)
   void shutdown() override {
-    while (head_) {
-      StreamState& stream = *head_;
-      remove(stream);
-      stream.shut_down();  // may free other streams, which remove themselves
+    while (!streams_.empty()) {
+      StreamState& stream = *streams_.front();
+      streams_.erase(stream);
+      stream.destroy_io_objects();  // may free other streams, which unlink themselves
     }
   }
 
-  StreamState* head_ = nullptr;
+  IntrusiveList<StreamState, &StreamState::service_hook_> streams_;
 };
 
 boost::asio::execution_context::id StreamService::id;
 
-StreamState::StreamState(boost::asio::io_context& io, int fd, NodeId peer, unsigned peer_slot)
-    : io_(io), fd_(fd), peer_(peer), peer_slot_(peer_slot) {
-  socket_.emplace(io);
-  socket_->assign(boost::asio::local::stream_protocol(), fd);
-}
+StreamState::StreamState(boost::asio::io_context& io, NodeId peer, unsigned peer_slot)
+    : io_(io), peer_(peer), peer_slot_(peer_slot) {}
 
 StreamState::~StreamState() {
-  if (service_) service_->remove(*this);
+  // Unlinked already when the service went first (the io_context is gone).
+  if (service_hook_.linked()) service_->remove(*this);
+}
+
+std::error_code StreamState::assign(int fd) {
+  socket_.emplace(io_);
+  boost::system::error_code error;
+  socket_->assign(boost::asio::local::stream_protocol(), fd, error);
+  if (error) {
+    socket_.reset();
+    return error;
+  }
+  fd_ = fd;
+  return {};
 }
 
 void StreamState::start() {
@@ -75,46 +77,43 @@ void StreamState::start() {
   watch_hangup();
 }
 
-void StreamState::shut_down() noexcept {
+void StreamState::destroy_io_objects() noexcept {
   // The handlers dropped below may hold the last handles to this stream.
   auto self = weak_from_this().lock();
-  shut_down_ = true;
-  closed_ = true;
+  phase_ = Phase::io_objects_destroyed;
   socket_.reset();
   fd_ = -1;
   on_data_.clear();
   on_end_.clear();
   on_close_.clear();
   on_drain_.clear();
-  if (framer_) framer_->stream_shut_down();
+  if (framer_) framer_->destroy_io_objects();
 }
 
 // ---------------------------------------------------------------- closing
 
 bool StreamState::can_read() const noexcept {
-  return !closed_ && !closing_ && !read_eof_ && wants_data();
+  return open_for_reading() && !read_eof_ && wants_data();
 }
 
 void StreamState::close_with(std::error_code code) {
-  if (closed_) return;
-  closed_ = true;
-  closing_ = false;
+  if (is_closed()) return;
+  phase_ = Phase::closed;
   close_code_ = code;
   boost::system::error_code ignored;
   if (socket_) socket_->close(ignored);  // cancels the pending waits
   fd_ = -1;
   out_.truncate(0);
-  out_.release_if_larger(0);
-  if (shut_down_) return;
+  out_.free_memory_if_larger(0);
   // Events come from the event loop, never from inside the call that caused them.
   boost::asio::post(io_, [self = shared_from_this(), code] { self->notify_closed(code); });
 }
 
 void StreamState::notify_closed(std::error_code code) {
-  if (shut_down_) return;
-  close_notified_ = true;
+  if (io_objects_destroyed()) return;
+  phase_ = Phase::close_reported;
   in_.truncate(0);
-  in_.release_if_larger(0);
+  in_.free_memory_if_larger(0);
   if (framer_) framer_->stream_closed(code);
   on_close_(code);
   // Handlers often hold handles to this stream: dropping them frees it.
@@ -124,21 +123,30 @@ void StreamState::notify_closed(std::error_code code) {
   on_close_.clear();
 }
 
-void StreamState::set_on_close(std::function<void(std::error_code)> handler) {
-  if (shut_down_) return;
-  if (close_notified_) {
+void StreamState::set_close_handler(Callback<void(std::error_code)>& slot,
+                                    std::function<void(std::error_code)> handler) {
+  if (io_objects_destroyed()) return;
+  if (phase_ == Phase::close_reported) {
     // Too late for the event itself: still tell the handler, from the event loop.
     if (handler)
       boost::asio::post(io_, [handler = std::move(handler), code = close_code_] { handler(code); });
     return;
   }
-  on_close_.set(std::move(handler));
+  slot.set(std::move(handler));
 }
 
-void StreamState::close_after_flush(std::error_code code) {
-  if (closed_ || closing_) return;
-  closing_ = true;
-  closing_code_ = code;
+void StreamState::set_on_end(std::function<void()> handler) {
+  if (!io_objects_destroyed()) on_end_.set(std::move(handler));
+}
+
+void StreamState::set_on_drain(std::function<void()> handler) {
+  if (!io_objects_destroyed()) on_drain_.set(std::move(handler));
+}
+
+void StreamState::close_when_flushed(std::error_code code) {
+  if (!open_for_reading()) return;  // closed, or closing already
+  phase_ = Phase::closing;
+  close_code_ = code;
   schedule_flush();
 }
 
@@ -157,8 +165,8 @@ void StreamState::watch_hangup() {
   // which then sees the end itself.
   socket_->async_wait(boost::asio::socket_base::wait_error,
                       [self = shared_from_this()](const boost::system::error_code& error) {
-                        if (error || self->closed_ || self->closing_ || self->read_eof_) return;
-                        if (self->read_pending_ || self->read_mode_ == ReadMode::coroutine) return;
+                        if (error || !self->open_for_reading() || self->read_eof_) return;
+                        if (self->read_pending_ || self->read_mode_ == ReadMode::async_read) return;
                         int unread = 0;
                         if (::ioctl(self->fd_, FIONREAD, &unread) == 0 && unread == 0 && self->in_.empty()) {
                           self->handle_eof();
@@ -182,31 +190,35 @@ bool StreamState::wants_data() const noexcept {
 void StreamState::set_on_data(std::function<void(std::string_view)> handler) {
   if (read_mode_ == ReadMode::framed)
     throw std::logic_error("multinode::Stream::on_data: the stream is framed");
-  if (read_mode_ == ReadMode::coroutine) {
+  if (read_mode_ == ReadMode::async_read) {
     throw std::logic_error("multinode::Stream::on_data: the stream is read with async_read_some");
   }
-  if (closed_) return;
+  if (is_closed()) return;
   read_mode_ = ReadMode::data;
   on_data_.set(std::move(handler));
   reading_changed();
 }
 
-void StreamState::set_framer(StreamReader* framer) {
+void StreamState::set_framer(std::shared_ptr<StreamReader> framer) {
   if (read_mode_ == ReadMode::data)
     throw std::logic_error("multinode::frame_stream: the stream has on_data set");
-  if (read_mode_ == ReadMode::coroutine) {
+  if (read_mode_ == ReadMode::async_read) {
     throw std::logic_error("multinode::frame_stream: the stream is read with async_read_some");
   }
   read_mode_ = ReadMode::framed;
-  framer_ = framer;
+  framer_ = std::move(framer);
 }
 
-void StreamState::claim_coroutine_reader() {
+void StreamState::claim_async_reader() {
   if (read_mode_ == ReadMode::data)
     throw std::logic_error("multinode::Stream::async_read_some: on_data is set");
   if (read_mode_ == ReadMode::framed)
     throw std::logic_error("multinode::Stream::async_read_some: the stream is framed");
-  read_mode_ = ReadMode::coroutine;
+  read_mode_ = ReadMode::async_read;
+}
+
+void StreamState::set_busy_poll(std::chrono::microseconds window) noexcept {
+  busy_poll_ = std::max(window, std::chrono::microseconds(0));
 }
 
 void StreamState::reading_changed() {
@@ -259,11 +271,14 @@ void StreamState::read_pass() {
     read_some_rounds();
   } catch (...) {
     in_read_pass_ = false;
-    if (std::exchange(flush_after_pass_, false)) schedule_flush();
+    if (flush_ == Flush::after_read_pass) {
+      flush_ = Flush::idle;
+      schedule_flush();
+    }
     throw;
   }
   in_read_pass_ = false;
-  if (std::exchange(flush_after_pass_, false)) flush();
+  if (flush_ == Flush::after_read_pass) flush();
 }
 
 void StreamState::read_some_rounds() {
@@ -323,64 +338,83 @@ void StreamState::deliver() {
   } else {
     framer_->read(in_);
   }
-  if (in_.empty()) in_.release_if_larger(read_buffer_keep);
+  if (in_.empty()) in_.free_memory_if_larger(read_buffer_keep);
 }
 
 void StreamState::handle_eof() {
   read_eof_ = true;
   auto self = shared_from_this();
   on_end_();
-  if (closed_) return;
   // As Node's sockets with allowHalfOpen off: once the peer stops sending, what
   // is queued still goes out, then the stream closes.
-  if (closing_) return;
+  if (!open_for_reading()) return;  // closed, or already closing
   if (out_.empty() || write_shut_) {
     close_with(errc::peer_gone);
   } else {
-    closing_ = true;
-    closing_code_ = errc::peer_gone;
+    phase_ = Phase::closing;
+    close_code_ = errc::peer_gone;
     schedule_flush();
   }
 }
 
-bool StreamState::try_read_some(boost::asio::mutable_buffer buffer, std::size_t& n) {
+ReadProgress StreamState::read_some_now(boost::asio::mutable_buffer buffer, std::size_t& n,
+                                        boost::system::error_code& error) {
   n = 0;
+  error.clear();
+  if (io_objects_destroyed()) return ReadProgress::io_objects_destroyed;
   if (!in_.empty()) {
     n = std::min(buffer.size(), in_.size());
     std::memcpy(buffer.data(), in_.data(), n);
     in_.consume(n);
-    return true;
+    return ReadProgress::done;
   }
-  if (closed_ || closing_ || read_eof_ || buffer.size() == 0) return true;
+  // As Asio's stream sockets: an empty buffer completes at once, without error.
+  if (buffer.size() == 0) return ReadProgress::done;
+  if (!open_for_reading() || read_eof_) {
+    error = boost::asio::error::eof;
+    return ReadProgress::done;
+  }
   for (;;) {
     ssize_t got = ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT);
     if (got > 0) {
       n = static_cast<std::size_t>(got);
-      return true;
+      return ReadProgress::done;
     }
     if (got == 0) {
       handle_eof();
-      return true;
+      error = boost::asio::error::eof;
+      return ReadProgress::done;
     }
-    int error = errno;
-    if (error == EINTR) continue;
-    if (error == EAGAIN || error == EWOULDBLOCK) return false;
-    fail(error);
-    return true;
+    int failure = errno;
+    if (failure == EINTR) continue;
+    if (failure == EAGAIN || failure == EWOULDBLOCK) return ReadProgress::wait;
+    // The stream closes (on_close hears why); for the reader no more data will come.
+    fail(failure);
+    error = boost::asio::error::eof;
+    return ReadProgress::done;
   }
 }
 
-void StreamState::wait_readable_for(std::unique_ptr<ReadWaiter> waiter) {
-  if (!socket_) {
-    // The io_context is gone: there is nothing to wait with. Completing reads 0.
-    waiter->complete();
-    return;
-  }
+void StreamState::read_when_ready(std::unique_ptr<ReadWaiter> waiter) {
   // Completes on readiness and on cancellation (close) alike: the next
-  // try_read_some tells which.
-  socket_->async_wait(boost::asio::socket_base::wait_read,
-                      [self = shared_from_this(),
-                       waiter = std::move(waiter)](const boost::system::error_code&) { waiter->complete(); });
+  // read_some_now tells which. Destroying the io_context destroys the wait, and
+  // the waiter with it, without completing it.
+  socket_->async_wait(
+      boost::asio::socket_base::wait_read,
+      [self = shared_from_this(), waiter = std::move(waiter)](const boost::system::error_code&) mutable {
+        std::size_t n = 0;
+        boost::system::error_code error;
+        switch (self->read_some_now(waiter->buffer(), n, error)) {
+          case ReadProgress::done:
+            waiter->complete(error, n);
+            return;
+          case ReadProgress::wait:
+            self->read_when_ready(std::move(waiter));
+            return;
+          case ReadProgress::io_objects_destroyed:
+            return;
+        }
+      });
 }
 
 // ---------------------------------------------------------------- writing
@@ -400,20 +434,25 @@ bool StreamState::queued() {
   return true;
 }
 
+void StreamState::set_high_water_mark(std::size_t bytes) noexcept {
+  high_water_mark_ = std::max<std::size_t>(bytes, 1);
+}
+
 void StreamState::schedule_flush() {
   // Everything written before the event loop next runs goes out in one send.
-  if (flush_posted_ || write_waiting_ || closed_ || shut_down_) return;
+  if (flush_ != Flush::idle || is_closed()) return;
   if (in_read_pass_) {
-    flush_after_pass_ = true;
+    flush_ = Flush::after_read_pass;
     return;
   }
-  flush_posted_ = true;
+  flush_ = Flush::posted;
   boost::asio::post(io_, [self = shared_from_this()] { self->flush(); });
 }
 
 void StreamState::flush() {
-  flush_posted_ = false;
-  if (closed_ || write_waiting_) return;
+  // Called for the one pending flush (posted, after a read pass, or writable).
+  flush_ = Flush::idle;
+  if (is_closed()) return;
   auto self = shared_from_this();
   while (!out_.empty()) {
     ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -430,18 +469,18 @@ void StreamState::flush() {
     return;
   }
   if (!out_.empty()) {
-    write_waiting_ = true;
+    flush_ = Flush::waiting_writable;
     socket_->async_wait(boost::asio::socket_base::wait_write, [self](const boost::system::error_code& error) {
-      self->write_waiting_ = false;
+      self->flush_ = Flush::idle;
       if (!error) self->flush();
     });
   } else {
-    out_.release_if_larger(2 * high_water_mark_);
-    if (closing_) {
-      close_with(closing_code_);
+    out_.free_memory_if_larger(2 * high_water_mark_);
+    if (phase_ == Phase::closing) {
+      close_with(close_code_);
       return;
     }
-    if (ending_ && !write_shut_) {
+    if (phase_ == Phase::ending && !write_shut_) {
       ::shutdown(fd_, SHUT_WR);
       write_shut_ = true;
       if (read_eof_) {
@@ -454,21 +493,21 @@ void StreamState::flush() {
 }
 
 void StreamState::flush_once() noexcept {
-  if (closed_ || out_.empty()) return;
+  if (is_closed() || out_.empty()) return;
   ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n > 0) out_.consume(static_cast<std::size_t>(n));
 }
 
 void StreamState::maybe_drain() {
-  if (!need_drain_ || closed_ || closing_ || out_.size() >= high_water_mark_) return;
+  if (!need_drain_ || !open_for_reading() || out_.size() >= high_water_mark_) return;
   need_drain_ = false;
   if (framer_) framer_->stream_drained();
   on_drain_();
 }
 
 void StreamState::end() {
-  if (closed_ || closing_ || ending_) return;
-  ending_ = true;
+  if (phase_ != Phase::open) return;
+  phase_ = Phase::ending;
   schedule_flush();
 }
 
@@ -476,18 +515,19 @@ void StreamState::end() {
 
 // ---------------------------------------------------------------- Stream
 
-Stream Stream::adopt(boost::asio::io_context& io, int fd, NodeId peer, unsigned peer_slot) {
+Stream Stream::adopt(boost::asio::io_context& io, int fd, NodeId peer, unsigned peer_slot,
+                     std::error_code& error) {
+  error.clear();
   int type = 0;
   socklen_t length = sizeof type;
   if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0) {
-    int error = errno;
-    ::close(fd);
-    throw std::system_error(error, std::system_category(), "multinode::Stream::adopt: not a socket");
+    error = std::error_code(errno, std::system_category());  // ENOTSOCK, EBADF
+  } else if (type != SOCK_STREAM) {
+    error = std::make_error_code(std::errc::wrong_protocol_type);
   }
-  if (type != SOCK_STREAM) {
+  if (error) {
     ::close(fd);
-    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                            "multinode::Stream::adopt: not a stream socket");
+    return Stream();
   }
   // A copy of this fd in a process started later would keep the stream from
   // ending when this process dies (the original multi-node's fault).
@@ -495,20 +535,36 @@ Stream Stream::adopt(boost::asio::io_context& io, int fd, NodeId peer, unsigned 
   if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
   std::shared_ptr<detail::StreamState> state;
   try {
-    state = std::make_shared<detail::StreamState>(io, fd, peer, peer_slot);
+    state = std::make_shared<detail::StreamState>(io, peer, peer_slot);
   } catch (...) {
-    ::close(fd);
+    ::close(fd);  // out of memory: the one failure left to an exception
     throw;
+  }
+  if ((error = state->assign(fd))) {  // the io_context cannot watch it
+    ::close(fd);
+    return Stream();
   }
   state->start();
   return Stream(std::move(state));
 }
 
+Stream Stream::adopt(boost::asio::io_context& io, int fd, NodeId peer, unsigned peer_slot) {
+  std::error_code error;
+  Stream stream = adopt(io, fd, peer, peer_slot, error);
+  if (error) throw std::system_error(error, "multinode::Stream::adopt");
+  return stream;
+}
+
+Stream::executor_type Stream::get_executor() const {
+  if (!state_) throw std::invalid_argument("multinode::Stream::get_executor: empty stream");
+  return state_->executor();
+}
+
 NodeId Stream::peer_id() const noexcept {
-  return state_ ? state_->peer_ : 0;
+  return state_ ? state_->peer() : 0;
 }
 unsigned Stream::peer_slot() const noexcept {
-  return state_ ? state_->peer_slot_ : 0;
+  return state_ ? state_->peer_slot() : 0;
 }
 bool Stream::is_open() const noexcept {
   return state_ && state_->writable();
@@ -521,14 +577,13 @@ bool Stream::write(boost::asio::const_buffer bytes) {
   return state_ && state_->write(static_cast<const char*>(bytes.data()), bytes.size());
 }
 std::size_t Stream::buffered() const noexcept {
-  return state_ ? state_->out_.size() : 0;
+  return state_ ? state_->buffered() : 0;
 }
 std::size_t Stream::high_water_mark() const noexcept {
-  return state_ ? state_->high_water_mark_ : 0;
+  return state_ ? state_->high_water_mark() : 0;
 }
 void Stream::set_high_water_mark(std::size_t bytes) {
-  if (!state_) return;
-  state_->high_water_mark_ = std::max<std::size_t>(bytes, 1);
+  if (state_) state_->set_high_water_mark(bytes);
 }
 void Stream::end() {
   if (state_) state_->end();
@@ -537,34 +592,37 @@ void Stream::close() {
   if (state_) state_->close_with(errc::stream_closed);
 }
 void Stream::close_when_flushed() {
-  if (state_) state_->close_after_flush(errc::stream_closed);
+  if (state_) state_->close_when_flushed(errc::stream_closed);
 }
 
 void Stream::on_data(std::function<void(std::string_view)> handler) {
   if (state_) state_->set_on_data(std::move(handler));
 }
 void Stream::on_end(std::function<void()> handler) {
-  if (state_ && !state_->shut_down_) state_->on_end_.set(std::move(handler));
+  if (state_) state_->set_on_end(std::move(handler));
 }
 void Stream::on_close(std::function<void(std::error_code)> handler) {
   if (state_) state_->set_on_close(std::move(handler));
 }
 void Stream::on_drain(std::function<void()> handler) {
-  if (state_ && !state_->shut_down_) state_->on_drain_.set(std::move(handler));
+  if (state_) state_->set_on_drain(std::move(handler));
 }
 void Stream::set_busy_poll(std::chrono::microseconds window) {
-  if (state_) state_->busy_poll_ = std::max(window, std::chrono::microseconds(0));
+  if (state_) state_->set_busy_poll(window);
 }
 
-bool Stream::try_read_some(boost::asio::mutable_buffer buffer, std::size_t& n) {
-  n = 0;
-  if (!state_) return true;
-  state_->claim_coroutine_reader();
-  return state_->try_read_some(buffer, n);
+void Stream::claim_async_reader() {
+  if (!state_) throw std::invalid_argument("multinode::Stream::async_read_some: empty stream");
+  state_->claim_async_reader();
 }
 
-void Stream::wait_readable(std::unique_ptr<detail::ReadWaiter> waiter) {
-  state_->wait_readable_for(std::move(waiter));
+detail::ReadProgress Stream::read_some_now(boost::asio::mutable_buffer buffer, std::size_t& n,
+                                           boost::system::error_code& error) {
+  return state_->read_some_now(buffer, n, error);
+}
+
+void Stream::read_when_ready(std::unique_ptr<detail::ReadWaiter> waiter) {
+  state_->read_when_ready(std::move(waiter));
 }
 
 }  // namespace multinode

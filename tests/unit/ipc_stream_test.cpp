@@ -6,14 +6,25 @@
 #include <multinode/frame.hpp>
 #include <multinode/stream.hpp>
 
-#include <gtest/gtest.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
+#include "ipc/stream_state.hpp"
 
+#include <gtest/gtest.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <array>
 #include <csignal>
+#include <future>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -58,6 +69,31 @@ TEST(Stream, AdoptRefusesWhatIsNotAStreamSocket) {
   ASSERT_EQ(::pipe(pipe_fds), 0);
   EXPECT_THROW(Stream::adopt(io, pipe_fds[0], 1, 1), std::system_error);
   ::close(pipe_fds[1]);
+}
+
+TEST(Stream, AdoptWithAnErrorCodeReportsInsteadOfThrowing) {
+  boost::asio::io_context io(1);
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM, 0, fds), 0);
+  std::error_code error;
+  Stream refused = Stream::adopt(io, fds[0], 1, 1, error);
+  EXPECT_EQ(error, std::errc::wrong_protocol_type);
+  EXPECT_FALSE(refused);
+  EXPECT_EQ(::fcntl(fds[0], F_GETFD), -1) << "the fd is closed on failure too";
+  ::close(fds[1]);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  refused = Stream::adopt(io, pipe_fds[0], 1, 1, error);
+  EXPECT_EQ(error, std::errc::not_a_socket);
+  EXPECT_FALSE(refused);
+  ::close(pipe_fds[1]);
+  auto [x, y] = socket_pair();
+  Stream adopted = Stream::adopt(io, x, 3, 2, error);
+  EXPECT_FALSE(error);
+  ASSERT_TRUE(adopted);
+  EXPECT_EQ(adopted.peer_id(), 3u);
+  EXPECT_TRUE(adopted.is_open());
+  ::close(y);
 }
 
 TEST(Stream, BytesArriveIntactAndInOrderThenEndAndClose) {
@@ -232,19 +268,26 @@ TEST(Stream, AThrowingHandlerLosesNothingWhenTheLoopRunsAgain) {
   EXPECT_EQ(got, "firstsecond");
 }
 
-TEST(Stream, CoroutineReadsEverythingThenZero) {
+TEST(Stream, CoroutineReadsEverythingThenEof) {
   boost::asio::io_context io(1);
   auto [a, b] = stream_pair(io);
   std::string sent = random_bytes(2 * 1024 * 1024, 5);
   std::string got;
+  boost::system::error_code last_error;
+  std::size_t last_n = 1;
   bool finished = false;
   boost::asio::co_spawn(
       io,
       [&, b = b]() mutable -> boost::asio::awaitable<void> {
         char buffer[4096];
         for (;;) {
-          std::size_t n = co_await b.async_read_some(boost::asio::buffer(buffer));
-          if (n == 0) break;
+          auto [error, n] = co_await b.async_read_some(boost::asio::buffer(buffer),
+                                                       boost::asio::as_tuple(boost::asio::use_awaitable));
+          if (error) {
+            last_error = error;
+            last_n = n;
+            break;
+          }
           got.append(buffer, n);
         }
         finished = true;
@@ -254,7 +297,203 @@ TEST(Stream, CoroutineReadsEverythingThenZero) {
   a.end();
   ASSERT_TRUE(run_until(io, [&] { return finished; }));
   EXPECT_TRUE(got == sent);
+  EXPECT_EQ(last_error, boost::asio::error::eof);
+  EXPECT_EQ(last_n, 0u);
   EXPECT_THROW(b.on_data([](std::string_view) {}), std::logic_error);
+}
+
+TEST(Stream, CoroutineReadThrowsEofAtTheEndWithPlainUseAwaitable) {
+  boost::asio::io_context io(1);
+  auto [a, b] = stream_pair(io);
+  std::string got;
+  std::optional<boost::system::system_error> failure;
+  boost::asio::co_spawn(
+      io,
+      [&, b = b]() mutable -> boost::asio::awaitable<void> {
+        char buffer[64];
+        try {
+          for (;;) {
+            std::size_t n =
+                co_await b.async_read_some(boost::asio::buffer(buffer), boost::asio::use_awaitable);
+            got.append(buffer, n);
+          }
+        } catch (const boost::system::system_error& e) {
+          failure = e;
+        }
+      },
+      boost::asio::detached);
+  a.write("last");
+  a.end();
+  ASSERT_TRUE(run_until(io, [&] { return failure.has_value(); }));
+  EXPECT_EQ(got, "last");
+  EXPECT_EQ(failure->code(), boost::asio::error::eof);
+}
+
+// Reads with a callback until the end; returns what was read and the final (error, bytes).
+struct CallbackReader {
+  Stream stream;
+  char buffer[1000];
+  std::string got;
+  std::optional<std::pair<boost::system::error_code, std::size_t>> last;
+  int calls_inside = 0;  // completions seen inside async_read_some: must stay 0
+  bool in_call = false;
+
+  void read() {
+    in_call = true;
+    stream.async_read_some(boost::asio::buffer(buffer),
+                           [this](boost::system::error_code error, std::size_t n) {
+                             if (in_call) ++calls_inside;
+                             if (error) {
+                               last.emplace(error, n);
+                               return;
+                             }
+                             got.append(buffer, n);
+                             read();
+                           });
+    in_call = false;
+  }
+};
+
+TEST(Stream, CallbackReadsEverythingThenEofFromTheEventLoop) {
+  boost::asio::io_context io(1);
+  auto [a, b] = stream_pair(io);
+  std::string sent = random_bytes(512 * 1024, 8);
+  a.write(sent);
+  a.end();
+  CallbackReader reader{b};
+  run_ready(io);  // the data is already in the socket: the first read completes at once, still posted
+  reader.read();
+  ASSERT_TRUE(run_until(io, [&] { return reader.last.has_value(); }));
+  EXPECT_TRUE(reader.got == sent) << "received " << reader.got.size() << " of " << sent.size();
+  EXPECT_EQ(reader.last->first, boost::asio::error::eof);
+  EXPECT_EQ(reader.last->second, 0u);
+  EXPECT_EQ(reader.calls_inside, 0);
+  // At the end, every further read completes with eof too.
+  std::optional<boost::system::error_code> again;
+  b.async_read_some(boost::asio::buffer(reader.buffer), [&](boost::system::error_code error, std::size_t n) {
+    again = error;
+    EXPECT_EQ(n, 0u);
+  });
+  EXPECT_FALSE(again) << "not from inside the call";
+  ASSERT_TRUE(run_until(io, [&] { return again.has_value(); }));
+  EXPECT_EQ(*again, boost::asio::error::eof);
+}
+
+TEST(Stream, CallbackReadWaitsForDataAndEndsWithEofOnClose) {
+  boost::asio::io_context io(1);
+  auto [a, b] = stream_pair(io);
+  char buffer[16];
+  std::optional<std::pair<boost::system::error_code, std::size_t>> first, second;
+  b.async_read_some(boost::asio::buffer(buffer),
+                    [&](boost::system::error_code error, std::size_t n) { first.emplace(error, n); });
+  run_ready(io);
+  EXPECT_FALSE(first) << "nothing was sent yet";
+  a.write("hi");
+  ASSERT_TRUE(run_until(io, [&] { return first.has_value(); }));
+  EXPECT_FALSE(first->first);
+  EXPECT_EQ(std::string(buffer, first->second), "hi");
+  // A read pending when this side closes completes with eof.
+  b.async_read_some(boost::asio::buffer(buffer),
+                    [&](boost::system::error_code error, std::size_t n) { second.emplace(error, n); });
+  run_ready(io);
+  EXPECT_FALSE(second);
+  b.close();
+  ASSERT_TRUE(run_until(io, [&] { return second.has_value(); }));
+  EXPECT_EQ(second->first, boost::asio::error::eof);
+  EXPECT_EQ(second->second, 0u);
+}
+
+TEST(Stream, AnEmptyBufferCompletesAtOnceWithoutError) {
+  boost::asio::io_context io(1);
+  auto [a, b] = stream_pair(io);
+  std::optional<std::pair<boost::system::error_code, std::size_t>> result;
+  b.async_read_some(boost::asio::mutable_buffer(),
+                    [&](boost::system::error_code error, std::size_t n) { result.emplace(error, n); });
+  ASSERT_TRUE(run_until(io, [&] { return result.has_value(); }));
+  EXPECT_FALSE(result->first);
+  EXPECT_EQ(result->second, 0u);
+}
+
+TEST(Stream, UseFutureReadsAndReportsEofAsAnException) {
+  boost::asio::io_context io(1);
+  auto [a, b] = stream_pair(io);
+  char buffer[64];
+  std::future<std::size_t> read = b.async_read_some(boost::asio::buffer(buffer), boost::asio::use_future);
+  a.write("future");
+  ASSERT_TRUE(run_until(io, [&] { return read.wait_for(0s) == std::future_status::ready; }));
+  std::size_t n = read.get();
+  EXPECT_EQ(std::string(buffer, n), "future");
+  a.end();
+  std::future<std::size_t> at_end = b.async_read_some(boost::asio::buffer(buffer), boost::asio::use_future);
+  ASSERT_TRUE(run_until(io, [&] { return at_end.wait_for(0s) == std::future_status::ready; }));
+  try {
+    at_end.get();
+    ADD_FAILURE() << "no eof";
+  } catch (const boost::system::system_error& e) {
+    EXPECT_EQ(e.code(), boost::asio::error::eof);
+  }
+}
+
+TEST(Stream, DeferredReadStartsWhenLaunched) {
+  boost::asio::io_context io(1);
+  auto [a, b] = stream_pair(io);
+  char buffer[64];
+  auto read = b.async_read_some(boost::asio::buffer(buffer), boost::asio::deferred);
+  a.write("deferred");
+  run_ready(io);
+  std::optional<std::pair<boost::system::error_code, std::size_t>> result;
+  std::move(read)([&](boost::system::error_code error, std::size_t n) { result.emplace(error, n); });
+  ASSERT_TRUE(run_until(io, [&] { return result.has_value(); }));
+  EXPECT_FALSE(result->first);
+  EXPECT_EQ(std::string(buffer, result->second), "deferred");
+}
+
+TEST(Stream, RedirectErrorGivesEofInAnErrorCode) {
+  boost::asio::io_context io(1);
+  auto [a, b] = stream_pair(io);
+  boost::system::error_code error;
+  std::optional<std::size_t> n;
+  boost::asio::co_spawn(
+      io,
+      [&, b = b]() mutable -> boost::asio::awaitable<void> {
+        char buffer[8];
+        n = co_await b.async_read_some(boost::asio::buffer(buffer),
+                                       boost::asio::redirect_error(boost::asio::use_awaitable, error));
+      },
+      boost::asio::detached);
+  a.close();  // the peer goes away before anything was sent
+  ASSERT_TRUE(run_until(io, [&] { return n.has_value(); }));
+  EXPECT_EQ(error, boost::asio::error::eof);
+  EXPECT_EQ(*n, 0u);
+}
+
+TEST(Stream, AsyncReadSomeOnAnEmptyHandleThrows) {
+  Stream empty;
+  char buffer[8];
+  EXPECT_THROW(
+      empty.async_read_some(boost::asio::buffer(buffer), [](boost::system::error_code, std::size_t) {}),
+      std::invalid_argument);
+  EXPECT_THROW(empty.get_executor(), std::invalid_argument);
+}
+
+TEST(Stream, AReadPendingWhenTheIoContextGoesIsDroppedUncalled) {
+  std::weak_ptr<detail::StreamState> watch;
+  bool called = false;
+  {
+    boost::asio::io_context io(1);
+    auto [a, b] = stream_pair(io);
+    watch = detail::StreamAccess::state(b);
+    auto buffer = std::make_shared<std::array<char, 16>>();
+    // The handler holds the stream's handle: dropping it must free the stream.
+    b.async_read_some(boost::asio::buffer(*buffer),
+                      [&called, b = b, buffer](boost::system::error_code, std::size_t) {
+                        (void)b;
+                        called = true;
+                      });
+    run_ready(io);
+  }
+  EXPECT_FALSE(called);
+  EXPECT_TRUE(watch.expired());
 }
 
 TEST(Stream, ReadersDoNotMix) {
@@ -269,7 +508,7 @@ TEST(Stream, ReadersDoNotMix) {
       io,
       [b = b]() mutable -> boost::asio::awaitable<void> {
         char buffer[16];
-        co_await b.async_read_some(boost::asio::buffer(buffer));
+        co_await b.async_read_some(boost::asio::buffer(buffer), boost::asio::use_awaitable);
       },
       [&](std::exception_ptr e) { failure = e; });
   ASSERT_TRUE(run_until(io, [&] { return failure != nullptr; }));
@@ -282,8 +521,8 @@ TEST(Stream, DestroyingTheIoContextFreesStreamsWhoseHandlersHoldThem) {
   {
     boost::asio::io_context io(1);
     auto [a, b] = stream_pair(io);
-    watch_a = a.state();
-    watch_b = b.state();
+    watch_a = detail::StreamAccess::state(a);
+    watch_b = detail::StreamAccess::state(b);
     // Each handler holds a handle to its own stream: a cycle only the io_context's end can break.
     a.on_data([a](std::string_view) { (void)a; });
     b.on_close([b](std::error_code) { (void)b; });
