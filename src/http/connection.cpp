@@ -260,8 +260,9 @@ void Connection::on_handler_failure(const char* what) {
 void Connection::abandon_response(unsigned error_status) {
   if (!(dispatched() && response_.head_sent())) send_error(error_status);
   response_.stage = ResponseState::Stage::abandoned;
-  // No request follows this one: the exchange is over, whatever the handler does.
-  if (exchange_ == Exchange::streaming || exchange_ == Exchange::awaiting) exchange_ = Exchange::answered;
+  // The handler's response is over, whatever it does next; no request follows.
+  if (exchange_ == Exchange::streaming) exchange_ = Exchange::answered;
+  if (exchange_ == Exchange::awaiting) exchange_ = Exchange::done;
   close_after_output();
 }
 

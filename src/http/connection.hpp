@@ -87,7 +87,7 @@ class Connection {
     streaming,  // the handler has the request (Options::stream_body) while its body arrives
     answered,   // the response ended, the request's body still arrives
     awaiting,   // the request is whole; the handler has not ended its response yet
-    done,       // the request is whole and answered: finish_exchange() is next
+    done,       // the request is whole and answered: finish_exchange() is next (unless closing)
   };
 
   enum class ReadTimer : std::uint8_t { none, head, body, idle, linger };
@@ -139,8 +139,8 @@ class Connection {
   bool waiting_write_ = false;  // waiting for writability; a read may be pending at the same time
   bool in_batch_ = false;       // process() is on the stack: handlers it runs must not re-enter it
   bool peer_closed_ = false;    // the client shut down its side; we may still be answering
-  bool linger_needed_ =
-      false;  // the client may still send a refused or half-read request: drain before closing
+  // The client may still send a refused or half-read request: drain it before closing.
+  bool linger_needed_ = false;
 
   std::uint64_t generation_ = 0;  // counts dispatched requests; a Response handle names one
   ResponseState response_;

@@ -131,6 +131,12 @@ TEST(Acceptor, CloseFromTheHandlerStopsTheBurst) {
 }
 
 TEST(Acceptor, OutOfDescriptorsPausesInsteadOfSpinningThenResumes) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizer runtimes need descriptors of their own (UBSan's vptr check
+  // probes memory through a pipe and reports every virtual call as invalid
+  // without one): out of fds is tested in the other builds.
+  GTEST_SKIP() << "needs a process that can run out of descriptors";
+#endif
   asio::io_context io;
   tcp::acceptor listener = loopback_listener(io);
   const std::uint16_t port = listener.local_endpoint().port();
