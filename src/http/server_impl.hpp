@@ -5,7 +5,6 @@
 
 #include <multinode/http.hpp>
 
-#include "common/intrusive_list.hpp"
 #include "http/date.hpp"
 #include "net/acceptor.hpp"
 
