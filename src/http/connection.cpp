@@ -1,14 +1,14 @@
+// One HTTP/1.1 connection (see connection.hpp): the read and batch loop, the
+// timeouts, the response in hand, writing and lingering on close.
 #include "http/connection.hpp"
 
 #include "common/log.hpp"
-#include "http/text.hpp"
+#include "http/serializer.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/beast/http/status.hpp>
 
-#include <charconv>
 #include <exception>
 
 namespace multinode::http::detail {
@@ -22,27 +22,22 @@ namespace {
 // What a lingering connection may still read before it is simply closed.
 constexpr std::size_t max_linger_bytes = std::size_t{1024} * 1024;
 
-std::string_view reason_phrase(unsigned status) {
-  std::string_view reason = boost::beast::http::obsolete_reason(static_cast<boost::beast::http::status>(status));
-  if (reason.empty() || reason.front() == '<') return "Unknown";
-  return reason;
-}
-
 }  // namespace
 
 Connection::Connection(std::shared_ptr<ServerImpl> server, tcp::socket socket)
     : server_(std::move(server)), socket_(std::move(socket)), reader_(server_->options()) {}
 
-Connection::~Connection() { server_->unlink(this); }
+Connection::~Connection() {
+  server_->unlink(*this);
+}
 
 void Connection::start() {
   error_code ec;
-  // Responses go out whole (one writev per batch): nothing to gain from Nagle.
-  socket().set_option(tcp::no_delay(true), ec);
-  // Writes are attempted at once and only wait for writability when the socket is full.
+  // Writes are attempted at once and only wait for writability when the socket is
+  // full. (The fd is non-blocking since accept4(); this tells Asio so.)
   socket().non_blocking(true, ec);
   add_ref();  // held while open
-  server_->link(this);
+  server_->link(*this);
   read_timer_ = ReadTimer::head;
   read_deadline_ = server_->now() + server_->options().header_timeout;
   read();
@@ -52,7 +47,7 @@ void Connection::start() {
 // Reading and the batch loop
 
 void Connection::read() {
-  if (closed_ || reading_ || closing_ || peer_closed_ || awaiting_application()) return;
+  if (state_ != State::open || reading_ || peer_closed_ || exchange_ == Exchange::awaiting) return;
   if (output_full()) return;  // resumed when the output drains
   const std::span<char> room = reader_.prepare();
   if (room.empty()) {
@@ -63,17 +58,18 @@ void Connection::read() {
   }
   reading_ = true;
   add_ref();
-  socket().async_read_some(asio::buffer(room.data(), room.size()), [this](const error_code& ec, std::size_t size) {
-    reading_ = false;
-    on_read(ec, size);
-    release();
-  });
+  socket().async_read_some(asio::buffer(room.data(), room.size()),
+                           [this](const error_code& ec, std::size_t size) {
+                             reading_ = false;
+                             on_read(ec, size);
+                             drop_ref();
+                           });
 }
 
 void Connection::on_read(const error_code& ec, std::size_t size) {
-  if (closed_) return;
+  if (closed()) return;
   server_->refresh_clock();
-  if (lingering_) {
+  if (state_ == State::lingering) {
     lingered_bytes_ += size;
     if (ec || lingered_bytes_ > max_linger_bytes) {
       close_now();
@@ -105,34 +101,37 @@ void Connection::on_peer_closed() {
 void Connection::resume() {
   // Parsing pauses while Options::write_high_water bytes wait to go out; when a
   // flush empties the output at once, go on with the requests already buffered.
+  bool paused_for_output = false;
   for (int round = 0; round < 16; ++round) {
-    process();
-    if (closed_) return;
+    paused_for_output = process();
+    if (closed()) return;
     flush();
-    if (closed_) return;
-    if (!paused_for_output_ || waiting_write_ || output_full()) break;
+    if (closed()) return;
+    if (!paused_for_output || waiting_write_ || output_full()) break;
   }
-  if (paused_for_output_ && !waiting_write_ && !output_full()) {
+  if (paused_for_output && !waiting_write_ && !output_full()) {
     // Still more to answer: let other connections run first.
     add_ref();
     asio::post(socket().get_executor(), [this] {
-      if (!closed_) resume();
-      release();
+      if (!closed()) resume();
+      drop_ref();
     });
     return;
   }
   read();
 }
 
-void Connection::process() {
-  if (in_batch_ || closed_) return;
+// Handles the buffered bytes; true when it stopped because the output is full
+// (requests wait in the buffer until it drains).
+bool Connection::process() {
+  if (in_batch_ || closed()) return false;
   in_batch_ = true;
-  paused_for_output_ = false;
+  bool paused_for_output = false;
   // Each pass handles one event of the buffered bytes; the buffer is finite.
-  while (!closed_ && !closing_) {
-    if (awaiting_application()) break;
+  while (state_ == State::open) {
+    if (exchange_ == Exchange::awaiting) break;
     if (output_full()) {
-      paused_for_output_ = true;  // resumed when the output drains
+      paused_for_output = true;
       break;
     }
     const ReadEvent event = reader_.next();
@@ -140,11 +139,11 @@ void Connection::process() {
       if (peer_closed_) {
         // Nothing more will come: an idle connection is done, a partial request never will be.
         if (reader_.phase() == ReadPhase::idle) {
-          closing_ = true;
+          close_after_output();
         } else {
           in_batch_ = false;
           close_now();
-          return;
+          return false;
         }
       }
       break;
@@ -159,8 +158,9 @@ void Connection::process() {
       on_complete();
   }
   in_batch_ = false;
-  if (closed_) drop_callbacks();
+  if (closed()) drop_callbacks();
   update_read_timer();
+  return paused_for_output;
 }
 
 void Connection::drop_callbacks() noexcept {
@@ -174,48 +174,46 @@ void Connection::drop_callbacks() noexcept {
 
 void Connection::on_head() {
   ++generation_;
-  request_complete_ = false;
-  response_done_ = false;
-  dispatched_ = false;
-  ResponseState& r = response_;
-  r.status = 200;
-  r.headers.clear();
-  r.trailers.clear();
-  r.handles = 0;
-  r.head_sent = r.ended = r.chunked = r.will_close = r.user_close = r.user_date = r.drain_wanted = false;
-  r.on_drain = nullptr;
+  exchange_ = Exchange::receiving;
   const Request& request = reader_.request();
-  r.head_request = request.is_head();
+  response_.reset(request.is_head());
   // RFC 9110 10.1.1: a client waiting for 100 Continue sends the body once told to.
-  if (request.expects_continue_ && reader_.phase() == ReadPhase::body) output_.append("HTTP/1.1 100 Continue\r\n\r\n");
-  if (server_->options().stream_body) dispatch();
+  if (request.expects_continue_ && reader_.phase() == ReadPhase::body) write_continue(output_);
+  if (server_->options().stream_body) {
+    exchange_ = Exchange::streaming;
+    dispatch();
+  }
 }
 
 void Connection::on_complete() {
-  request_complete_ = true;
   Request& request = reader_.request();
   // The body is done: drop the callbacks (they often hold a Response handle, which
   // holds this connection) before running the last one.
   request.on_data_ = nullptr;
   auto on_end = std::move(request.on_end_);
   request.on_end_ = nullptr;
-  if (!dispatched_) {
+  if (exchange_ == Exchange::receiving) {
+    exchange_ = Exchange::awaiting;
     dispatch();
-  } else if (on_end && !response_.ended) {
-    try {
-      on_end();
-    } catch (const std::exception& e) {
-      on_handler_failure(e.what());
-    } catch (...) {
-      on_handler_failure("unknown exception");
+  } else if (exchange_ == Exchange::answered) {
+    exchange_ = Exchange::done;
+  } else if (exchange_ == Exchange::streaming) {
+    exchange_ = Exchange::awaiting;
+    if (on_end) {
+      try {
+        on_end();
+      } catch (const std::exception& e) {
+        on_handler_failure(e.what());
+      } catch (...) {
+        on_handler_failure("unknown exception");
+      }
     }
   }
-  if (closed_) return;
-  if (response_done_) finish_exchange();
+  if (closed()) return;
+  if (exchange_ == Exchange::done) finish_exchange();
 }
 
 void Connection::dispatch() {
-  dispatched_ = true;
   ++server_->stats().requests;
   Response response(this, generation_);
   try {
@@ -229,29 +227,43 @@ void Connection::dispatch() {
 
 void Connection::finish_exchange() {
   reader_.finish_request();
-  request_complete_ = false;
-  dispatched_ = false;
-  response_done_ = true;
+  exchange_ = Exchange::none;
   // Graceful stop: the request in hand was the last one.
-  if (stop_requested_) closing_ = true;
-  reader_.release_memory();
+  if (server_->stopping()) close_after_output();
+  reader_.free_memory();
 }
 
 void Connection::response_done() {
-  response_done_ = true;
+  // The request is whole (done) or its body still arrives (answered).
+  exchange_ = exchange_ == Exchange::awaiting ? Exchange::done : Exchange::answered;
   if (in_batch_) return;  // the batch loop goes on from here
-  if (request_complete_) finish_exchange();
+  if (exchange_ == Exchange::done) finish_exchange();
   resume();
+}
+
+void Connection::close_after_output() noexcept {
+  if (state_ == State::open) state_ = State::closing;
 }
 
 void Connection::on_handler_failure(const char* what) {
   ++server_->stats().handler_errors;
   multinode::detail::log(multinode::detail::LogLevel::warning, "http handler failed: ", what);
-  if (response_.ended || closed_) return;
-  if (!response_.head_sent) send_error(500);
-  response_.ended = true;  // the handler's Response handles go stale
-  closing_ = true;
+  if (response_.finished() || closed()) return;
+  if (!response_.head_sent()) send_error(500);
+  response_.stage = ResponseState::Stage::abandoned;  // the handler's Response handles go stale
+  close_after_output();
   response_done();
+}
+
+// The server answers the request in hand with error_status instead of the handler
+// (unless a streaming handler's head already went out) and closes once it is sent.
+void Connection::abandon_response(unsigned error_status) {
+  if (!(dispatched() && response_.head_sent())) send_error(error_status);
+  response_.stage = ResponseState::Stage::abandoned;
+  // The handler's response is over, whatever it does next; no request follows.
+  if (exchange_ == Exchange::streaming) exchange_ = Exchange::answered;
+  if (exchange_ == Exchange::awaiting) exchange_ = Exchange::done;
+  close_after_output();
 }
 
 void Connection::on_bad_request() {
@@ -261,20 +273,16 @@ void Connection::on_bad_request() {
     return;
   }
   const error reason = reader_.failure();
-  multinode::detail::log(multinode::detail::LogLevel::debug, "http: refused a request: ",
-                         make_error_code(reason).message());
-  // A streaming handler that already started its response cannot be answered again.
-  if (!(dispatched_ && response_.head_sent)) send_error(status_of(reason));
-  response_.ended = true;
-  response_done_ = true;
-  closing_ = true;
+  multinode::detail::log(multinode::detail::LogLevel::debug,
+                         "http: refused a request: ", make_error_code(reason).message());
+  abandon_response(status_of(reason));
 }
 
 void Connection::update_read_timer() {
-  if (closed_ || lingering_) return;
+  if (closed() || state_ == State::lingering) return;
   const Clock::time_point now = server_->now();
   const Options& options = server_->options();
-  if (closing_ || awaiting_application()) {
+  if (state_ == State::closing || exchange_ == Exchange::awaiting) {
     read_timer_ = ReadTimer::none;  // the write timeout and the application govern
     return;
   }
@@ -307,7 +315,7 @@ void Connection::update_read_timer() {
 // Timeouts and stopping
 
 void Connection::check_deadlines(Clock::time_point now) {
-  if (closed_) return;
+  if (closed()) return;
   Stats& stats = server_->stats();
   if (waiting_write_ && now >= write_deadline_) {
     ++stats.write_timeouts;
@@ -342,19 +350,16 @@ void Connection::check_deadlines(Clock::time_point now) {
         close_now();  // a connection that never sent a byte gets no answer
         return;
       }
-      if (!(dispatched_ && response_.head_sent)) send_error(408);
-      response_.ended = true;
-      response_done_ = true;
-      closing_ = true;
+      abandon_response(408);
       flush();
       return;
   }
 }
 
 void Connection::on_server_stop() {
-  stop_requested_ = true;
-  if (closed_ || closing_) return;
-  const bool in_hand = reader_.phase() != ReadPhase::idle || awaiting_application() || (dispatched_ && !response_done_);
+  if (state_ != State::open) return;
+  const bool in_hand = reader_.phase() != ReadPhase::idle || exchange_ == Exchange::streaming ||
+                       exchange_ == Exchange::awaiting;
   if (in_hand) return;  // finish_exchange() closes once it is answered
   // Between requests. Under load the client is sending its next request right now,
   // or it already sits read but unparsed behind this stop: closing would fail it.
@@ -366,17 +371,17 @@ void Connection::on_server_stop() {
 }
 
 void Connection::close_now() noexcept {
-  if (closed_) return;
-  closed_ = true;
+  if (closed()) return;
+  state_ = State::closed;
   error_code ec;
   if (socket_) socket().close(ec);
   // Inside a batch a callback may be running: process() drops them at its end.
   if (!in_batch_) drop_callbacks();
   server_->connection_closed();
-  release();  // the reference held while open; pending operations and handles hold their own
+  drop_ref();  // the reference held while open; pending operations and handles hold their own
 }
 
-void Connection::release_socket() noexcept {
+void Connection::destroy_io_objects() noexcept {
   close_now();
   socket_.reset();
 }
@@ -390,46 +395,26 @@ void Connection::handle_added(std::uint64_t generation) noexcept {
 }
 
 void Connection::handle_dropped(std::uint64_t generation) noexcept {
-  if (generation == generation_ && response_.handles > 0 && --response_.handles == 0 && !response_.ended &&
-      !closed_) {
+  if (generation == generation_ && response_.handles > 0 && --response_.handles == 0 &&
+      !response_.finished() && !closed()) {
     on_handler_failure("the handler dropped its Response without ending it");
   }
-  release();
+  drop_ref();
 }
 
 void Connection::set_status(std::uint64_t generation, unsigned status) {
-  if (!active(generation) || response_.head_sent) return;
+  if (!active(generation) || response_.head_sent()) return;
   response_.status = status;
 }
 
 void Connection::add_header(std::uint64_t generation, std::string_view name, std::string_view value) {
-  if (!active(generation) || response_.head_sent) return;
-  if (iequals(name, "connection")) {
-    // The server writes Connection itself; the handler can only ask to close.
-    std::size_t pos = 0;
-    while (pos <= value.size()) {
-      std::size_t comma = value.find(',', pos);
-      if (comma == std::string_view::npos) comma = value.size();
-      if (iequals(trim_whitespace(value.substr(pos, comma - pos)), "close")) response_.user_close = true;
-      pos = comma + 1;
-    }
-    return;
-  }
-  if (iequals(name, "date")) response_.user_date = true;
-  std::string& out = response_.headers;
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
+  if (!active(generation) || response_.head_sent()) return;
+  response_.add_header(name, value);
 }
 
 void Connection::add_trailer(std::uint64_t generation, std::string_view name, std::string_view value) {
   if (!active(generation)) return;
-  std::string& out = response_.trailers;
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
+  response_.add_trailer(name, value);
 }
 
 void Connection::set_drain_handler(std::uint64_t generation, std::function<void()> handler) {
@@ -437,97 +422,48 @@ void Connection::set_drain_handler(std::uint64_t generation, std::function<void(
   response_.on_drain = std::move(handler);
 }
 
-bool Connection::body_allowed() const noexcept {
-  return !response_.head_request && response_.status != 204 && response_.status != 304;
-}
-
-void Connection::write_status_line(unsigned status) {
-  if (status == 200) {
-    output_.append("HTTP/1.1 200 OK\r\n");
-    return;
-  }
-  char digits[3] = {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
-                    static_cast<char>('0' + status % 10)};
-  output_.append("HTTP/1.1 ");
-  output_.append(std::string_view(digits, 3));
-  output_.append(' ');
-  output_.append(reason_phrase(status));
-  output_.append("\r\n");
-}
-
 void Connection::write_head(std::optional<std::uint64_t> content_length, bool streaming) {
   const Request& request = reader_.request();
   const bool http10 = request.version() < 11;
   const unsigned status = response_.status;
   const bool no_body = status == 204 || status == 304;
-  bool will_close = !request.keep_alive() || response_.user_close || stop_requested_ || server_->stopping() ||
-                    (peer_closed_ && reader_.unparsed() == 0);
-  bool chunked = false;
-  if (streaming && !no_body) {
-    // HTTP/1.0 has no chunked coding: the body ends where the connection does.
-    if (http10)
-      will_close = true;
-    else
-      chunked = true;
-  }
-  write_status_line(status);
-  if (!response_.user_date) output_.append(server_->date_line());
+  HeadFraming framing;
+  framing.close = !request.keep_alive() || response_.user_close || server_->stopping() ||
+                  (peer_closed_ && reader_.unparsed() == 0);
   if (!no_body) {
-    if (content_length) {
-      char digits[24];
-      const auto result = std::to_chars(digits, digits + sizeof digits, *content_length);
-      output_.append("Content-Length: ");
-      output_.append(std::string_view(digits, static_cast<std::size_t>(result.ptr - digits)));
-      output_.append("\r\n");
-    } else if (chunked) {
-      output_.append("Transfer-Encoding: chunked\r\n");
+    if (!streaming) {
+      framing.content_length = content_length;
+    } else if (http10) {
+      // HTTP/1.0 has no chunked coding: the body ends where the connection does.
+      framing.close = true;
+    } else {
+      framing.chunked = true;
     }
   }
-  if (will_close)
-    output_.append("Connection: close\r\n");
-  else if (http10)
-    output_.append("Connection: keep-alive\r\n");
-  output_.append(response_.headers);
-  output_.append("\r\n");
-  response_.head_sent = true;
-  response_.chunked = chunked;
-  response_.will_close = will_close;
-}
-
-void Connection::write_chunk(std::string_view data) {
-  char digits[20];
-  const auto result = std::to_chars(digits, digits + sizeof digits, data.size(), 16);
-  output_.append(std::string_view(digits, static_cast<std::size_t>(result.ptr - digits)));
-  output_.append("\r\n");
-  output_.append(data);
-  output_.append("\r\n");
+  framing.keep_alive = http10 && !framing.close;
+  detail::write_head(output_, status, response_.user_date ? std::string_view() : server_->date_line(),
+                     framing, response_.headers);
+  response_.stage = ResponseState::Stage::head_sent;
+  response_.chunked = framing.chunked;
+  response_.will_close = framing.close;
 }
 
 void Connection::send_error(unsigned status) {
   linger_needed_ = true;  // the client may still be sending the refused request
-  const std::string_view reason = reason_phrase(status);
-  write_status_line(status);
-  output_.append(server_->date_line());
-  char digits[24];
-  const auto result = std::to_chars(digits, digits + sizeof digits, reason.size() + 1);
-  output_.append("Content-Type: text/plain\r\nContent-Length: ");
-  output_.append(std::string_view(digits, static_cast<std::size_t>(result.ptr - digits)));
-  output_.append("\r\nConnection: close\r\n\r\n");
-  output_.append(reason);
-  output_.append('\n');
+  write_error(output_, status, server_->date_line());
 }
 
 bool Connection::write_body(std::uint64_t generation, std::string_view chunk) {
   if (!active(generation)) return false;
-  if (!response_.head_sent) write_head(std::nullopt, true);
-  if (!chunk.empty() && body_allowed()) {
+  if (!response_.head_sent()) write_head(std::nullopt, true);
+  if (!chunk.empty() && response_.body_allowed()) {
     if (response_.chunked)
-      write_chunk(chunk);
+      write_chunk(output_, chunk);
     else
       output_.append(chunk);
   }
   if (!in_batch_) flush();
-  if (closed_) return false;
+  if (closed()) return false;
   if (output_full()) {
     response_.drain_wanted = true;
     return false;
@@ -538,28 +474,26 @@ bool Connection::write_body(std::uint64_t generation, std::string_view chunk) {
 void Connection::end_response(std::uint64_t generation, std::string_view body, std::string* owned) {
   if (!active(generation)) return;
   const std::string_view data = owned ? std::string_view(*owned) : body;
-  if (!response_.head_sent) {
+  if (!response_.head_sent()) {
     write_head(data.size(), false);
-    if (body_allowed() && !data.empty()) {
+    if (response_.body_allowed() && !data.empty()) {
       if (owned)
         output_.append_owned(std::move(*owned));
       else
         output_.append(data);
     }
-  } else if (body_allowed()) {
+  } else if (response_.body_allowed()) {
     if (response_.chunked) {
-      if (!data.empty()) write_chunk(data);
-      output_.append("0\r\n");
-      output_.append(response_.trailers);
-      output_.append("\r\n");
+      if (!data.empty()) write_chunk(output_, data);
+      write_last_chunk(output_, response_.trailers);
     } else if (!data.empty()) {
       output_.append(data);
     }
   }
-  response_.ended = true;
+  response_.stage = ResponseState::Stage::ended;
   if (response_.will_close) {
-    closing_ = true;
-    if (!request_complete_) linger_needed_ = true;  // the rest of the body is on its way
+    close_after_output();
+    if (exchange_ != Exchange::awaiting) linger_needed_ = true;  // the rest of the body is on its way
   }
   response_done();
 }
@@ -568,7 +502,7 @@ void Connection::end_response(std::uint64_t generation, std::string_view body, s
 // Writing
 
 void Connection::flush() {
-  if (closed_ || waiting_write_) return;
+  if (closed() || waiting_write_) return;
   // A few attempts: a partial write means the socket is full and the next would block.
   for (int attempt = 0; attempt < 8 && !output_.empty(); ++attempt) {
     output_.buffers(write_buffers_);
@@ -597,31 +531,31 @@ void Connection::wait_writable() {
   add_ref();
   socket().async_wait(tcp::socket::wait_write, [this](const error_code& ec) {
     waiting_write_ = false;
-    if (!closed_) {
+    if (!closed()) {
       if (ec) {
         close_now();
       } else {
         server_->refresh_clock();
         flush();
         // Requests left unparsed while the output was full.
-        if (!closed_ && !waiting_write_ && !output_full()) resume();
+        if (!closed() && !waiting_write_ && !output_full()) resume();
       }
     }
-    release();
+    drop_ref();
   });
 }
 
 void Connection::output_drained() {
-  if (closing_) {
+  if (state_ != State::open) {
     begin_linger();
     return;
   }
-  output_.release_memory(std::size_t{64} * 1024);
+  output_.free_memory(std::size_t{64} * 1024);
   // The idle time starts once the last response is out; during a graceful stop the
   // grace's end stands.
-  if (read_timer_ == ReadTimer::idle && !stop_requested_)
+  if (read_timer_ == ReadTimer::idle && !server_->stopping())
     read_deadline_ = server_->now() + server_->options().idle_timeout;
-  if (response_.drain_wanted && response_.on_drain && !response_.ended) {
+  if (response_.drain_wanted && response_.on_drain && !response_.finished()) {
     response_.drain_wanted = false;
     auto handler = std::move(response_.on_drain);
     response_.on_drain = nullptr;
@@ -630,8 +564,8 @@ void Connection::output_drained() {
 }
 
 void Connection::begin_linger() {
-  if (lingering_ || closed_) return;
-  closing_ = true;
+  if (state_ == State::lingering || closed()) return;
+  state_ = State::closing;
   error_code ec;
   if (!linger_needed_ && reader_.unparsed() == 0 && socket().available(ec) == 0 && !ec) {
     // Nothing unread and no reason to expect more (no refused or half-read request):
@@ -639,7 +573,7 @@ void Connection::begin_linger() {
     close_now();
     return;
   }
-  lingering_ = true;
+  state_ = State::lingering;
   // Half-close so the client sees the end of the response, then read what it
   // still sends: closing with unread input would reset the connection and could
   // destroy the response before the client reads it.
@@ -658,11 +592,11 @@ void Connection::linger_read() {
   add_ref();
   const std::span<char> discard = server_->discard_buffer();
   socket().async_read_some(asio::buffer(discard.data(), discard.size()),
-                          [this](const error_code& ec, std::size_t size) {
-                            reading_ = false;
-                            on_read(ec, size);
-                            release();
-                          });
+                           [this](const error_code& ec, std::size_t size) {
+                             reading_ = false;
+                             on_read(ec, size);
+                             drop_ref();
+                           });
 }
 
 }  // namespace multinode::http::detail

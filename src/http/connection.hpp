@@ -1,6 +1,7 @@
 // One HTTP/1.1 connection: reads into its RequestReader, runs the handler for
 // each request in turn, gathers the responses of a batch of pipelined requests
-// and writes them with one writev.
+// and writes them with one writev. The bytes come from serializer.hpp, the
+// response in hand is a ResponseState (response_state.hpp).
 //
 // Callbacks, not coroutines: one read handler per batch, writes attempted at once
 // with non-blocking writev (waiting for writability only when the socket is full).
@@ -10,8 +11,10 @@
 
 #include <multinode/http.hpp>
 
+#include "common/intrusive_list.hpp"
 #include "http/output.hpp"
 #include "http/parser.hpp"
+#include "http/response_state.hpp"
 #include "http/server_impl.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -33,8 +36,9 @@ class Connection {
 
   void start();
 
+  // The intrusive count: the connection deletes itself when the last reference goes.
   void add_ref() noexcept { ++refs_; }
-  void release() noexcept {
+  void drop_ref() noexcept {
     if (--refs_ == 0) delete this;
   }
 
@@ -42,22 +46,22 @@ class Connection {
   void check_deadlines(Clock::time_point now);
   void on_server_stop();
   void close_now() noexcept;
-  // The io_context is going away: destroy the socket now (the connection is closed).
-  void release_socket() noexcept;
-  bool closed() const noexcept { return closed_; }
-  Connection* previous_ = nullptr;  // the server's list of live connections
-  Connection* next_ = nullptr;
+  // The io_context is going away: close, and destroy the socket now.
+  void destroy_io_objects() noexcept;
+  bool closed() const noexcept { return state_ == State::closed; }
+  // The server's list of live connections (ServerImpl::Connections); only the list touches it.
+  multinode::detail::ListHook<Connection> list_hook_;
 
   // --- for Response handles ---
   void handle_added(std::uint64_t generation) noexcept;
   void handle_dropped(std::uint64_t generation) noexcept;
   bool active(std::uint64_t generation) const noexcept {
-    return generation == generation_ && !response_.ended && !closed_;
+    return generation == generation_ && !response_.finished() && !closed();
   }
   bool response_ended(std::uint64_t generation) const noexcept {
-    return generation != generation_ || response_.ended;
+    return generation != generation_ || response_.finished();
   }
-  bool open() const noexcept { return !closed_; }
+  bool open() const noexcept { return !closed(); }
   void set_status(std::uint64_t generation, unsigned status);
   void add_header(std::uint64_t generation, std::string_view name, std::string_view value);
   void add_trailer(std::uint64_t generation, std::string_view name, std::string_view value);
@@ -68,31 +72,48 @@ class Connection {
  private:
   ~Connection();
 
-  enum class ReadTimer { none, head, body, idle, linger };
+  // Where the connection is in its life; it only moves down this list.
+  enum class State : std::uint8_t {
+    open,       // reading requests and answering them
+    closing,    // no further request: what is queued goes out, then lingering or closed
+    lingering,  // all sent, our side shut down: reading and discarding until the client closes
+    closed,     // socket closed; the object lives while operations or handles hold it
+  };
+
+  // How far the exchange in hand (one request and its response) has gone.
+  enum class Exchange : std::uint8_t {
+    none,       // between requests
+    receiving,  // the head is read, the body is arriving; the handler waits for it whole
+    streaming,  // the handler has the request (Options::stream_body) while its body arrives
+    answered,   // the response ended, the request's body still arrives
+    awaiting,   // the request is whole; the handler has not ended its response yet
+    done,       // the request is whole and answered: finish_exchange() is next (unless closing)
+  };
+
+  enum class ReadTimer : std::uint8_t { none, head, body, idle, linger };
 
   void read();
   void on_read(const boost::system::error_code& ec, std::size_t size);
   void on_peer_closed();
-  void process();
+  bool process();
   void resume();
   void on_head();
   void on_complete();
   void dispatch();
   void on_bad_request();
   void on_handler_failure(const char* what);
+  void abandon_response(unsigned error_status);
   void response_done();
   void finish_exchange();
+  void close_after_output() noexcept;
   void drop_callbacks() noexcept;
   void update_read_timer();
-  bool awaiting_application() const noexcept { return request_complete_ && !response_done_; }
+  bool dispatched() const noexcept { return exchange_ != Exchange::none && exchange_ != Exchange::receiving; }
   bool output_full() const noexcept { return output_.size() >= server_->options().write_high_water; }
 
-  // Response output.
+  // Response output (the bytes: serializer.hpp).
   void write_head(std::optional<std::uint64_t> content_length, bool streaming);
-  void write_status_line(unsigned status);
-  void write_chunk(std::string_view data);
   void send_error(unsigned status);
-  bool body_allowed() const noexcept;
 
   void flush();
   void wait_writable();
@@ -103,47 +124,27 @@ class Connection {
   boost::asio::ip::tcp::socket& socket() noexcept { return *socket_; }
 
   std::shared_ptr<ServerImpl> server_;
-  // Reset by release_socket() when the io_context goes before the last handle.
+  // Reset by destroy_io_objects() when the io_context goes before the last handle.
   std::optional<boost::asio::ip::tcp::socket> socket_;
   unsigned refs_ = 0;
   RequestReader reader_;
   OutputQueue output_;
   std::vector<boost::asio::const_buffer> write_buffers_;
 
-  bool closed_ = false;
-  bool reading_ = false;
-  bool waiting_write_ = false;
-  bool in_batch_ = false;
-  bool paused_for_output_ = false;  // requests wait in the buffer until the output drains
-  bool peer_closed_ = false;    // the client shut down its side
-  bool closing_ = false;        // no further request: send what is queued, then linger and close
-  bool lingering_ = false;
-  bool linger_needed_ = false;  // closing after a refused or half-read request: drain before closing
-  bool stop_requested_ = false; // the server is stopping: the request in hand is the last
-
-  // The exchange in hand.
-  std::uint64_t generation_ = 0;  // counts dispatched requests; a Response handle names one
-  bool request_complete_ = false;
-  bool response_done_ = true;
-  bool dispatched_ = false;
-
-  struct ResponseState {
-    unsigned status = 200;
-    std::string headers;   // "Name: value\r\n" lines the handler added
-    std::string trailers;  // same, for after a chunked body
-    unsigned handles = 0;
-    bool head_sent = false;
-    bool ended = false;
-    bool chunked = false;
-    bool will_close = false;
-    bool user_close = false;
-    bool user_date = false;
-    bool head_request = false;
-    bool drain_wanted = false;  // write() returned false: on_drain runs once the output is sent
-    std::function<void()> on_drain;
-  } response_;
-
+  State state_ = State::open;
+  Exchange exchange_ = Exchange::none;
   ReadTimer read_timer_ = ReadTimer::none;
+  // Facts independent of the states above (any combination occurs):
+  bool reading_ = false;        // an async read is pending (in open and lingering alike)
+  bool waiting_write_ = false;  // waiting for writability; a read may be pending at the same time
+  bool in_batch_ = false;       // process() is on the stack: handlers it runs must not re-enter it
+  bool peer_closed_ = false;    // the client shut down its side; we may still be answering
+  // The client may still send a refused or half-read request: drain it before closing.
+  bool linger_needed_ = false;
+
+  std::uint64_t generation_ = 0;  // counts dispatched requests; a Response handle names one
+  ResponseState response_;
+
   Clock::time_point read_deadline_{};
   Clock::time_point write_deadline_{};
   std::size_t lingered_bytes_ = 0;

@@ -33,7 +33,8 @@ class ByteBuffer {
   std::size_t size() const noexcept { return size_; }
   std::size_t capacity() const noexcept { return capacity_; }
   void clear() noexcept { size_ = 0; }
-  void release() noexcept {
+  // Gives the memory back (the buffer is empty afterwards).
+  void free_memory() noexcept {
     data_.reset();
     size_ = capacity_ = 0;
   }
@@ -108,8 +109,8 @@ class OutputQueue {
   }
 
   // Gives back memory a large response left behind, once everything is sent.
-  void release_memory(std::size_t keep) {
-    if (empty() && bytes_.capacity() > keep) bytes_.release();
+  void free_memory(std::size_t keep) {
+    if (empty() && bytes_.capacity() > keep) bytes_.free_memory();
   }
 
  private:

@@ -130,6 +130,7 @@ class RequestReader {
   std::size_t capacity() const noexcept { return capacity_; }
   // Gives a grown buffer back when nothing is buffered.
   void release_memory() noexcept;
+  void free_memory() noexcept { release_memory(); }  // the name the parser's rewrite gives it
 
  private:
   enum class HeadScan { need_more, complete, failed };

@@ -27,7 +27,8 @@ void check_field(std::string_view name, std::string_view value) {
   if (!ok) throw std::invalid_argument("http: control character in header value");
   if ((name.size() == 14 && detail::iequals(name, "content-length")) ||
       (name.size() == 17 && detail::iequals(name, "transfer-encoding")))
-    throw std::invalid_argument("http: the server frames responses itself (Content-Length, Transfer-Encoding)");
+    throw std::invalid_argument(
+        "http: the server frames responses itself (Content-Length, Transfer-Encoding)");
 }
 
 }  // namespace
@@ -37,18 +38,20 @@ Response::Response(detail::Connection* connection, std::uint64_t generation) noe
   connection_->handle_added(generation_);
 }
 
-Response::Response(const Response& other) noexcept : connection_(other.connection_), generation_(other.generation_) {
+Response::Response(const Response& other) noexcept
+    : connection_(other.connection_), generation_(other.generation_) {
   if (connection_) connection_->handle_added(generation_);
 }
 
-Response::Response(Response&& other) noexcept : connection_(other.connection_), generation_(other.generation_) {
+Response::Response(Response&& other) noexcept
+    : connection_(other.connection_), generation_(other.generation_) {
   other.connection_ = nullptr;
 }
 
 Response& Response::operator=(const Response& other) noexcept {
   if (this != &other) {
     if (other.connection_) other.connection_->handle_added(other.generation_);
-    release();
+    detach();
     connection_ = other.connection_;
     generation_ = other.generation_;
   }
@@ -57,7 +60,7 @@ Response& Response::operator=(const Response& other) noexcept {
 
 Response& Response::operator=(Response&& other) noexcept {
   if (this != &other) {
-    release();
+    detach();
     connection_ = other.connection_;
     generation_ = other.generation_;
     other.connection_ = nullptr;
@@ -65,9 +68,11 @@ Response& Response::operator=(Response&& other) noexcept {
   return *this;
 }
 
-Response::~Response() { release(); }
+Response::~Response() {
+  detach();
+}
 
-void Response::release() noexcept {
+void Response::detach() noexcept {
   if (connection_ == nullptr) return;
   detail::Connection* connection = connection_;
   connection_ = nullptr;
@@ -108,8 +113,12 @@ void Response::on_drain(std::function<void()> handler) {
   if (connection_) connection_->set_drain_handler(generation_, std::move(handler));
 }
 
-bool Response::ended() const noexcept { return connection_ == nullptr || connection_->response_ended(generation_); }
+bool Response::ended() const noexcept {
+  return connection_ == nullptr || connection_->response_ended(generation_);
+}
 
-bool Response::connected() const noexcept { return connection_ != nullptr && connection_->open(); }
+bool Response::connected() const noexcept {
+  return connection_ != nullptr && connection_->open();
+}
 
 }  // namespace multinode::http

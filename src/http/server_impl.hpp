@@ -1,19 +1,20 @@
-// What one process's HTTP server holds: the listeners, the open connections
-// (an intrusive list swept by one coarse timer for every timeout), the clock
-// and Date caches shared by all connections.
+// What one process's HTTP server holds: an Acceptor per listener, the open
+// connections (an intrusive list swept by one coarse timer for every timeout),
+// the clock and Date caches shared by all connections.
 #pragma once
 
 #include <multinode/http.hpp>
 
 #include "http/date.hpp"
+#include "net/acceptor.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
-#include <functional>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -34,8 +35,8 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   void start(boost::asio::io_context& io, std::vector<boost::asio::ip::tcp::acceptor> listeners);
   void stop();
   void on_drained(std::function<void()> done);
-  // The Server object is going away: close everything now.
-  void shutdown();
+  // The Server object is going away: stop, and close every connection now.
+  void close_all();
 
   const Options& options() const noexcept { return options_; }
   Stats& stats() noexcept { return stats_; }
@@ -49,26 +50,27 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   // Where lingering connections read what they throw away (never looked at).
   std::span<char> discard_buffer() noexcept { return discard_; }
 
-  // Every live Connection object is in the list (open or not), so that release()
-  // can reach every socket; connection_closed() counts the open ones.
-  void link(Connection* connection) noexcept;
-  void unlink(Connection* connection) noexcept;
+  // Every live Connection object is in the list (open or not), so that
+  // destroy_io_objects() can reach every socket; connection_closed() counts the open ones.
+  void link(Connection& connection) noexcept;
+  void unlink(Connection& connection) noexcept;
   void connection_closed() noexcept;
   // The io_context is about to be destroyed: destroy every Asio object bound to it.
-  void release() noexcept;
+  void destroy_io_objects() noexcept;
 
  private:
-  void accept(std::size_t index);
-  void retry_accept_later(std::size_t index);
+  void on_accepted(boost::asio::ip::tcp::socket socket);
   void arm_sweep();
   void sweep();
+  // Calls f(connection) for every live connection, each held for the call (f may close it).
+  template <typename F>
+  void for_each_connection(F f);
 
   Server::Handler handler_;
   Options options_;
   Stats stats_;
   boost::asio::io_context* io_ = nullptr;
-  std::vector<boost::asio::ip::tcp::acceptor> listeners_;
-  std::vector<std::unique_ptr<boost::asio::steady_timer>> accept_retry_timers_;
+  std::vector<std::unique_ptr<multinode::detail::Acceptor>> acceptors_;
   std::unique_ptr<boost::asio::steady_timer> sweep_timer_;
   bool sweep_armed_ = false;
   std::uint64_t sweep_generation_ = 0;  // tells a cancelled sweep's handler from the current one
@@ -77,7 +79,10 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   Clock::time_point now_ = Clock::now();
   DateCache date_;
   std::array<char, 4096> discard_{};
-  Connection* first_ = nullptr;  // live connections, newest first
+  // Live connections, newest first. A pointer to member of an incomplete class
+  // cannot be a template argument: the list type is complete in server.cpp.
+  struct Connections;
+  std::unique_ptr<Connections> connections_;
   std::size_t open_ = 0;
   std::vector<std::function<void()>> drained_handlers_;
 };

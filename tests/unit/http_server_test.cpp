@@ -1,11 +1,15 @@
 // The server in-process, over loopback: keep-alive, pipelining, chunked bodies
 // both ways, HTTP/1.0, HEAD, 100-continue, responses completed later, streaming.
+#include "accepted_fd.hpp"
 #include "http_test_client.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+
+#include <atomic>
 #include <memory>
 #include <regex>
 #include <string>
@@ -16,8 +20,8 @@ namespace {
 // Answers "<method> <target> <body size>" and echoes the body after a newline.
 void echo(Request& req, Response& res) {
   res.set("Content-Type", "text/plain");
-  res.end(std::string(req.method()) + " " + std::string(req.target()) + " " + std::to_string(req.body().size()) + "\n" +
-          std::string(req.body()));
+  res.end(std::string(req.method()) + " " + std::string(req.target()) + " " +
+          std::to_string(req.body().size()) + "\n" + std::string(req.body()));
 }
 
 TEST(HttpServer, AnswersAndKeepsTheConnectionAlive) {
@@ -98,9 +102,10 @@ TEST(HttpServer, ContentLengthAndChunkedRequestBodies) {
   auto response = client.read_response();
   ASSERT_TRUE(response);
   EXPECT_EQ(response->body, "hello world|");
-  ASSERT_TRUE(client.send(
-      "POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;ext=x\r\n \r\n5\r\nworld\r\n"
-      "0\r\nChecksum: abc\r\n\r\n"));
+  ASSERT_TRUE(
+      client.send("POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+                  "chunked\r\n\r\n5\r\nhello\r\n1;ext=x\r\n \r\n5\r\nworld\r\n"
+                  "0\r\nChecksum: abc\r\n\r\n"));
   response = client.read_response();
   ASSERT_TRUE(response);
   EXPECT_EQ(response->body, "hello world|Checksum=abc;");
@@ -211,7 +216,8 @@ TEST(HttpServer, NoBodyFor204And304) {
 TEST(HttpServer, ExpectContinue) {
   TestServer server(echo);
   Client client(server.port());
-  ASSERT_TRUE(client.send("PUT /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  ASSERT_TRUE(
+      client.send("PUT /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
   auto interim = client.read_response();
   ASSERT_TRUE(interim);
   EXPECT_EQ(interim->status, 100);
@@ -366,7 +372,8 @@ TEST(HttpServer, StreamedRequestBody) {
   ASSERT_TRUE(client.send("0\r\n\r\n"));
   auto response = client.read_response(false, 20s);
   ASSERT_TRUE(response);
-  EXPECT_EQ(response->body, std::to_string(256 * piece.size()) + " " + std::to_string(256u * piece.size() * 3u));
+  EXPECT_EQ(response->body,
+            std::to_string(256 * piece.size()) + " " + std::to_string(256u * piece.size() * 3u));
   ASSERT_TRUE(client.send(get()));
   EXPECT_TRUE(client.read_response());
 }
@@ -452,6 +459,33 @@ TEST(HttpServer, ManyClientsAtOnce) {
   }
   EXPECT_EQ(server.stats().requests, 250u);
   EXPECT_EQ(server.stats().connections_open, 50u);
+}
+
+// A handler that runs fork()+exec() or system() must not leak client connections
+// into the child: every accepted socket is close-on-exec (Asio's async_accept in
+// Boost 1.81 calls plain accept(), which is not).
+TEST(HttpServer, ServedConnectionIsCloseOnExecAndNonBlocking) {
+  // Written on one thread, read on the other: atomics.
+  std::atomic<std::uint16_t> client_port{0};
+  std::atomic<int> fd_flags{-1};
+  std::atomic<int> status_flags{-1};
+  TestServer server([&](Request&, Response& res) {
+    const int fd = multinode::test::fd_connected_to(client_port);
+    if (fd >= 0) {
+      fd_flags = ::fcntl(fd, F_GETFD);
+      status_flags = ::fcntl(fd, F_GETFL);
+    }
+    res.end(fd >= 0 ? "found\n" : "not found\n");
+  });
+  Client client(server.port());
+  client_port = multinode::test::local_port_of(client.fd());
+  ASSERT_NE(client_port, 0);
+  ASSERT_TRUE(client.send(get()));
+  auto response = client.read_response();
+  ASSERT_TRUE(response);
+  ASSERT_EQ(response->body, "found\n");
+  EXPECT_TRUE(fd_flags & FD_CLOEXEC) << "the server's end of the connection would leak across exec";
+  EXPECT_TRUE(status_flags & O_NONBLOCK);
 }
 
 }  // namespace

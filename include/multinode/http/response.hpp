@@ -57,7 +57,8 @@ class Response {
  private:
   friend class detail::Connection;
   Response(detail::Connection* connection, std::uint64_t generation) noexcept;
-  void release() noexcept;
+  // Lets go of the connection (the handle names nothing afterwards).
+  void detach() noexcept;
 
   detail::Connection* connection_ = nullptr;
   std::uint64_t generation_ = 0;
