@@ -91,11 +91,13 @@ Nodes listen(const Options& options, Server& server);
 // Same, without a server: take the listening sockets with Nodes::take_listeners().
 Nodes listen(const Options& options);
 
-// The same two without exceptions for what listen() can refuse (a port in use, a
-// host that does not resolve, Options::nodes = 0, a broken worker environment):
-// error is set and the handle returned is empty (false), no process was started
-// and nothing stays bound. On success error is cleared. The message that says
-// what to do comes only with the throwing overloads' std::system_error::what().
+// The same two without exceptions for what listen() can refuse, every failure the
+// overloads above throw as std::system_error (a port in use, a host that does not
+// resolve, Options::nodes = 0, a broken worker environment): error is set to its
+// code and the handle returned is empty (false); no worker is left running and
+// nothing stays bound. On success error is cleared. The message saying what to do
+// comes only with the throwing overloads' what(). Other exceptions (std::bad_alloc,
+// what a Server::start() throws that is not a std::system_error) still propagate.
 Nodes listen(const Options& options, Server& server, std::error_code& error);
 Nodes listen(const Options& options, std::error_code& error);
 
