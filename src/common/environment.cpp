@@ -13,7 +13,7 @@ namespace {
 // The room reserved for LISTEN_PID's value: any pid_t in decimal and the NUL.
 constexpr std::size_t listen_pid_room = 23;
 
-std::string entry(const char* name, const std::string& value) {
+std::string make_entry(const char* name, const std::string& value) {
   return std::string(name) + "=" + value;
 }
 
@@ -46,14 +46,14 @@ WorkerEntries encode_worker(const WorkerStart& start) {
   }
   const std::size_t count = start.listen_names.size();
   WorkerEntries out;
-  out.entries.push_back(entry(worker_id, std::to_string(start.id)));
-  out.entries.push_back(entry(slot, std::to_string(start.slot)));
+  out.entries.push_back(make_entry(worker_id, std::to_string(start.id)));
+  out.entries.push_back(make_entry(slot, std::to_string(start.slot)));
   // The control channel's end follows the listening sockets.
-  out.entries.push_back(entry(control_fd, std::to_string(first_listen_fd + count)));
-  out.entries.push_back(entry(master_pid, std::to_string(start.master_pid)));
-  out.entries.push_back(entry(listen_fds, std::to_string(count)));
-  out.entries.push_back(entry(listen_fdnames, names));
-  out.entries.push_back(entry(listen_pid, std::string(listen_pid_room, ' ')));
+  out.entries.push_back(make_entry(control_fd, std::to_string(first_listen_fd + count)));
+  out.entries.push_back(make_entry(master_pid, std::to_string(start.master_pid)));
+  out.entries.push_back(make_entry(listen_fds, std::to_string(count)));
+  out.entries.push_back(make_entry(listen_fdnames, names));
+  out.entries.push_back(make_entry(listen_pid, std::string(listen_pid_room, ' ')));
   return out;
 }
 

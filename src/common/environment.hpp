@@ -57,7 +57,8 @@ struct WorkerStart {
 struct WorkerEntries {
   std::vector<std::string> entries;
   // The offset of LISTEN_PID's value inside entries.back().
-  static constexpr std::size_t listen_pid_value_offset = std::string_view("LISTEN_PID=").size();
+  static constexpr std::size_t listen_pid_value_offset =
+      std::string_view(listen_pid).size() + 1;  // "LISTEN_PID="
 };
 WorkerEntries encode_worker(const WorkerStart& start);
 
