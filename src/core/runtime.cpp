@@ -11,7 +11,6 @@
 #include <unistd.h>
 #include <cerrno>
 #include <csignal>
-#include <cstdlib>
 #include <cstring>
 #include <system_error>
 
