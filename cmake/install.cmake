@@ -15,7 +15,7 @@ endforeach()
 
 # What the public headers ask of the code that includes them, so that it travels
 # with the targets (and into multinode.pc below):
-# - C++20: the headers use coroutines (stream.hpp) and std::span (http/request.hpp).
+# - C++20: the headers use concepts-era library parts such as std::span (http/request.hpp).
 # - BOOST_ASIO_NO_DEPRECATED: the headers include Asio, whose inline members are
 #   compiled into the libraries as well as into the user's code, and the define
 #   changes some of their signatures without changing their mangled names:
@@ -23,9 +23,9 @@ endforeach()
 #   returned through a hidden pointer) without it. The linker keeps one copy of each
 #   such weak symbol, so a user compiled without the define could call, or be
 #   called by, the other copy with the wrong calling convention.
-# The project's other global defines stay private: BOOST_ASIO_DISABLE_BOOST_COROUTINE
-# only concerns boost/asio/spawn.hpp and BOOST_BEAST_USE_STD_STRING_VIEW only Beast,
-# neither of which a public header includes.
+# The project's other global define stays private: BOOST_ASIO_DISABLE_BOOST_COROUTINE
+# only concerns boost/asio/spawn.hpp,
+# which no public header includes.
 set(MULTINODE_INTERFACE_DEFINITIONS BOOST_ASIO_NO_DEPRECATED)
 foreach(target IN LISTS multinode_component_targets ITEMS multinode)
   target_compile_features(${target} INTERFACE cxx_std_20)

@@ -9,3 +9,4 @@
 #include <multinode/server.hpp>
 #include <multinode/stream.hpp>
 #include <multinode/tcp.hpp>
+#include <multinode/workers.hpp>

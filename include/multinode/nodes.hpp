@@ -6,6 +6,7 @@
 #include <multinode/options.hpp>
 #include <multinode/server.hpp>
 #include <multinode/stream.hpp>
+#include <multinode/workers.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -14,34 +15,28 @@
 #include <functional>
 #include <memory>
 #include <string_view>
-#include <sys/types.h>
+#include <system_error>
 #include <vector>
 
 namespace multinode {
 
 namespace detail {
 class Runtime;
-}
+struct NodesAccess;
+}  // namespace detail
 
-// A worker process as the master sees it.
-struct WorkerInfo {
-  NodeId id = 0;      // unique for the master's life; a replacement gets a new one
-  unsigned slot = 0;  // stable index a replacement inherits (the master is slot 0)
-  pid_t pid = 0;
-};
-
-struct WorkerExit {
-  WorkerInfo worker;
-  int exit_status = -1;  // exit(2) status, or -1 when killed by a signal
-  int signal = 0;        // the signal that killed it, or 0
-  bool restarting = false;  // a replacement is (or will be, after backoff) started
-};
-
+// This process's handle, returned by listen(). An empty handle (default-constructed,
+// or returned by a listen() that failed with an error_code) is false; only its
+// destruction, assignment and operator bool may be used.
 class Nodes {
  public:
+  Nodes() noexcept;
   Nodes(Nodes&&) noexcept;
   Nodes& operator=(Nodes&&) noexcept;
   ~Nodes();
+
+  // False for an empty handle: listen() failed.
+  explicit operator bool() const noexcept { return runtime_ != nullptr; }
 
   // True in the original process, the one the user started.
   bool is_master() const noexcept;
@@ -84,7 +79,7 @@ class Nodes {
   std::vector<boost::asio::ip::tcp::acceptor> take_listeners();
 
  private:
-  friend Nodes listen(const Options&, Server*);
+  friend struct detail::NodesAccess;
   explicit Nodes(std::unique_ptr<detail::Runtime> runtime);
   std::unique_ptr<detail::Runtime> runtime_;
 };
@@ -95,6 +90,15 @@ class Nodes {
 Nodes listen(const Options& options, Server& server);
 // Same, without a server: take the listening sockets with Nodes::take_listeners().
 Nodes listen(const Options& options);
-Nodes listen(const Options& options, Server* server);
+
+// The same two without exceptions for what listen() can refuse, every failure the
+// overloads above throw as std::system_error (a port in use, a host that does not
+// resolve, Options::nodes = 0, a broken worker environment): error is set to its
+// code and the handle returned is empty (false); no worker is left running and
+// nothing stays bound. On success error is cleared. The message saying what to do
+// comes only with the throwing overloads' what(). Other exceptions (std::bad_alloc,
+// what a Server::start() throws that is not a std::system_error) still propagate.
+Nodes listen(const Options& options, Server& server, std::error_code& error);
+Nodes listen(const Options& options, std::error_code& error);
 
 }  // namespace multinode

@@ -1,9 +1,10 @@
+// Log lines that name their process (log.hpp).
 #include "common/log.hpp"
 
+#include <unistd.h>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <unistd.h>
 
 namespace multinode::detail {
 namespace {
@@ -18,7 +19,7 @@ LogLevel level_from_environment() {
   return LogLevel::info;
 }
 
-LogLevel current_level = level_from_environment();
+const LogLevel current_level = level_from_environment();
 std::string prefix = "multinode[pid " + std::to_string(::getpid()) + "] ";
 
 }  // namespace
@@ -28,13 +29,14 @@ void set_log_identity(bool is_master, std::uint32_t id, unsigned slot) {
   if (is_master) {
     prefix = "multinode[master pid " + pid + "] ";
   } else {
-    prefix = "multinode[worker " + std::to_string(id) + " slot " + std::to_string(slot) + " pid " + pid + "] ";
+    prefix =
+        "multinode[worker " + std::to_string(id) + " slot " + std::to_string(slot) + " pid " + pid + "] ";
   }
 }
 
-void set_log_level(LogLevel level) { current_level = level; }
-
-LogLevel log_level() noexcept { return current_level; }
+LogLevel log_level() noexcept {
+  return current_level;
+}
 
 void log_line(LogLevel level, std::string_view message) {
   if (level < current_level) return;

@@ -14,8 +14,8 @@ enum class LogLevel { debug = 0, info = 1, warning = 2, error = 3 };
 
 // Set by listen() in each process: role and identity for the line prefix.
 void set_log_identity(bool is_master, std::uint32_t id, unsigned slot);
-// Lines below this level are not written. MULTINODE_LOG_LEVEL=debug|info|warning|error sets it.
-void set_log_level(LogLevel level);
+// Lines below this level are not written: MULTINODE_LOG_LEVEL=debug|info|warning|error
+// at the start of the process (info when unset).
 LogLevel log_level() noexcept;
 // Writes prefix, message and newline with a single write(2), so that lines of
 // processes sharing a terminal or a file never interleave.

@@ -14,9 +14,9 @@
 namespace multinode::detail {
 
 enum class RecordType : std::uint16_t {
-  ready = 1,  // worker -> master: serving; value = worker's pid
-  stop = 2,   // master -> worker: stop gracefully
-  peer = 3,   // master -> worker, with an fd: a mesh stream to process peer_id in slot peer_slot
+  ready = 1,     // worker -> master: serving; value = worker's pid
+  stop = 2,      // master -> worker: stop gracefully
+  peer = 3,      // master -> worker, with an fd: a mesh stream to process peer_id in slot peer_slot
   stopping = 4,  // worker -> master: stopping on a signal of its own; value = the signal number
 };
 
@@ -51,7 +51,6 @@ class ControlChannel {
   // Queues a record; fd_to_pass (owned from now on, closed once sent) travels with it.
   void send(const Record& record, int fd_to_pass = -1);
   void close();
-  bool is_open() const noexcept { return socket_.is_open(); }
 
  private:
   struct Pending {

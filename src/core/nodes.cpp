@@ -5,33 +5,75 @@
 
 namespace multinode {
 
+namespace detail {
+// listen()'s way to the private constructor.
+struct NodesAccess {
+  static Nodes start(const Options& options, Server* server) {
+    auto runtime = std::make_unique<Runtime>(options, server);
+    runtime->start();
+    return Nodes(std::move(runtime));
+  }
+  static Nodes start(const Options& options, Server* server, std::error_code& error) {
+    try {
+      Nodes nodes = start(options, server);
+      error.clear();
+      return nodes;
+    } catch (const std::system_error& e) {
+      error = e.code();
+      return Nodes();
+    }
+  }
+};
+}  // namespace detail
+
+Nodes::Nodes() noexcept = default;
 Nodes::Nodes(std::unique_ptr<detail::Runtime> runtime) : runtime_(std::move(runtime)) {}
 Nodes::Nodes(Nodes&&) noexcept = default;
 Nodes& Nodes::operator=(Nodes&&) noexcept = default;
 Nodes::~Nodes() = default;
 
-bool Nodes::is_master() const noexcept { return runtime_->is_master(); }
-NodeId Nodes::id() const noexcept { return runtime_->id(); }
-unsigned Nodes::slot() const noexcept { return runtime_->slot(); }
-std::uint16_t Nodes::local_port() const noexcept { return runtime_->port(); }
-boost::asio::io_context& Nodes::io_context() noexcept { return runtime_->io(); }
+bool Nodes::is_master() const noexcept {
+  return runtime_->is_master();
+}
+NodeId Nodes::id() const noexcept {
+  return runtime_->id();
+}
+unsigned Nodes::slot() const noexcept {
+  return runtime_->slot();
+}
+std::uint16_t Nodes::local_port() const noexcept {
+  return runtime_->port();
+}
+boost::asio::io_context& Nodes::io_context() noexcept {
+  return runtime_->io();
+}
 
-int Nodes::run() { return runtime_->run(); }
-void Nodes::stop() { runtime_->begin_stop("stop() was called"); }
-void Nodes::on_stop(std::function<void()> handler) { runtime_->on_stop.push_back(std::move(handler)); }
+int Nodes::run() {
+  return runtime_->run();
+}
+void Nodes::stop() {
+  runtime_->begin_stop("stop() was called", 0);
+}
+void Nodes::on_stop(std::function<void()> handler) {
+  runtime_->add_stop_handler(std::move(handler));
+}
 
 void Nodes::on_worker_started(std::function<void(const WorkerInfo&)> handler) {
-  runtime_->on_worker_started = std::move(handler);
+  runtime_->set_worker_started_handler(std::move(handler));
 }
 void Nodes::on_worker_ready(std::function<void(const WorkerInfo&)> handler) {
-  runtime_->on_worker_ready = std::move(handler);
+  runtime_->set_worker_ready_handler(std::move(handler));
 }
 void Nodes::on_worker_exit(std::function<void(const WorkerExit&)> handler) {
-  runtime_->on_worker_exit = std::move(handler);
+  runtime_->set_worker_exit_handler(std::move(handler));
 }
 
-void Nodes::on_node(std::function<void(Stream)> handler) { runtime_->set_node_handler(std::move(handler)); }
-std::vector<Stream> Nodes::peers() const { return runtime_->peers(); }
+void Nodes::on_node(std::function<void(Stream)> handler) {
+  runtime_->set_node_handler(std::move(handler));
+}
+std::vector<Stream> Nodes::peers() const {
+  return runtime_->peers();
+}
 
 void Nodes::broadcast(const Message& message) {
   for (auto& stream : runtime_->peers()) {
@@ -46,15 +88,21 @@ bool Nodes::send_to(NodeId peer, const Message& message) {
   return true;
 }
 
-std::vector<boost::asio::ip::tcp::acceptor> Nodes::take_listeners() { return runtime_->take_listeners(); }
-
-Nodes listen(const Options& options, Server* server) {
-  auto runtime = std::make_unique<detail::Runtime>(options, server);
-  runtime->start();
-  return Nodes(std::move(runtime));
+std::vector<boost::asio::ip::tcp::acceptor> Nodes::take_listeners() {
+  return runtime_->take_listeners();
 }
 
-Nodes listen(const Options& options, Server& server) { return listen(options, &server); }
-Nodes listen(const Options& options) { return listen(options, nullptr); }
+Nodes listen(const Options& options, Server& server) {
+  return detail::NodesAccess::start(options, &server);
+}
+Nodes listen(const Options& options) {
+  return detail::NodesAccess::start(options, nullptr);
+}
+Nodes listen(const Options& options, Server& server, std::error_code& error) {
+  return detail::NodesAccess::start(options, &server, error);
+}
+Nodes listen(const Options& options, std::error_code& error) {
+  return detail::NodesAccess::start(options, nullptr, error);
+}
 
 }  // namespace multinode

@@ -1,40 +1,32 @@
+// The runtime behind a Nodes handle (runtime.hpp).
 #include "core/runtime.hpp"
 
+#include "common/environment.hpp"
 #include "common/log.hpp"
-#include "supervisor/supervisor.hpp"
-#include "worker/worker_link.hpp"
 
 #include <boost/asio/post.hpp>
 
-
-#include <cerrno>
-#include <csignal>
-#include <cstdlib>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <system_error>
 #include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <system_error>
+
+extern char** environ;
 
 namespace multinode::detail {
 namespace {
 
 using clock = std::chrono::steady_clock;
 
-std::optional<long> environment_number(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return std::nullopt;
-  char* end = nullptr;
-  const long value = std::strtol(text, &end, 10);
-  if (*end != '\0' || value < 0) return std::nullopt;
-  return value;
-}
-
 boost::asio::ip::tcp::acceptor make_acceptor(boost::asio::io_context& io, int fd) {
   sockaddr_storage address{};
   socklen_t length = sizeof address;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  const auto protocol = address.ss_family == AF_INET6 ? boost::asio::ip::tcp::v6() : boost::asio::ip::tcp::v4();
+  const auto protocol =
+      address.ss_family == AF_INET6 ? boost::asio::ip::tcp::v6() : boost::asio::ip::tcp::v4();
   return boost::asio::ip::tcp::acceptor(io, protocol, fd);
 }
 
@@ -54,7 +46,7 @@ void Runtime::start() {
     throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                             "Options::nodes is 0: at least one process must serve");
   }
-  if (std::getenv("MULTINODE_WORKER_ID") != nullptr) {
+  if (environment::names_a_worker(environ)) {
     start_worker();
   } else {
     start_master();
@@ -101,27 +93,24 @@ void Runtime::start_master() {
 
 void Runtime::start_worker() {
   is_master_ = false;
-  const auto id = environment_number("MULTINODE_WORKER_ID");
-  const auto slot = environment_number("MULTINODE_SLOT");
-  const auto control_fd = environment_number("MULTINODE_CONTROL_FD");
-  if (!id || !slot || !control_fd) {
-    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                            "MULTINODE_WORKER_ID, MULTINODE_SLOT and MULTINODE_CONTROL_FD must all be set "
-                            "(they are set by the multinode master; unset MULTINODE_WORKER_ID to start a master)");
+  const auto identity = environment::decode_worker(environ);
+  if (!identity) {
+    throw std::system_error(
+        std::make_error_code(std::errc::invalid_argument),
+        "MULTINODE_WORKER_ID, MULTINODE_SLOT and MULTINODE_CONTROL_FD must all be set "
+        "(they are set by the multinode master; unset MULTINODE_WORKER_ID to start a master)");
   }
-  id_ = static_cast<NodeId>(*id);
-  slot_ = static_cast<unsigned>(*slot);
+  id_ = identity->id;
+  slot_ = identity->slot;
   set_log_identity(false, id_, slot_);
-  for (const char* name : {"MULTINODE_WORKER_ID", "MULTINODE_SLOT", "MULTINODE_CONTROL_FD", "MULTINODE_MASTER_PID"}) {
-    ::unsetenv(name);
-  }
+  environment::unset(environment::worker_variables);
 
   auto inherited = inherited_listeners();
   if (!inherited) {
     throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                             "started as a worker but LISTEN_FDS / LISTEN_PID do not name this process");
   }
-  const int control = static_cast<int>(*control_fd);
+  const int control = identity->control_fd;
   ::fcntl(control, F_SETFD, FD_CLOEXEC);
   worker_ = std::make_unique<WorkerLink>(*this, control);
 
@@ -136,7 +125,8 @@ void Runtime::start_serving(const std::vector<int>& fds, bool duplicate) {
   std::vector<int> mine;
   for (const int fd : fds) {
     const int own = duplicate ? ::fcntl(fd, F_DUPFD_CLOEXEC, 3) : fd;
-    if (own < 0) throw std::system_error(errno, std::generic_category(), "cannot duplicate a listening socket");
+    if (own < 0)
+      throw std::system_error(errno, std::generic_category(), "cannot duplicate a listening socket");
     mine.push_back(own);
   }
   if (port_ == 0 && !mine.empty()) port_ = local_port(mine.front());
@@ -177,7 +167,7 @@ void Runtime::wait_for_signal() {
         // A signal to the whole process group (Ctrl-C, a service manager) reaches the
         // master too: let it know this stop is not a crash to repair at once.
         if (worker_) worker_->send_stopping(signal_number);
-        begin_stop(std::string("SIG") + ::sigabbrev_np(signal_number));
+        begin_stop(std::string("SIG") + ::sigabbrev_np(signal_number), 0);
         return;  // a second TERM or INT now has its default effect: stop at once
       case SIGHUP:
         supervisor_->rolling_restart();
@@ -208,7 +198,7 @@ void Runtime::begin_stop(const std::string& reason, int exit_status) {
   own_listen_fds_.clear();
   if (supervisor_) supervisor_->stop_all();
   if (worker_) worker_->close();
-  for (auto& handler : on_stop) handler();
+  for (auto& handler : on_stop_) handler();
   // Mesh streams watch for their peer's end, so they would keep the loop (and the
   // process) alive: they close once the work in hand is done, after what is queued is sent.
   if (server_ != nullptr && serving_) {
@@ -234,7 +224,8 @@ int Runtime::run() {
     log(LogLevel::warning, "stop_timeout (", options_.stop_timeout.count(), " ms) reached");
     supervisor_->kill_all_and_reap();
   } else if (!io_.stopped() && clock::now() >= stop_deadline_) {
-    log(LogLevel::warning, "stop_timeout (", options_.stop_timeout.count(), " ms) reached with work in hand: exiting");
+    log(LogLevel::warning, "stop_timeout (", options_.stop_timeout.count(),
+        " ms) reached with work in hand: exiting");
   }
   return exit_status_;
 }
@@ -273,6 +264,29 @@ void Runtime::set_node_handler(std::function<void(Stream)> handler) {
   std::vector<Stream> waiting = std::move(undelivered_peers_);
   undelivered_peers_.clear();
   for (auto& stream : waiting) node_handler_(stream);
+}
+
+void Runtime::set_worker_started_handler(std::function<void(const WorkerInfo&)> handler) {
+  on_worker_started_ = std::move(handler);
+}
+void Runtime::set_worker_ready_handler(std::function<void(const WorkerInfo&)> handler) {
+  on_worker_ready_ = std::move(handler);
+}
+void Runtime::set_worker_exit_handler(std::function<void(const WorkerExit&)> handler) {
+  on_worker_exit_ = std::move(handler);
+}
+void Runtime::add_stop_handler(std::function<void()> handler) {
+  on_stop_.push_back(std::move(handler));
+}
+
+void Runtime::worker_started(const WorkerInfo& worker) {
+  if (on_worker_started_) on_worker_started_(worker);
+}
+void Runtime::worker_ready(const WorkerInfo& worker) {
+  if (on_worker_ready_) on_worker_ready_(worker);
+}
+void Runtime::worker_exited(const WorkerExit& exit) {
+  if (on_worker_exit_) on_worker_exit_(exit);
 }
 
 std::vector<Stream> Runtime::peers() {

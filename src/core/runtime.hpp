@@ -6,6 +6,8 @@
 #include <multinode/nodes.hpp>
 
 #include "net/listeners.hpp"
+#include "supervisor/supervisor.hpp"
+#include "worker/worker_link.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -20,10 +22,9 @@
 
 namespace multinode::detail {
 
-class Supervisor;
-class WorkerLink;
-
-class Runtime {
+// The host of the supervisor (in the master) and of the worker link (in a worker):
+// they reach the runtime only through those two interfaces.
+class Runtime final : public Supervisor::Host, public WorkerLink::Host {
  public:
   Runtime(const Options& options, Server* server);
   ~Runtime();
@@ -33,32 +34,38 @@ class Runtime {
   // Sets up this process as the master or, when started by a master, as a worker.
   void start();
 
-  const Options& options() const noexcept { return options_; }
-  boost::asio::io_context& io() noexcept { return io_; }
+  const Options& options() const noexcept override { return options_; }
+  boost::asio::io_context& io() noexcept override { return io_; }
   bool is_master() const noexcept { return is_master_; }
-  NodeId id() const noexcept { return id_; }
-  unsigned slot() const noexcept { return slot_; }
+  NodeId id() const noexcept override { return id_; }
+  unsigned slot() const noexcept override { return slot_; }
   std::uint16_t port() const noexcept { return port_; }
-  bool stopping() const noexcept { return stopping_; }
+  bool stopping() const noexcept override { return stopping_; }
 
   int run();
   // Begins the graceful stop (idempotent). exit_status is what run() returns.
-  void begin_stop(const std::string& reason, int exit_status = 0);
+  void begin_stop(const std::string& reason, int exit_status) override;
 
   // Mesh: a stream to another process arrived (fd owned from now on).
-  void add_peer(int fd, NodeId peer, unsigned peer_slot);
+  void add_peer(int fd, NodeId peer, unsigned peer_slot) override;
   void set_node_handler(std::function<void(Stream)> handler);
   std::vector<Stream> peers();
   std::optional<Stream> peer(NodeId id);
 
   std::vector<boost::asio::ip::tcp::acceptor> take_listeners();
 
-  std::function<void(const WorkerInfo&)> on_worker_started;
-  std::function<void(const WorkerInfo&)> on_worker_ready;
-  std::function<void(const WorkerExit&)> on_worker_exit;
-  std::vector<std::function<void()>> on_stop;
+  // The user's handlers (Nodes::on_worker_started and the like).
+  void set_worker_started_handler(std::function<void(const WorkerInfo&)> handler);
+  void set_worker_ready_handler(std::function<void(const WorkerInfo&)> handler);
+  void set_worker_exit_handler(std::function<void(const WorkerExit&)> handler);
+  void add_stop_handler(std::function<void()> handler);
 
  private:
+  // Supervisor::Host: the supervisor's events, handed to the user's handlers.
+  void worker_started(const WorkerInfo& worker) override;
+  void worker_ready(const WorkerInfo& worker) override;
+  void worker_exited(const WorkerExit& exit) override;
+
   void start_master();
   void start_worker();
   void start_serving(const std::vector<int>& fds, bool duplicate);
@@ -87,6 +94,11 @@ class Runtime {
   bool peers_closed_ = false;
   int exit_status_ = 0;
   std::chrono::steady_clock::time_point stop_deadline_{};
+
+  std::function<void(const WorkerInfo&)> on_worker_started_;
+  std::function<void(const WorkerInfo&)> on_worker_ready_;
+  std::function<void(const WorkerExit&)> on_worker_exit_;
+  std::vector<std::function<void()>> on_stop_;
 
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<WorkerLink> worker_;

@@ -1,16 +1,19 @@
 #include "net/listeners.hpp"
 
+#include "common/environment.hpp"
+
 #include <arpa/inet.h>
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <system_error>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+extern char** environ;
 
 namespace multinode::detail {
 namespace {
@@ -41,7 +44,8 @@ std::string describe(const sockaddr* address) {
 [[noreturn]] void fail(int error, const std::string& what) {
   std::string advice;
   if (error == EADDRINUSE) advice = " (another process listens there: stop it or pick another port)";
-  if (error == EACCES) advice = " (ports below 1024 need root or CAP_NET_BIND_SERVICE: pick a port above 1023)";
+  if (error == EACCES)
+    advice = " (ports below 1024 need root or CAP_NET_BIND_SERVICE: pick a port above 1023)";
   if (error == EADDRNOTAVAIL) advice = " (no interface has this address: check the host option)";
   throw std::system_error(error, std::generic_category(), what + advice);
 }
@@ -140,8 +144,10 @@ std::vector<ListenSocket> bind_listeners(const Options& options, std::uint16_t p
       seen.push_back(key);
       if (port == 0 && !sockets.empty()) {
         // Keep every address on the port the first one got.
-        if (entry->ai_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(entry->ai_addr)->sin6_port = htons(port);
-        else reinterpret_cast<sockaddr_in*>(entry->ai_addr)->sin_port = htons(port);
+        if (entry->ai_family == AF_INET6)
+          reinterpret_cast<sockaddr_in6*>(entry->ai_addr)->sin6_port = htons(port);
+        else
+          reinterpret_cast<sockaddr_in*>(entry->ai_addr)->sin_port = htons(port);
       }
       add(entry->ai_addr, entry->ai_addrlen, true);
     }
@@ -159,35 +165,17 @@ std::vector<ListenSocket> bind_listeners(const Options& options, std::uint16_t p
 }
 
 std::optional<std::vector<ListenSocket>> inherited_listeners() {
-  const char* pid_text = std::getenv("LISTEN_PID");
-  const char* count_text = std::getenv("LISTEN_FDS");
-  if (pid_text == nullptr || count_text == nullptr) return std::nullopt;
-  char* end = nullptr;
-  const long pid = std::strtol(pid_text, &end, 10);
-  if (*end != '\0' || pid != ::getpid()) return std::nullopt;  // meant for another process
-  const long count = std::strtol(count_text, &end, 10);
-  if (*end != '\0' || count <= 0 || count > 1024) return std::nullopt;
-
-  std::vector<std::string> names;
-  if (const char* names_text = std::getenv("LISTEN_FDNAMES")) {
-    std::string all(names_text);
-    std::size_t start = 0;
-    while (start <= all.size()) {
-      const auto colon = all.find(':', start);
-      names.push_back(all.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
-      if (colon == std::string::npos) break;
-      start = colon + 1;
-    }
-  }
-  ::unsetenv("LISTEN_PID");
-  ::unsetenv("LISTEN_FDS");
-  ::unsetenv("LISTEN_FDNAMES");
+  const auto passed = environment::decode_listen_fds(environ);
+  if (!passed || passed->pid != ::getpid()) return std::nullopt;  // none, or meant for another process
+  environment::unset(environment::listen_variables);
 
   std::vector<ListenSocket> sockets;
-  constexpr int first_fd = 3;  // SD_LISTEN_FDS_START
+  const int count = passed->count;
+  const auto& names = passed->names;
+  constexpr int first_fd = environment::first_listen_fd;
   for (int i = 0; i < count; ++i) {
     const int fd = first_fd + i;
-    struct stat info{};
+    struct stat info {};
     int listening = 0;
     socklen_t length = sizeof listening;
     if (::fstat(fd, &info) != 0 || !S_ISSOCK(info.st_mode) ||
@@ -197,7 +185,7 @@ std::optional<std::vector<ListenSocket>> inherited_listeners() {
                                   " is a listening socket, but it is not (check the socket unit)");
     }
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    std::string name = i < static_cast<long>(names.size()) ? names[i] : "";
+    std::string name = i < static_cast<int>(names.size()) ? names[i] : "";
     sockets.push_back({fd, name.empty() ? "fd " + std::to_string(fd) : name});
   }
   return sockets;

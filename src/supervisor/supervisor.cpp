@@ -1,23 +1,25 @@
+// The master's supervision of its workers (supervisor.hpp).
 #include "supervisor/supervisor.hpp"
 
 #include "supervisor/backoff.hpp"
 
+#include "common/environment.hpp"
 #include "common/log.hpp"
-#include "core/runtime.hpp"
 
-#include <algorithm>
-#include <cerrno>
-#include <csignal>
-#include <cstring>
 #include <fcntl.h>
-#include <fstream>
-#include <iterator>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <system_error>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <system_error>
 
 extern char** environ;
 
@@ -27,13 +29,12 @@ namespace {
 using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
 
-// Variables that describe a process's place in multinode: never inherited as they are.
-bool is_own_variable(std::string_view entry) {
-  for (std::string_view prefix : {"LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "MULTINODE_WORKER_ID=",
-                                  "MULTINODE_SLOT=", "MULTINODE_CONTROL_FD=", "MULTINODE_MASTER_PID="}) {
-    if (entry.substr(0, prefix.size()) == prefix) return true;
-  }
-  return false;
+// Streamed into one string, as log() does.
+template <typename... Args>
+std::string text(const Args&... args) {
+  std::ostringstream out;
+  (out << ... << args);
+  return out.str();
 }
 
 std::vector<std::string> read_own_argv() {
@@ -51,13 +52,16 @@ std::vector<std::string> read_own_argv() {
   return argv;
 }
 
-int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int pidfd_open(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
 
 std::string describe_status(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
     const char* name = ::sigabbrev_np(WTERMSIG(status));
-    return "was killed by SIG" + std::string(name != nullptr ? name : std::to_string(WTERMSIG(status)).c_str());
+    return "was killed by SIG" +
+           std::string(name != nullptr ? name : std::to_string(WTERMSIG(status)).c_str());
   }
   return "ended with wait status " + std::to_string(status);
 }
@@ -67,10 +71,10 @@ std::string describe_status(int status) {
 struct ExecPlan {
   std::vector<char*> argv;
   std::vector<char*> envp;
-  std::vector<int> fds;       // become fds 3, 4, ... in the child
-  std::vector<int> scratch;   // room for temporary copies, no allocation after fork
-  int scratch_base = 0;       // temporaries go above every fd in use
-  char* listen_pid_digits = nullptr;  // inside the LISTEN_PID= entry, filled in by the child
+  std::vector<int> fds;              // become fds 3, 4, ... in the child
+  std::vector<int> scratch;          // room for temporary copies, no allocation after fork
+  int scratch_base = 0;              // temporaries go above every fd in use
+  char* listen_pid_value = nullptr;  // inside the LISTEN_PID= entry, filled in by the child
   pid_t master_pid = 0;
 };
 
@@ -93,21 +97,17 @@ struct ExecPlan {
     for (int fd = 3 + count; fd < plan.scratch_base + count + 1024; ++fd) ::close(fd);
   }
   // sd_listen_fds(3) wants LISTEN_PID to be the pid of the process the fds are for.
-  char digits[24];
-  int length = 0;
-  for (pid_t pid = ::getpid(); pid > 0; pid /= 10) digits[length++] = static_cast<char>('0' + pid % 10);
-  for (int i = 0; i < length; ++i) plan.listen_pid_digits[i] = digits[length - 1 - i];
-  plan.listen_pid_digits[length] = '\0';
+  environment::write_listen_pid(plan.listen_pid_value, ::getpid());
   ::execve("/proc/self/exe", plan.argv.data(), plan.envp.data());
   ::_exit(127);
 }
 
 }  // namespace
 
-Supervisor::Supervisor(Runtime& runtime, std::vector<ListenSocket> shared)
-    : runtime_(runtime), shared_(std::move(shared)), argv_(read_own_argv()) {
+Supervisor::Supervisor(Host& host, std::vector<ListenSocket> shared)
+    : host_(host), shared_(std::move(shared)), argv_(read_own_argv()) {
   for (char** e = environ; *e != nullptr; ++e) {
-    if (!is_own_variable(*e)) base_env_.emplace_back(*e);
+    if (!environment::is_own_entry(*e)) base_env_.emplace_back(*e);
   }
 }
 
@@ -121,7 +121,7 @@ Supervisor::~Supervisor() {
 
 Supervisor::Slot& Supervisor::slot(unsigned index) {
   Slot& s = slots_[index];
-  if (!s.restart_timer) s.restart_timer = std::make_unique<boost::asio::steady_timer>(runtime_.io());
+  if (!s.restart_timer) s.restart_timer = std::make_unique<boost::asio::steady_timer>(host_.io());
   return s;
 }
 
@@ -130,11 +130,11 @@ const std::vector<ListenSocket>& Supervisor::sockets_for(unsigned index) {
   Slot& s = slot(index);
   if (s.own_sockets.empty()) {
     // Every slot's SO_REUSEPORT socket joins the same group: same addresses, same port.
-    std::uint16_t group_port = runtime_.options().port;
+    std::uint16_t group_port = host_.options().port;
     for (const auto& [other_index, other] : slots_) {
       if (!other.own_sockets.empty()) group_port = local_port(other.own_sockets.front().fd);
     }
-    s.own_sockets = bind_listeners(runtime_.options(), group_port, true);
+    s.own_sockets = bind_listeners(host_.options(), group_port, true);
   }
   return s.own_sockets;
 }
@@ -166,22 +166,16 @@ void Supervisor::spawn(unsigned index) {
 
   std::vector<std::string> env = base_env_;
   const std::size_t listen_count = sockets.size();
-  std::string names;
-  for (std::size_t i = 0; i < listen_count; ++i) names += i == 0 ? "multinode" : ":multinode";
-  env.push_back("MULTINODE_WORKER_ID=" + std::to_string(id));
-  env.push_back("MULTINODE_SLOT=" + std::to_string(index));
-  env.push_back("MULTINODE_CONTROL_FD=" + std::to_string(3 + listen_count));
-  env.push_back("MULTINODE_MASTER_PID=" + std::to_string(::getpid()));
-  env.push_back("LISTEN_FDS=" + std::to_string(listen_count));
-  env.push_back("LISTEN_FDNAMES=" + names);
-  env.push_back("LISTEN_PID=" + std::string(23, ' '));
+  environment::WorkerStart start{id, index, ::getpid(), std::vector<std::string>(listen_count, "multinode")};
+  auto entries = environment::encode_worker(start);
+  for (auto& e : entries.entries) env.push_back(std::move(e));  // LISTEN_PID stays last
 
   ExecPlan plan;
   for (auto& a : argv_) plan.argv.push_back(a.data());
   plan.argv.push_back(nullptr);
   for (auto& e : env) plan.envp.push_back(e.data());
   plan.envp.push_back(nullptr);
-  plan.listen_pid_digits = env.back().data() + std::strlen("LISTEN_PID=");
+  plan.listen_pid_value = env.back().data() + environment::WorkerEntries::listen_pid_value_offset;
   int highest = pair[1];
   for (const auto& socket : sockets) {
     plan.fds.push_back(socket.fd);
@@ -204,41 +198,43 @@ void Supervisor::spawn(unsigned index) {
   auto child = std::make_unique<Child>();
   child->info = WorkerInfo{id, index, pid};
   child->started = clock::now();
-  child->control = std::make_unique<ControlChannel>(runtime_.io(), pair[0]);
+  child->control = std::make_unique<ControlChannel>(host_.io(), pair[0]);
   const int pidfd = pidfd_open(pid);
   if (pidfd < 0) {
-    log(LogLevel::error, "pidfd_open failed for pid ", pid, ": ", std::strerror(errno), " (Linux 5.3 or newer is needed)");
+    log(LogLevel::error, "pidfd_open failed for pid ", pid, ": ", std::strerror(errno),
+        " (Linux 5.3 or newer is needed)");
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     return;
   }
-  child->pidfd = std::make_unique<boost::asio::posix::stream_descriptor>(runtime_.io(), pidfd);
-  child->ready_timer = std::make_unique<boost::asio::steady_timer>(runtime_.io());
+  child->pidfd = std::make_unique<boost::asio::posix::stream_descriptor>(host_.io(), pidfd);
+  child->ready_timer = std::make_unique<boost::asio::steady_timer>(host_.io());
   s.current = id;
 
   child->control->start([this, id](const Record& record, int fd) { on_record(id, record, fd); },
                         [](std::error_code) { /* the exit is seen through the pidfd */ });
-  child->pidfd->async_wait(boost::asio::posix::descriptor_base::wait_read, [this, id, pid](boost::system::error_code error) {
-    if (error == boost::asio::error::operation_aborted) return;
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    on_exit(id, status);
-  });
-  child->ready_timer->expires_after(runtime_.options().ready_timeout);
+  child->pidfd->async_wait(boost::asio::posix::descriptor_base::wait_read,
+                           [this, id, pid](boost::system::error_code error) {
+                             if (error == boost::asio::error::operation_aborted) return;
+                             int status = 0;
+                             while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+                             }
+                             on_exit(id, status);
+                           });
+  child->ready_timer->expires_after(host_.options().ready_timeout);
   child->ready_timer->async_wait([this, id](boost::system::error_code error) {
     if (error) return;
     const auto it = children_.find(id);
     if (it == children_.end() || it->second->ready) return;
     log(LogLevel::warning, "worker ", id, " (slot ", it->second->info.slot, ", pid ", it->second->info.pid,
-        ") did not report ready within ", runtime_.options().ready_timeout.count(), " ms: killing it");
+        ") did not report ready within ", host_.options().ready_timeout.count(), " ms: killing it");
     ::kill(it->second->info.pid, SIGKILL);
   });
 
   const WorkerInfo info = child->info;
   children_.emplace(id, std::move(child));
   log(LogLevel::debug, "started worker ", id, " (slot ", index, ", pid ", pid, ")");
-  if (runtime_.on_worker_started) runtime_.on_worker_started(info);
+  host_.worker_started(info);
 }
 
 void Supervisor::on_record(NodeId id, const Record& record, int fd) {
@@ -252,11 +248,12 @@ void Supervisor::on_record(NodeId id, const Record& record, int fd) {
 void Supervisor::on_ready(Child& child) {
   child.ready = true;
   child.ready_timer->cancel();
-  log(LogLevel::info, "worker ", child.info.id, " (slot ", child.info.slot, ", pid ", child.info.pid, ") is ready");
+  log(LogLevel::info, "worker ", child.info.id, " (slot ", child.info.slot, ", pid ", child.info.pid,
+      ") is ready");
   if (!child.retiring) mesh(child);
   const WorkerInfo info = child.info;
   const NodeId replaced = child.replaces;
-  if (runtime_.on_worker_ready) runtime_.on_worker_ready(info);
+  host_.worker_ready(info);
   if (replaced != 0) {
     const auto old = children_.find(replaced);
     if (old != children_.end()) retire(*old->second);
@@ -265,7 +262,7 @@ void Supervisor::on_ready(Child& child) {
 }
 
 void Supervisor::mesh(Child& child) {
-  auto pair_up = [](int (&pair)[2]) {
+  auto pair_up = [](int(&pair)[2]) {
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) return true;
     log(LogLevel::error, "cannot create a mesh stream: ", std::strerror(errno), " (raise ulimit -n)");
     return false;
@@ -280,8 +277,8 @@ void Supervisor::mesh(Child& child) {
   }
   int pair[2];
   if (!pair_up(pair)) return;
-  child.control->send({RecordType::peer, runtime_.id(), runtime_.slot(), 0}, pair[0]);
-  runtime_.add_peer(pair[1], child.info.id, child.info.slot);
+  child.control->send({RecordType::peer, host_.id(), host_.slot(), 0}, pair[0]);
+  host_.add_peer(pair[1], child.info.id, child.info.slot);
 }
 
 void Supervisor::retire(Child& child) {
@@ -300,7 +297,7 @@ void Supervisor::on_exit(NodeId id, int status) {
   child->ready_timer->cancel();
 
   const auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - child->started);
-  const Options& options = runtime_.options();
+  const Options& options = host_.options();
   Slot& s = slot(child->info.slot);
   const bool was_current = s.current == id;
   if (was_current) s.current = 0;
@@ -310,64 +307,70 @@ void Supervisor::on_exit(NodeId id, int status) {
   exit.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   exit.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 
-  std::string what = "worker " + std::to_string(id) + " (slot " + std::to_string(child->info.slot) + ", pid " +
-                     std::to_string(child->info.pid) + ") " + describe_status(status) + " after " +
-                     std::to_string(uptime.count()) + " ms";
+  const std::string what = text("worker ", id, " (slot ", child->info.slot, ", pid ", child->info.pid, ") ",
+                                describe_status(status), " after ", uptime.count(), " ms");
+  LogLevel level = LogLevel::warning;
+  std::string message = what;
+  AfterExit after = AfterExit::stop_if_nothing_serves;
+  std::chrono::milliseconds delay{0};
 
-  // A replacement that dies before it is ready ends that step of a rolling restart:
-  // the old worker keeps serving.
   if (child->replaces != 0 && !child->ready) {
+    // A replacement that dies before it is ready ends that step of a rolling restart:
+    // the old worker keeps serving.
     const auto old = children_.find(child->replaces);
     if (old != children_.end() && !old->second->retiring) s.current = child->replaces;
-    log(LogLevel::error, what, "; it was to replace worker ", child->replaces, ", which keeps serving");
-    if (runtime_.on_worker_exit) runtime_.on_worker_exit(exit);
-    continue_rolling_restart();
-    return;
-  }
-
-  if (stopping_ || child->retiring || !was_current) {
-    log(exit.exit_status == 0 ? LogLevel::info : LogLevel::warning, what);
-    if (runtime_.on_worker_exit) runtime_.on_worker_exit(exit);
-    stop_if_nothing_serves();
-    return;
-  }
-  if (!options.restart_children) {
-    log(LogLevel::warning, what, "; not restarting it (restart_children is off)");
-    if (runtime_.on_worker_exit) runtime_.on_worker_exit(exit);
-    stop_if_nothing_serves();
-    return;
-  }
-
-  const bool young = !child->ready || uptime < options.min_uptime;
-  s.young_deaths = young ? s.young_deaths + 1 : 0;
-  if (young && s.young_deaths >= options.crash_loop_limit) {
-    s.given_up = true;
-    log(LogLevel::error, what, "; slot ", child->info.slot, " died young ", s.young_deaths,
-        " times in a row (within min_uptime ", options.min_uptime.count(),
-        " ms of starting): giving up on it (crash loop). Fix what makes the worker exit at start, "
-        "then send SIGHUP to the master to try again");
-    if (runtime_.on_worker_exit) runtime_.on_worker_exit(exit);
-    stop_if_nothing_serves();
-    return;
-  }
-
-  std::chrono::milliseconds delay = restart_delay_after(options, s.young_deaths);
-  // A worker that stopped on its own SIGTERM/SIGINT was most likely signalled with
-  // its whole process group, the master included: give the master's own signal a
-  // moment to arrive before replacing the worker for nothing.
-  if (child->stopped_on_signal != 0) delay = std::max(delay, std::chrono::milliseconds{200});
-  exit.restarting = true;
-  if (young) {
-    log(LogLevel::warning, what, "; it died young (", s.young_deaths, " of ", options.crash_loop_limit,
-        " allowed in a row): restarting slot ", child->info.slot, " in ", delay.count(), " ms");
-  } else if (delay.count() > 0) {
-    log(LogLevel::warning, what, " (it stopped on SIG", ::sigabbrev_np(child->stopped_on_signal),
-        "); restarting slot ", child->info.slot, " in ", delay.count(), " ms unless the master is stopping too");
+    level = LogLevel::error;
+    message = text(what, "; it was to replace worker ", child->replaces, ", which keeps serving");
+    after = AfterExit::continue_rolling_restart;
+  } else if (stopping_ || child->retiring || !was_current) {
+    level = exit.exit_status == 0 ? LogLevel::info : LogLevel::warning;
+  } else if (!options.restart_children) {
+    message = text(what, "; not restarting it (restart_children is off)");
   } else {
-    log(LogLevel::warning, what, "; restarting slot ", child->info.slot, " now");
+    const bool young = !child->ready || uptime < options.min_uptime;
+    s.young_deaths = young ? s.young_deaths + 1 : 0;
+    if (young && s.young_deaths >= options.crash_loop_limit) {
+      s.given_up = true;
+      level = LogLevel::error;
+      message =
+          text(what, "; slot ", child->info.slot, " died young ", s.young_deaths,
+               " times in a row (within min_uptime ", options.min_uptime.count(),
+               " ms of starting): giving up on it (crash loop). Fix what makes the worker exit at start, "
+               "then send SIGHUP to the master to try again");
+    } else {
+      delay = restart_delay_after(options, s.young_deaths);
+      // A worker that stopped on its own SIGTERM/SIGINT was most likely signalled with
+      // its whole process group, the master included: give the master's own signal a
+      // moment to arrive before replacing the worker for nothing.
+      if (child->stopped_on_signal != 0) delay = std::max(delay, std::chrono::milliseconds{200});
+      exit.restarting = true;
+      after = AfterExit::restart;
+      if (young) {
+        message =
+            text(what, "; it died young (", s.young_deaths, " of ", options.crash_loop_limit,
+                 " allowed in a row): restarting slot ", child->info.slot, " in ", delay.count(), " ms");
+      } else if (delay.count() > 0) {
+        message =
+            text(what, " (it stopped on SIG", ::sigabbrev_np(child->stopped_on_signal), "); restarting slot ",
+                 child->info.slot, " in ", delay.count(), " ms unless the master is stopping too");
+      } else {
+        message = text(what, "; restarting slot ", child->info.slot, " now");
+      }
+    }
   }
-  if (runtime_.on_worker_exit) runtime_.on_worker_exit(exit);
 
+  report_exit(level, message, exit);
+
+  switch (after) {
+    case AfterExit::continue_rolling_restart:
+      continue_rolling_restart();
+      return;
+    case AfterExit::stop_if_nothing_serves:
+      stop_if_nothing_serves();
+      return;
+    case AfterExit::restart:
+      break;
+  }
   const unsigned index = child->info.slot;
   if (delay.count() == 0) {
     spawn(index);
@@ -381,18 +384,23 @@ void Supervisor::on_exit(NodeId id, int status) {
   });
 }
 
+void Supervisor::report_exit(LogLevel level, const std::string& message, const WorkerExit& exit) {
+  log(level, message);
+  host_.worker_exited(exit);
+}
+
 void Supervisor::stop_if_nothing_serves() {
-  if (stopping_ || runtime_.stopping()) return;
-  const bool master_serves = runtime_.options().master_listen;
+  if (stopping_ || host_.stopping()) return;
+  const bool master_serves = host_.options().master_listen;
   if (master_serves) return;
   for (const auto& [index, s] : slots_) {
     if (!s.active) continue;
     if (s.current != 0) return;
-    if (!s.given_up && runtime_.options().restart_children) return;  // a restart is pending
+    if (!s.given_up && host_.options().restart_children) return;  // a restart is pending
   }
   bool any_given_up = false;
   for (const auto& [index, s] : slots_) any_given_up = any_given_up || s.given_up;
-  runtime_.begin_stop("no process is serving any more", any_given_up ? 1 : 0);
+  host_.begin_stop("no process is serving any more", any_given_up ? 1 : 0);
 }
 
 void Supervisor::rolling_restart() {

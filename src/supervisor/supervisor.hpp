@@ -3,11 +3,14 @@
 // pair of ready processes, replaces the dead with backoff, and stops them all.
 #pragma once
 
-#include <multinode/nodes.hpp>
+#include <multinode/options.hpp>
+#include <multinode/workers.hpp>
 
+#include "common/log.hpp"
 #include "control/channel.hpp"
 #include "net/listeners.hpp"
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -20,13 +23,34 @@
 
 namespace multinode::detail {
 
-class Runtime;
-
 class Supervisor {
  public:
+  // What the supervisor needs from the process it runs in (the master's runtime,
+  // in src/core/, which the supervisor may not use directly).
+  class Host {
+   public:
+    virtual boost::asio::io_context& io() noexcept = 0;
+    virtual const Options& options() const noexcept = 0;
+    // The master's own id and slot, for the mesh stream to it.
+    virtual NodeId id() const noexcept = 0;
+    virtual unsigned slot() const noexcept = 0;
+    // A mesh stream from the master to a worker (fd owned by the host from now on).
+    virtual void add_peer(int fd, NodeId peer, unsigned peer_slot) = 0;
+    // Stops the whole master gracefully; exit_status is what its run() returns.
+    virtual void begin_stop(const std::string& reason, int exit_status) = 0;
+    virtual bool stopping() const noexcept = 0;
+    virtual void worker_started(const WorkerInfo& worker) = 0;
+    virtual void worker_ready(const WorkerInfo& worker) = 0;
+    // Once for every worker that ends, however it ended.
+    virtual void worker_exited(const WorkerExit& exit) = 0;
+
+   protected:
+    ~Host() = default;
+  };
+
   // shared: the sockets every slot uses; empty with Balancing::reuseport, where each
   // slot gets sockets of its own, bound on demand on the same port.
-  Supervisor(Runtime& runtime, std::vector<ListenSocket> shared);
+  Supervisor(Host& host, std::vector<ListenSocket> shared);
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -56,8 +80,8 @@ class Supervisor {
     WorkerInfo info;
     std::chrono::steady_clock::time_point started;
     bool ready = false;
-    bool retiring = false;  // told to stop: not to be restarted
-    NodeId replaces = 0;    // rolling restart: the worker to retire once this one is ready
+    bool retiring = false;      // told to stop: not to be restarted
+    NodeId replaces = 0;        // rolling restart: the worker to retire once this one is ready
     int stopped_on_signal = 0;  // the worker said it stops on a signal it got itself
     std::unique_ptr<ControlChannel> control;
     std::unique_ptr<boost::asio::posix::stream_descriptor> pidfd;
@@ -76,13 +100,17 @@ class Supervisor {
   void on_record(NodeId id, const Record& record, int fd);
   void on_ready(Child& child);
   void on_exit(NodeId id, int status);
+  // What follows a worker's exit once it is reported.
+  enum class AfterExit { continue_rolling_restart, stop_if_nothing_serves, restart };
+  // The one place every worker exit goes through: the log line, then the host's event.
+  void report_exit(LogLevel level, const std::string& message, const WorkerExit& exit);
   void retire(Child& child);
   void mesh(Child& child);
   void continue_rolling_restart();
   void stop_if_nothing_serves();
   Slot& slot(unsigned index);
 
-  Runtime& runtime_;
+  Host& host_;
   std::vector<ListenSocket> shared_;
   std::map<unsigned, Slot> slots_;
   std::map<NodeId, std::unique_ptr<Child>> children_;

@@ -1,23 +1,23 @@
+// The worker's end of the control channel (worker_link.hpp).
 #include "worker/worker_link.hpp"
 
 #include "common/log.hpp"
-#include "core/runtime.hpp"
 
 #include <unistd.h>
 
 namespace multinode::detail {
 
-WorkerLink::WorkerLink(Runtime& runtime, int control_fd) : runtime_(runtime), channel_(runtime.io(), control_fd) {}
+WorkerLink::WorkerLink(Host& host, int control_fd) : host_(host), channel_(host.io(), control_fd) {}
 
 void WorkerLink::start() {
   channel_.start(
       [this](const Record& record, int fd) {
         switch (record.type) {
           case RecordType::peer:
-            if (fd >= 0) runtime_.add_peer(fd, record.peer_id, record.peer_slot);
+            if (fd >= 0) host_.add_peer(fd, record.peer_id, record.peer_slot);
             break;
           case RecordType::stop:
-            runtime_.begin_stop("the master asked");
+            host_.begin_stop("the master asked", 0);
             break;
           case RecordType::ready:
           case RecordType::stopping:
@@ -26,23 +26,25 @@ void WorkerLink::start() {
         }
       },
       [this](std::error_code error) {
-        if (runtime_.stopping()) return;
+        if (host_.stopping()) return;
         if (!error) {
-          runtime_.begin_stop("the master went away");
+          host_.begin_stop("the master went away", 0);
         } else {
-          runtime_.begin_stop("the control channel failed: " + error.message());
+          host_.begin_stop("the control channel failed: " + error.message(), 0);
         }
       });
 }
 
 void WorkerLink::send_ready() {
-  channel_.send({RecordType::ready, runtime_.id(), runtime_.slot(), static_cast<std::uint64_t>(::getpid())});
+  channel_.send({RecordType::ready, host_.id(), host_.slot(), static_cast<std::uint64_t>(::getpid())});
 }
 
 void WorkerLink::send_stopping(int signal_number) {
-  channel_.send({RecordType::stopping, runtime_.id(), runtime_.slot(), static_cast<std::uint64_t>(signal_number)});
+  channel_.send({RecordType::stopping, host_.id(), host_.slot(), static_cast<std::uint64_t>(signal_number)});
 }
 
-void WorkerLink::close() { channel_.close(); }
+void WorkerLink::close() {
+  channel_.close();
+}
 
 }  // namespace multinode::detail

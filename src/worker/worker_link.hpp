@@ -2,15 +2,35 @@
 // stop orders, and stops the worker when the master goes away.
 #pragma once
 
+#include <multinode/workers.hpp>
+
 #include "control/channel.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <string>
 
 namespace multinode::detail {
 
-class Runtime;
-
 class WorkerLink {
  public:
-  WorkerLink(Runtime& runtime, int control_fd);
+  // What the link needs from the worker it runs in (the worker's runtime, in
+  // src/core/, which the link may not use directly).
+  class Host {
+   public:
+    virtual boost::asio::io_context& io() noexcept = 0;
+    virtual NodeId id() const noexcept = 0;
+    virtual unsigned slot() const noexcept = 0;
+    // A mesh stream the master passed (fd owned by the host from now on).
+    virtual void add_peer(int fd, NodeId peer, unsigned peer_slot) = 0;
+    virtual void begin_stop(const std::string& reason, int exit_status) = 0;
+    virtual bool stopping() const noexcept = 0;
+
+   protected:
+    ~Host() = default;
+  };
+
+  WorkerLink(Host& host, int control_fd);
   void start();
   void send_ready();
   // Tells the master this worker stops on a signal it got itself (not on the master's order).
@@ -18,7 +38,7 @@ class WorkerLink {
   void close();
 
  private:
-  Runtime& runtime_;
+  Host& host_;
   ControlChannel channel_;
 };
 

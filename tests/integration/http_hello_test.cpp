@@ -3,7 +3,7 @@
 // limit, every request-smuggling form, the slowloris cut-off, graceful stop.
 #include "process.hpp"
 
-#include "../unit/http_test_client.hpp"
+#include "http_test_client.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,5 @@
-// Pure pieces of the supervisor: the restart backoff and the control-channel records.
+// The control channel's 24-byte records: wire form and what decoding refuses.
 #include "control/channel.hpp"
-#include "supervisor/backoff.hpp"
 
 #include <cstring>
 
@@ -8,24 +7,6 @@
 
 namespace multinode::detail {
 namespace {
-
-using std::chrono::milliseconds;
-
-TEST(Backoff, ImmediateAfterAWorkerThatLivedLongEnough) {
-  EXPECT_EQ(restart_delay_after(Options{}, 0), milliseconds{0});
-}
-
-TEST(Backoff, DoublesForEachYoungDeathInARowUpToTheCap) {
-  Options options;
-  options.restart_delay = milliseconds{100};
-  options.restart_delay_max = milliseconds{1000};
-  EXPECT_EQ(restart_delay_after(options, 1), milliseconds{100});
-  EXPECT_EQ(restart_delay_after(options, 2), milliseconds{200});
-  EXPECT_EQ(restart_delay_after(options, 3), milliseconds{400});
-  EXPECT_EQ(restart_delay_after(options, 4), milliseconds{800});
-  EXPECT_EQ(restart_delay_after(options, 5), milliseconds{1000});
-  EXPECT_EQ(restart_delay_after(options, 4000000000u), milliseconds{1000}) << "no overflow on a long streak";
-}
 
 TEST(ControlRecord, RoundTripsEveryFieldLittleEndian) {
   const Record record{RecordType::peer, 0x01020304u, 0x0a0b0c0du, 0x1122334455667788ull};

@@ -1,0 +1,123 @@
+// Encoding and decoding of the worker environment (environment.hpp).
+#include "common/environment.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+namespace multinode::detail::environment {
+namespace {
+
+// The room reserved for LISTEN_PID's value: any pid_t in decimal and the NUL.
+constexpr std::size_t listen_pid_room = 23;
+
+std::string make_entry(const char* name, const std::string& value) {
+  return std::string(name) + "=" + value;
+}
+
+}  // namespace
+
+const char* find(const char* const* envp, std::string_view name) noexcept {
+  if (envp == nullptr) return nullptr;
+  for (const char* const* e = envp; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (entry.size() > name.size() && entry[name.size()] == '=' && entry.substr(0, name.size()) == name) {
+      return *e + name.size() + 1;
+    }
+  }
+  return nullptr;
+}
+
+bool is_own_entry(std::string_view entry) noexcept {
+  for (const char* name : all_variables) {
+    const std::string_view n(name);
+    if (entry.size() > n.size() && entry[n.size()] == '=' && entry.substr(0, n.size()) == n) return true;
+  }
+  return false;
+}
+
+WorkerEntries encode_worker(const WorkerStart& start) {
+  std::string names;
+  for (std::size_t i = 0; i < start.listen_names.size(); ++i) {
+    if (i > 0) names += ':';
+    names += start.listen_names[i];
+  }
+  const std::size_t count = start.listen_names.size();
+  WorkerEntries out;
+  out.entries.push_back(make_entry(worker_id, std::to_string(start.id)));
+  out.entries.push_back(make_entry(slot, std::to_string(start.slot)));
+  // The control channel's end follows the listening sockets.
+  out.entries.push_back(make_entry(control_fd, std::to_string(first_listen_fd + count)));
+  out.entries.push_back(make_entry(master_pid, std::to_string(start.master_pid)));
+  out.entries.push_back(make_entry(listen_fds, std::to_string(count)));
+  out.entries.push_back(make_entry(listen_fdnames, names));
+  out.entries.push_back(make_entry(listen_pid, std::string(listen_pid_room, ' ')));
+  return out;
+}
+
+void write_listen_pid(char* value, pid_t pid) noexcept {
+  char digits[listen_pid_room];
+  int length = 0;
+  for (; pid > 0; pid /= 10) digits[length++] = static_cast<char>('0' + pid % 10);
+  for (int i = 0; i < length; ++i) value[i] = digits[length - 1 - i];
+  value[length] = '\0';
+}
+
+std::optional<long> decode_number(const char* text) noexcept {
+  if (text == nullptr || *text < '0' || *text > '9') return std::nullopt;  // no sign, no blank
+  char* end = nullptr;
+  errno = 0;
+  const long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || errno == ERANGE) return std::nullopt;
+  return value;
+}
+
+bool names_a_worker(const char* const* envp) noexcept {
+  return find(envp, worker_id) != nullptr;
+}
+
+std::optional<WorkerIdentity> decode_worker(const char* const* envp) {
+  const auto id = decode_number(find(envp, worker_id));
+  const auto slot_number = decode_number(find(envp, slot));
+  const auto control = decode_number(find(envp, control_fd));
+  if (!id || !slot_number || !control) return std::nullopt;
+  if (*id > std::numeric_limits<std::uint32_t>::max() || *slot_number > UINT_MAX || *control > INT_MAX) {
+    return std::nullopt;
+  }
+  WorkerIdentity identity;
+  identity.id = static_cast<std::uint32_t>(*id);
+  identity.slot = static_cast<unsigned>(*slot_number);
+  identity.control_fd = static_cast<int>(*control);
+  const auto master = decode_number(find(envp, master_pid));
+  identity.master_pid = master && *master <= INT_MAX ? static_cast<pid_t>(*master) : 0;
+  return identity;
+}
+
+std::optional<ListenFds> decode_listen_fds(const char* const* envp) {
+  const auto pid = decode_number(find(envp, listen_pid));
+  const auto count = decode_number(find(envp, listen_fds));
+  if (!pid || !count || *pid > INT_MAX || *count <= 0 || *count > max_listen_fds) return std::nullopt;
+  ListenFds fds;
+  fds.pid = static_cast<pid_t>(*pid);
+  fds.count = static_cast<int>(*count);
+  if (const char* names_text = find(envp, listen_fdnames)) {
+    const std::string_view all(names_text);
+    std::size_t start = 0;
+    while (true) {
+      const auto colon = all.find(':', start);
+      fds.names.emplace_back(
+          all.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
+      if (colon == std::string_view::npos) break;
+      start = colon + 1;
+    }
+  }
+  return fds;
+}
+
+void unset(std::span<const char* const> names) noexcept {
+  for (const char* name : names) ::unsetenv(name);
+}
+
+}  // namespace multinode::detail::environment

@@ -1,0 +1,97 @@
+// The environment a worker is started with (docs/protocol.md, "Starting a
+// worker"): the variable names and their encode/decode functions, in one place
+// for the master that writes them (supervisor), the code that takes the
+// listening sockets (net, which also serves systemd's LISTEN_* for a master) and
+// listen() that reads the worker's identity (core). In common because those three
+// folders may not use one another.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace multinode::detail::environment {
+
+// systemd's sd_listen_fds(3) convention: the sockets are at fds 3, 4, ...
+inline constexpr const char* listen_fds = "LISTEN_FDS";
+inline constexpr const char* listen_pid = "LISTEN_PID";
+inline constexpr const char* listen_fdnames = "LISTEN_FDNAMES";
+// multinode's own: set only in a worker.
+inline constexpr const char* worker_id = "MULTINODE_WORKER_ID";
+inline constexpr const char* slot = "MULTINODE_SLOT";
+inline constexpr const char* control_fd = "MULTINODE_CONTROL_FD";
+inline constexpr const char* master_pid = "MULTINODE_MASTER_PID";
+
+inline constexpr std::array<const char*, 7> all_variables = {
+    listen_fds, listen_pid, listen_fdnames, worker_id, slot, control_fd, master_pid};
+inline constexpr std::array<const char*, 3> listen_variables = {listen_fds, listen_pid, listen_fdnames};
+inline constexpr std::array<const char*, 4> worker_variables = {worker_id, slot, control_fd, master_pid};
+
+inline constexpr int first_listen_fd = 3;  // SD_LISTEN_FDS_START
+// More passed sockets than this is taken for a broken environment.
+inline constexpr long max_listen_fds = 1024;
+
+// An environment is a null-terminated array of "NAME=value" entries (environ, envp).
+// The value of name in it, or nullptr.
+const char* find(const char* const* envp, std::string_view name) noexcept;
+// True for an entry ("NAME=value") of one of all_variables: never inherited as it is.
+bool is_own_entry(std::string_view entry) noexcept;
+
+// What the master tells a worker.
+struct WorkerStart {
+  std::uint32_t id = 0;
+  unsigned slot = 0;
+  pid_t master_pid = 0;
+  std::vector<std::string> listen_names;  // one per listening socket, at fds 3, 4, ...
+};
+
+// The worker's entries, made before fork(). LISTEN_PID is the last entry, with room
+// for any pid: the child writes its own pid there with write_listen_pid().
+struct WorkerEntries {
+  std::vector<std::string> entries;
+  // The offset of LISTEN_PID's value inside entries.back().
+  static constexpr std::size_t listen_pid_value_offset =
+      std::string_view(listen_pid).size() + 1;  // "LISTEN_PID="
+};
+WorkerEntries encode_worker(const WorkerStart& start);
+
+// Writes pid's decimal digits and a terminating NUL at value (room for 23 bytes):
+// async-signal-safe, for the child between fork() and execve().
+void write_listen_pid(char* value, pid_t pid) noexcept;
+
+// A worker's identity as it reads it; nullopt when any of id, slot and control fd
+// is missing or not a non-negative decimal number.
+struct WorkerIdentity {
+  std::uint32_t id = 0;
+  unsigned slot = 0;
+  int control_fd = -1;
+  pid_t master_pid = 0;  // 0 when absent
+};
+bool names_a_worker(const char* const* envp) noexcept;  // MULTINODE_WORKER_ID is set
+std::optional<WorkerIdentity> decode_worker(const char* const* envp);
+
+// The listening sockets passed by sd_listen_fds(3)'s convention, as the receiver
+// reads them; nullopt when none were passed or LISTEN_PID / LISTEN_FDS are not
+// decimal numbers, or LISTEN_FDS is not in 1 .. max_listen_fds.
+struct ListenFds {
+  pid_t pid = 0;  // the process they are for: any other must ignore them
+  int count = 0;
+  std::vector<std::string> names;  // LISTEN_FDNAMES split at ':'; may be shorter than count
+};
+std::optional<ListenFds> decode_listen_fds(const char* const* envp);
+
+// A non-negative decimal number, the whole text; nullopt otherwise (nullptr, empty, sign, junk).
+std::optional<long> decode_number(const char* text) noexcept;
+
+// Removes variables from this process's environment (once read, so that a program
+// the process starts is not mistaken for a worker).
+void unset(std::span<const char* const> names) noexcept;
+
+}  // namespace multinode::detail::environment
