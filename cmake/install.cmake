@@ -15,7 +15,7 @@ endforeach()
 
 # What the public headers ask of the code that includes them, so that it travels
 # with the targets (and into multinode.pc below):
-# - C++20: the headers use concepts-era library parts such as std::span (http/request.hpp).
+# - C++20: the headers use std::span (http/request.hpp) and designated initializers are the API's style.
 # - BOOST_ASIO_NO_DEPRECATED: the headers include Asio, whose inline members are
 #   compiled into the libraries as well as into the user's code, and the define
 #   changes some of their signatures without changing their mangled names:
