@@ -63,7 +63,7 @@ class TestServer {
       io_.stop();
     }
     thread_.join();
-    server_.release();  // as the runtime does before its io_context goes
+    server_.destroy_io_objects();  // as the runtime does before its io_context goes
   }
 
   std::uint16_t port() const noexcept { return port_; }
