@@ -345,6 +345,7 @@ bool RequestParser::deliver(char* data, std::size_t size) {
   if (request_.body_begin_ == nullptr) {
     request_.body_begin_ = data;
   } else {
+    // The body's end, as a mutable pointer: it lies in the same buffer as data.
     char* destination = data - (data - (request_.body_begin_ + request_.body_size_));
     if (destination != data) std::memmove(destination, data, size);
   }
