@@ -1,16 +1,16 @@
+// The request grammar and framing policy (RequestParser) and the connection's
+// input buffer (RequestReader). docs/http.md, "The strict policy", lists every
+// refusal; each is decided here, in byte order, so that the outcome never depends
+// on how the bytes arrived.
 #include "http/parser.hpp"
 
 #include "http/text.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
 #include <limits>
 
 namespace multinode::http::detail {
-
-namespace beast_http = boost::beast::http;
-using boost::beast::error_code;
 
 namespace {
 
@@ -19,301 +19,471 @@ constexpr std::size_t chunk_line_slack = 64;
 // Below this much free room the buffer is compacted, then grown.
 constexpr std::size_t min_read_room = 2048;
 
-std::size_t chunk_line_limit(const Options& options) noexcept {
-  return options.max_chunk_extension_bytes + chunk_line_slack;
+bool is_whitespace(char c) noexcept {
+  return c == ' ' || c == '\t';
 }
 
-// Why a chunk-size line longer than the limit is refused, from its first bytes
-// only, so that the answer is the same however much of the line has arrived.
-error chunk_line_overflow(const Options& options, std::string_view line) noexcept {
-  return line.substr(0, chunk_line_limit(options) + 1).find(';') != std::string_view::npos
-             ? error::chunk_extension_too_long
-             : error::bad_chunk;
+bool contains_tab(std::string_view s) noexcept {
+  return s.find('\t') != std::string_view::npos;
 }
 
-
-// The chunk-size line holds at least one hex digit, all of them '0'.
-bool is_last_chunk_line(std::string_view line) noexcept {
-  const std::size_t digits = std::min(line.find_first_not_of("0123456789abcdefABCDEF"), line.size());
-  return digits > 0 && line.substr(0, digits).find_first_not_of('0') == std::string_view::npos;
-}
-
-bool is_data_chunk_line(std::string_view line) noexcept {
-  const std::size_t digits = std::min(line.find_first_not_of("0123456789abcdefABCDEF"), line.size());
-  return digits > 0 && line.substr(0, digits).find_first_not_of('0') != std::string_view::npos;
+// chunk-ext = *( ";" token [ "=" ( token / quoted-string ) ] ). RFC 9112 allows
+// whitespace around ';' and '=' (BWS) that llhttp refuses and nobody sends: none here.
+bool is_chunk_extensions(std::string_view ext) noexcept {
+  const std::size_t n = ext.size();
+  std::size_t i = 0;
+  auto token = [&] {
+    const std::size_t start = i;
+    while (i < n && is_token_char(ext[i])) ++i;
+    return i > start;
+  };
+  while (i < n) {
+    if (ext[i++] != ';' || !token()) return false;
+    if (i == n || ext[i] != '=') continue;
+    ++i;
+    if (i < n && ext[i] == '"') {
+      // quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE, on this line.
+      for (++i;; ++i) {
+        if (i == n) return false;
+        if (ext[i] == '"') break;
+        if (ext[i] == '\\') {
+          if (++i == n || !has_class(ext[i], quoted_pair_class)) return false;
+        } else if (!has_class(ext[i], qdtext_class)) {
+          return false;
+        }
+      }
+      ++i;
+    } else if (!token()) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------
-// RequestParser
+// RequestParser: the head and the trailer section, line by line
 
-RequestParser::RequestParser(const Options& options, Request& request, bool stream_body)
-    : options_(options), request_(request), stream_body_(stream_body) {
-  // RequestReader hands over whole heads within max_header_bytes; Beast's own limit
-  // (which counts the request line and the fields apart) is only a backstop.
-  header_limit(static_cast<std::uint32_t>(
-      std::min<std::size_t>(options.max_header_bytes + 4, std::numeric_limits<std::uint32_t>::max())));
-  body_limit(options.max_body_bytes);
-  // The first put() stops after the head so that the connection can send 100 Continue
-  // or start a streaming handler; RequestReader turns eager on after that.
-  eager(false);
+Parse RequestParser::scan_head(const char* head, std::size_t size) noexcept {
+  return scan_lines(head, size, options_.max_header_bytes);
 }
 
-std::size_t RequestParser::parse(char* data, std::size_t size, error_code& ec) {
-  input_ = data;
-  input_end_ = data + size;
-  return put(boost::asio::const_buffer(data, size), ec);
+Parse RequestParser::scan_lines(const char* data, std::size_t available, std::size_t limit) noexcept {
+  // One line at a time in byte order, each byte looked at once however the bytes
+  // arrive: the block must end before `limit`, a CR only right before its LF.
+  const std::size_t stop = std::min(available, limit);
+  auto line_error = [this] {
+    if (in_trailers_) return error::bad_chunk;
+    return lines_.count == 0 ? error::bad_request_line : error::bad_header;
+  };
+  std::size_t i = lines_.scanned;
+  while (i < stop) {
+    const auto* lf = static_cast<const char*>(std::memchr(data + i, '\n', stop - i));
+    const std::size_t line_end = lf ? static_cast<std::size_t>(lf - data) : stop;
+    if (const auto* cr = static_cast<const char*>(std::memchr(data + i, '\r', line_end - i))) {
+      const auto at = static_cast<std::size_t>(cr - data);
+      if (at + 1 < line_end) return fail(line_error());
+      if (!lf) {
+        if (at + 1 == available) {
+          lines_.scanned = at;  // decide once the next byte is here
+          return Parse::need_more;
+        }
+        if (data[at + 1] != '\n') return fail(line_error());
+      }
+    }
+    if (!lf) break;
+    if (line_end == lines_.line_start || data[line_end - 1] != '\r') return fail(line_error());
+    const Parse result = on_line(data, lines_.line_start, line_end - 1);
+    i = lines_.line_start = line_end + 1;
+    if (result != Parse::need_more) {
+      lines_.scanned = i;
+      return result;
+    }
+  }
+  lines_.scanned = stop;
+  if (available >= limit) {
+    if (in_trailers_) return fail(error::trailers_too_large);
+    return fail(lines_.count > 0 ? error::header_too_large : request_line_failure(data, available));
+  }
+  return Parse::need_more;
 }
 
-void RequestParser::fail(error_code& ec, error reason) noexcept {
-  policy_error_ = reason;
-  // Any Beast error stops the parse; which one does not matter, policy_error_ says why.
-  ec = beast_http::error::bad_value;
+Parse RequestParser::on_line(const char* data, std::size_t start, std::size_t end) noexcept {
+  if (!in_trailers_ && lines_.count == 0) {
+    lines_.count = 1;
+    if (auto reason = check_request_line(std::string_view(data + start, end - start))) return fail(*reason);
+    return Parse::need_more;
+  }
+  ++lines_.count;
+  // A line starting with SP or HTAB continues the field line before it (obs-fold).
+  if (lines_.pending) process_field(data, start < end && is_whitespace(data[start]));
+  if (start == end) {
+    // The empty line that ends the block.
+    if (lines_.deferred) return fail(*lines_.deferred);
+    if (in_trailers_) return Parse::done;
+    if (auto reason = finish_head()) return fail(*reason);
+    return Parse::done;
+  }
+  lines_.pending = true;
+  lines_.pending_start = start;
+  lines_.pending_end = end;
+  return Parse::need_more;
 }
 
-void RequestParser::on_request_impl(beast_http::verb, boost::beast::string_view method_string,
-                                    boost::beast::string_view beast_target, int version, error_code& ec) {
-  const std::string_view target(beast_target.data(), beast_target.size());
-  request_line_done_ = true;
-  request_.method_ = std::string_view(method_string.data(), method_string.size());
+std::optional<error> RequestParser::check_request_line(std::string_view line) noexcept {
+  // request-line = method SP request-target SP HTTP-version
+  const std::size_t method_end = line.find(' ');
+  if (method_end == std::string_view::npos || !is_token(line.substr(0, method_end)))
+    return error::bad_request_line;
+  const std::string_view method = line.substr(0, method_end);
+  std::size_t target_end = method_end + 1;
+  while (target_end < line.size() && line[target_end] != ' ') ++target_end;
+  const std::string_view target = line.substr(method_end + 1, target_end - method_end - 1);
+  if (target.size() > options_.max_target_length) return error::target_too_long;
+  if (!is_visible_ascii(target) || !is_request_target_form(method, target)) return error::bad_target;
+  if (target_end == line.size()) return error::bad_request_line;
+  const std::string_view version = line.substr(target_end + 1);
+  if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' || version[5] < '0' ||
+      version[5] > '9' || version[7] < '0' || version[7] > '9')
+    return error::bad_request_line;
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") return error::unsupported_version;
+  request_.method_ = method;
   request_.target_ = target;
-  request_.version_ = version;
-  // RequestReader checked the request line already (length, characters, form).
-  (void)ec;
+  request_.version_ = version[7] == '1' ? 11 : 10;
+  return std::nullopt;
 }
 
-void RequestParser::on_response_impl(int, boost::beast::string_view, int, error_code& ec) {
-  // A request parser never sees a status line; keep Beast's contract anyway.
-  ec = beast_http::error::bad_version;
+error RequestParser::request_line_failure(const char* head, std::size_t size) const noexcept {
+  // The head is too long and its request line did not end within the limit: a
+  // long target gets 414, anything else (a method that never ends) is malformed.
+  const std::string_view line(head, std::min(size, options_.max_header_bytes));
+  const std::size_t space = line.find(' ');
+  if (space != std::string_view::npos && space > 0 && is_token(line.substr(0, space)))
+    return error::target_too_long;
+  return error::bad_request_line;
+}
+
+error RequestParser::head_overflow(const char* head, std::size_t size) const noexcept {
+  return lines_.count > 0 ? error::header_too_large : request_line_failure(head, size);
+}
+
+void RequestParser::process_field(const char* data, bool folded) noexcept {
+  lines_.pending = false;
+  if (lines_.deferred) return;  // only the first refusal counts
+  const std::string_view line(data + lines_.pending_start, lines_.pending_end - lines_.pending_start);
+  if (auto reason = check_field(line, folded)) {
+    // Inside a trailer section every refusal but its size is a malformed chunked body.
+    lines_.deferred = in_trailers_ && *reason != error::trailers_too_large ? error::bad_chunk : *reason;
+  }
+}
+
+std::optional<error> RequestParser::check_field(std::string_view line, bool folded) noexcept {
+  // field-line = field-name ":" OWS field-value OWS; folded lines are refused,
+  // whatever else is wrong with them.
+  if (folded) return error::obs_fold;
+  std::size_t colon = 0;
+  while (colon < line.size() && is_token_char(line[colon])) ++colon;
+  if (colon == 0 || colon == line.size() || line[colon] != ':') return error::bad_header;
+  std::size_t begin = colon + 1;
+  while (begin < line.size() && is_whitespace(line[begin])) ++begin;
+  for (std::size_t i = begin; i < line.size(); ++i)
+    if (!has_class(line[i], field_value_class)) return error::bad_header;
+  std::size_t end = line.size();
+  while (end > begin && is_whitespace(line[end - 1])) --end;
+  const std::string_view name = line.substr(0, colon);
+  const std::string_view value = line.substr(begin, end - begin);
+  auto reason = in_trailers_ ? check_trailer_field(name, value) : check_header_field(line, name, value);
+  if (!reason) request_.fields_.push_back({name, value});
+  return reason;
+}
+
+std::optional<error> RequestParser::check_header_field(std::string_view line, std::string_view name,
+                                                       std::string_view value) noexcept {
+  if (request_.fields_.size() >= options_.max_header_count) return error::too_many_headers;
+  // A tab around a framing value is whitespace to RFC 9110 but an error to llhttp 8,
+  // and a proxy that ignored the field would frame the body differently: take no
+  // chances with the fields that frame it.
+  auto tab_around = [&] {
+    const std::size_t colon = name.size();
+    const auto before = static_cast<std::size_t>(value.data() - line.data()) - colon - 1;
+    return contains_tab(line.substr(colon + 1, before)) ||
+           contains_tab(line.substr(before + colon + 1 + value.size()));
+  };
+  switch (name.size()) {
+    case 4:
+      if (iequals(name, "host") && ++host_count_ > 1) return error::duplicate_host;
+      break;
+    case 6:
+      if (iequals(name, "expect")) {
+        if (!expect_.empty()) return error::expectation_failed;
+        expect_ = value;
+      }
+      break;
+    case 10:
+      if (iequals(name, "connection") && !add_connection_options(value)) return error::bad_header;
+      break;
+    case 14:
+      if (iequals(name, "content-length")) {
+        // Only a single plain number frames a body: a proxy in front of us might
+        // pick another value of "5, 5" or of a repeated field.
+        if (transfer_encoding_seen_) return error::transfer_encoding_with_content_length;
+        if (++content_length_count_ > 1 || tab_around() || !parse_decimal(value, content_length_))
+          return error::bad_content_length;
+      }
+      break;
+    case 16:
+      if (iequals(name, "proxy-connection") && !add_connection_options(value)) return error::bad_header;
+      break;
+    case 17:
+      if (iequals(name, "transfer-encoding")) {
+        if (content_length_count_ > 0) return error::transfer_encoding_with_content_length;
+        if (last_coding_chunked_ || tab_around()) return error::bad_transfer_encoding;
+        transfer_encoding_seen_ = true;
+        if (request_.version_ < 11) return error::transfer_encoding_on_http10;
+        add_transfer_codings(value);
+      }
+      break;
+    default:
+      break;
+  }
+  return std::nullopt;
+}
+
+std::optional<error> RequestParser::check_trailer_field(std::string_view name,
+                                                        std::string_view value) noexcept {
+  if (++trailer_count_ > options_.max_header_count) return error::trailers_too_large;
+  // Framing fields come too late among the trailers; `Connection: close` still closes.
+  if (iequals(name, "content-length") || iequals(name, "transfer-encoding")) return error::bad_chunk;
+  if ((iequals(name, "connection") || iequals(name, "proxy-connection")) && !add_connection_options(value))
+    return error::bad_chunk;
+  return std::nullopt;
+}
+
+bool RequestParser::add_connection_options(std::string_view value) noexcept {
+  // Connection = #connection-option: tokens; empty list elements are legal.
+  return for_each_list_element(value, [this](std::string_view option) {
+    if (option.empty()) return true;
+    if (!is_token(option)) return false;
+    if (iequals(option, "close")) connection_close_ = true;
+    if (iequals(option, "keep-alive")) connection_keep_alive_ = true;
+    return true;
+  });
 }
 
 void RequestParser::add_transfer_codings(std::string_view value) noexcept {
-  // transfer-coding list: elements separated by commas with optional whitespace.
   // Parameters are refused: neither `chunked` nor anything we would accept before
-  // it takes one.
-  std::size_t pos = 0;
-  while (pos <= value.size()) {
-    std::size_t comma = value.find(',', pos);
-    if (comma == std::string_view::npos) comma = value.size();
-    std::string_view element = trim_whitespace(value.substr(pos, comma - pos));
-    // Empty list elements are legal list syntax, but llhttp and others refuse
-    // them here; refusing is the side that cannot be smuggled through.
-    if (element.empty()) {
+  // it takes one. Empty list elements are legal list syntax, but llhttp and others
+  // refuse them here; refusing is the side that cannot be smuggled through.
+  for_each_list_element(value, [this](std::string_view coding) {
+    if (!is_token(coding)) {
       transfer_encoding_syntax_ok_ = false;
+    } else if (iequals(coding, "chunked")) {
+      ++chunked_codings_;
+      last_coding_chunked_ = true;
     } else {
-      if (!is_token(element)) {
-        transfer_encoding_syntax_ok_ = false;
-      } else if (iequals(element, "chunked")) {
-        ++chunked_codings_;
-        last_coding_chunked_ = true;
-      } else {
-        ++other_codings_;
-        last_coding_chunked_ = false;
-      }
+      ++other_codings_;
+      last_coding_chunked_ = false;
     }
-    pos = comma + 1;
-  }
+    return true;
+  });
 }
 
-bool RequestParser::has_tab_around(const char* name_end, std::string_view value) const noexcept {
-  // From the colon to the value, and from the value to the end of the line.
-  for (const char* p = name_end; p < value.data(); ++p)
-    if (*p == '\t') return true;
-  for (const char* p = value.data() + value.size(); p < input_end_ && *p != '\r'; ++p)
-    if (*p == '\t') return true;
-  return false;
+bool RequestParser::keep_alive() const noexcept {
+  return request_.version_ >= 11 ? !connection_close_ : connection_keep_alive_;
 }
 
-void RequestParser::on_field_impl(beast_http::field name, boost::beast::string_view beast_name,
-                                  boost::beast::string_view beast_value, error_code& ec) {
-  const std::string_view name_string(beast_name.data(), beast_name.size());
-  const std::string_view value(beast_value.data(), beast_value.size());
-  // Obsolete line folding: Beast joins folded lines into a buffer of its own (so the
-  // value is not in our input), or, when the first line is empty, gives the value
-  // from the continuation line (so a CR lies between name and value).
-  const bool value_in_input = value.data() >= input_ && value.data() + value.size() <= input_end_;
-  if (!value_in_input) return fail(ec, error::obs_fold);
-  const char* name_end = name_string.data() + name_string.size();
-  if (value.data() > name_end && std::memchr(name_end, '\r', static_cast<std::size_t>(value.data() - name_end)))
-    return fail(ec, error::obs_fold);
-
-  if (in_trailers_) {
-    if (++trailer_count_ > options_.max_header_count) return fail(ec, error::trailers_too_large);
-    if (static_cast<std::size_t>(value.data() + value.size() - trailer_start_) > options_.max_header_bytes)
-      return fail(ec, error::trailers_too_large);
-    request_.fields_.push_back({name_string, value});
-    return;
-  }
-
-  if (request_.fields_.size() >= options_.max_header_count) return fail(ec, error::too_many_headers);
-  // Beast's own header_limit counts the request line and each batch of fields
-  // separately; this counts the whole head.
-  if (static_cast<std::size_t>(value.data() + value.size() - request_.method_.data()) > options_.max_header_bytes)
-    return fail(ec, error::header_too_large);
-
-  switch (name) {
-    case beast_http::field::content_length:
-    case beast_http::field::transfer_encoding:
-      // A tab around a framing value is whitespace to RFC 9110 but an error to
-      // llhttp 8, and a proxy that ignored the field would frame the body
-      // differently: take no chances with the fields that frame it.
-      if (has_tab_around(name_end, value)) {
-        return fail(ec, name == beast_http::field::content_length ? error::bad_content_length
-                                                                   : error::bad_transfer_encoding);
-      }
-      break;
-    default:
-      break;
-  }
-  switch (name) {
-    case beast_http::field::host:
-      if (++host_count_ > 1) return fail(ec, error::duplicate_host);
-      break;
-    case beast_http::field::content_length:
-      // Beast accepts "5, 5" and repeated equal values; a proxy in front of us might
-      // pick another one, so only a single plain number frames a body.
-      if (++content_length_count_ > 1 || !is_digits(value)) return fail(ec, error::bad_content_length);
-      if (transfer_encoding_seen_) return fail(ec, error::transfer_encoding_with_content_length);
-      break;
-    case beast_http::field::transfer_encoding:
-      transfer_encoding_seen_ = true;
-      if (request_.version_ < 11) return fail(ec, error::transfer_encoding_on_http10);
-      if (content_length_count_ > 0) return fail(ec, error::transfer_encoding_with_content_length);
-      add_transfer_codings(value);
-      break;
-    case beast_http::field::expect:
-      if (!expect_.empty()) return fail(ec, error::expectation_failed);
-      expect_ = value;
-      break;
-    default:
-      break;
-  }
-  request_.fields_.push_back({name_string, value});
-}
-
-void RequestParser::on_header_impl(error_code& ec) {
+std::optional<error> RequestParser::finish_head() noexcept {
   request_.header_count_ = request_.fields_.size();
-  if (request_.version_ >= 11 && host_count_ == 0) return fail(ec, error::missing_host);
+  if (content_length_count_ > 0 && content_length_ > options_.max_body_bytes) return error::body_too_large;
+  if (request_.version_ >= 11 && host_count_ == 0) return error::missing_host;
   if (transfer_encoding_seen_) {
     // RFC 9112 6.1 and 6.3: chunked must be the final coding, applied once; a
     // request whose final coding is not chunked has no reliable length.
-    if (!transfer_encoding_syntax_ok_ || chunked_codings_ == 0 || !last_coding_chunked_ || chunked_codings_ > 1)
-      return fail(ec, error::bad_transfer_encoding);
-    if (other_codings_ > 0) return fail(ec, error::unsupported_transfer_coding);
+    if (!transfer_encoding_syntax_ok_ || chunked_codings_ != 1 || !last_coding_chunked_)
+      return error::bad_transfer_encoding;
+    if (other_codings_ > 0) return error::unsupported_transfer_coding;
   }
   // After a CONNECT head come tunnel bytes, not a body (RFC 9110 9.3.6), and a proxy
   // in front would take them so: a CONNECT that frames a body is refused.
   if (request_.method_ == "CONNECT" && (content_length_count_ > 0 || transfer_encoding_seen_))
-    return fail(ec, content_length_count_ > 0 ? error::bad_content_length : error::bad_transfer_encoding);
+    return content_length_count_ > 0 ? error::bad_content_length : error::bad_transfer_encoding;
   if (!expect_.empty() && request_.version_ >= 11) {
-    if (!iequals(expect_, "100-continue")) return fail(ec, error::expectation_failed);
+    if (!iequals(expect_, "100-continue")) return error::expectation_failed;
     request_.expects_continue_ = true;
   }
   request_.keep_alive_ = keep_alive();
-  request_.chunked_ = chunked();
-  if (!request_.chunked_) {
-    auto length = content_length();
-    if (length) request_.content_length_ = *length;
+  request_.chunked_ = transfer_encoding_seen_;
+  if (transfer_encoding_seen_) {
+    body_state_ = BodyState::chunk_line;
+    body_budget_ = options_.max_body_bytes;
+  } else if (content_length_count_ > 0) {
+    request_.content_length_ = content_length_;
+    remaining_ = content_length_;
+    if (content_length_ > 0) body_state_ = BodyState::length;
   }
+  return std::nullopt;
 }
 
-void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) {}
+// ---------------------------------------------------------------------------
+// RequestParser: the body and the chunk lexer
 
-std::size_t RequestParser::deliver(std::string_view body, error_code& ec) {
-  if (!request_.on_data_) return body.size();
-  try {
-    request_.on_data_(body);
-  } catch (...) {
-    callback_failed_ = true;
-    ec = beast_http::error::bad_value;
-  }
-  return body.size();
-}
-
-std::size_t RequestParser::on_body_impl(boost::beast::string_view beast_body, error_code& ec) {
-  const std::string_view body(beast_body.data(), beast_body.size());
-  if (stream_body_) return deliver(body, ec);
-  // Content-Length bodies arrive contiguous, right after the head.
-  if (request_.body_begin_ == nullptr) request_.body_begin_ = body.data();
-  request_.body_size_ += body.size();
-  return body.size();
-}
-
-void RequestParser::on_chunk_header_impl(std::uint64_t size, boost::beast::string_view extensions, error_code& ec) {
-  // The whole line (size digits and extensions) is bounded, as RequestReader bounds
-  // a line still arriving: the reason must not depend on how the line arrived.
-  const char* line = extensions.data();
-  while (line > input_ && std::isxdigit(static_cast<unsigned char>(line[-1]))) --line;
-  const std::string_view whole_line(line, static_cast<std::size_t>(extensions.data() + extensions.size() - line));
-  if (whole_line.size() > chunk_line_limit(options_)) return fail(ec, chunk_line_overflow(options_, whole_line));
-  if (extensions.size() > options_.max_chunk_extension_bytes) return fail(ec, error::chunk_extension_too_long);
-  // Beast checks the syntax but lets any byte through a quoted string, and RFC
-  // 9112 allows whitespace around ';' and '=' (BWS) that llhttp refuses and nobody
-  // sends. Outside quotes: no whitespace. Inside: qdtext and quoted-pair only.
-  bool quoted = false;
-  for (std::size_t i = 0; i < extensions.size(); ++i) {
-    const auto c = static_cast<unsigned char>(extensions[i]);
-    if (!quoted) {
-      if (c == '"') quoted = true;
-      if (c == ' ' || c == '\t') return fail(ec, error::bad_chunk);
-      continue;
+bool RequestParser::deliver(char* data, std::size_t size) {
+  if (options_.stream_body) {
+    if (!request_.on_data_) return true;
+    try {
+      request_.on_data_(std::string_view(data, size));
+    } catch (...) {
+      callback_failed_ = true;
+      return false;
     }
-    if (c == '"') {
-      quoted = false;
-      continue;
-    }
-    if (c == '\\') {
-      if (++i == extensions.size()) return fail(ec, error::bad_chunk);
-      const auto escaped = static_cast<unsigned char>(extensions[i]);
-      if (escaped != '\t' && (escaped < 0x20 || escaped == 0x7F)) return fail(ec, error::bad_chunk);
-      continue;
-    }
-    // qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
-    if (c != '\t' && (c < 0x20 || c == 0x7F)) return fail(ec, error::bad_chunk);
+    return true;
   }
-  chunk_remaining_ = size;
-  expect_chunk_crlf_ = false;
-  if (size == 0) {
-    in_trailers_ = true;
-    trailer_start_ = extensions.data() + extensions.size() + 2;  // after the line's CRLF
-  }
-}
-
-std::size_t RequestParser::on_chunk_body_impl(std::uint64_t, boost::beast::string_view beast_body, error_code& ec) {
-  const std::string_view body(beast_body.data(), beast_body.size());
-  chunk_remaining_ -= std::min<std::uint64_t>(chunk_remaining_, body.size());
-  if (chunk_remaining_ == 0) expect_chunk_crlf_ = true;
-  if (stream_body_) return deliver(body, ec);
   // Join the chunks over their own framing: the body ends up contiguous in the
-  // buffer, and the bytes written over were consumed already.
-  char* source = mutable_at(body.data());
+  // buffer, and the bytes written over were consumed already. Content-Length
+  // bodies arrive contiguous, right after the head.
   if (request_.body_begin_ == nullptr) {
-    request_.body_begin_ = source;
+    request_.body_begin_ = data;
   } else {
-    char* destination = mutable_at(request_.body_begin_ + request_.body_size_);
-    if (destination != source) std::memmove(destination, source, body.size());
+    // The body's end, as a mutable pointer: it lies in the same buffer as data.
+    char* destination = data - (data - (request_.body_begin_ + request_.body_size_));
+    if (destination != data) std::memmove(destination, data, size);
   }
-  request_.body_size_ += body.size();
-  return body.size();
+  request_.body_size_ += size;
+  return true;
 }
 
-void RequestParser::on_finish_impl(error_code&) {
-  // A `Connection: close` among the trailers still closes (closing is always safe).
-  request_.keep_alive_ = request_.keep_alive_ && keep_alive();
+error RequestParser::chunk_line_overflow(std::string_view line) const noexcept {
+  // Judged from the first bytes only, so that the answer is the same however much
+  // of the line has arrived.
+  return line.substr(0, chunk_line_limit_ + 1).find(';') != std::string_view::npos
+             ? error::chunk_extension_too_long
+             : error::bad_chunk;
+}
+
+Parse RequestParser::lex_chunk_line(const char* line, std::size_t available,
+                                    std::size_t& line_size) noexcept {
+  // chunk-size [ chunk-ext ] CRLF, bounded while it arrives. A chunk line ends at
+  // its first CR (an LF before it is a bad byte in the line).
+  const std::size_t window = std::min(available, chunk_line_limit_ + 1);
+  const auto* cr = static_cast<const char*>(std::memchr(line, '\r', window));
+  if (!cr) {
+    if (available > chunk_line_limit_) return fail(chunk_line_overflow(std::string_view(line, window)));
+    return Parse::need_more;
+  }
+  const auto length = static_cast<std::size_t>(cr - line);
+  if (length + 1 == available) return Parse::need_more;
+  if (line[length + 1] != '\n') return fail(error::bad_chunk);
+  line_size = length + 2;
+  std::uint64_t size = 0;
+  std::size_t digits = 0;
+  for (; digits < length && has_class(line[digits], hex_class); ++digits) {
+    if (size > (std::numeric_limits<std::uint64_t>::max() >> 4))
+      return fail(error::bad_chunk);  // above 2^64-1
+    size = size << 4 | hex_value(line[digits]);
+  }
+  if (digits == 0) return fail(error::bad_chunk);
+  const std::string_view extensions(line + digits, length - digits);
+  if (extensions.size() > options_.max_chunk_extension_bytes) return fail(error::chunk_extension_too_long);
+  if (!is_chunk_extensions(extensions)) return fail(error::bad_chunk);
+  if (size == 0) {
+    // last-chunk = 1*("0") [ chunk-ext ] CRLF, then the trailer section.
+    body_state_ = BodyState::trailers;
+    in_trailers_ = true;
+    lines_ = Lines{};
+    return Parse::done;
+  }
+  if (size > body_budget_) return fail(error::body_too_large);
+  body_budget_ -= size;
+  remaining_ = size;
+  body_state_ = BodyState::chunk_data;
+  return Parse::done;
+}
+
+Parse RequestParser::parse_body(char* data, std::size_t size, std::size_t& used) {
+  std::size_t pos = 0;
+  Parse result = Parse::need_more;
+  while (result == Parse::need_more && pos < size) {
+    switch (body_state_) {
+      case BodyState::length:
+      case BodyState::chunk_data: {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, size - pos));
+        if (!deliver(data + pos, n)) {
+          result = fail(error::bad_request_line);
+          break;
+        }
+        pos += n;
+        remaining_ -= n;
+        if (remaining_ > 0) break;
+        if (body_state_ == BodyState::length) {
+          body_state_ = BodyState::done;
+          result = Parse::done;
+        } else {
+          body_state_ = BodyState::chunk_crlf;
+        }
+        break;
+      }
+      case BodyState::chunk_crlf:
+        // The CRLF after a chunk's data, refused at its first wrong byte.
+        if (data[pos] != '\r' || (pos + 1 < size && data[pos + 1] != '\n')) {
+          result = fail(error::bad_chunk);
+        } else if (pos + 1 < size) {
+          pos += 2;
+          body_state_ = BodyState::chunk_line;
+        } else {
+          used = pos;
+          return Parse::need_more;
+        }
+        break;
+      case BodyState::chunk_line: {
+        std::size_t line_size = 0;
+        result = lex_chunk_line(data + pos, size - pos, line_size);
+        if (result == Parse::done) {
+          pos += line_size;
+          result = Parse::need_more;
+        } else if (result == Parse::need_more) {
+          used = pos;
+          return result;
+        }
+        break;
+      }
+      case BodyState::trailers:
+        // The section stays unconsumed until it is complete: scan_lines keeps its
+        // offsets from the section's start.
+        result = scan_lines(data + pos, size - pos, options_.max_header_bytes + 4);
+        if (result == Parse::done) {
+          pos += lines_.scanned;
+          body_state_ = BodyState::done;
+          // A `Connection: close` among the trailers still closes (closing is always safe).
+          request_.keep_alive_ = request_.keep_alive_ && keep_alive();
+        } else if (result == Parse::need_more) {
+          used = pos;
+          return result;
+        }
+        break;
+      case BodyState::done:
+        result = Parse::done;
+        break;
+    }
+  }
+  used = pos;
+  if (result == Parse::need_more && body_state_ == BodyState::done) result = Parse::done;
+  return result;
 }
 
 // ---------------------------------------------------------------------------
 // RequestReader
 
 RequestReader::RequestReader(const Options& options)
-    : options_(options), initial_capacity_(std::max<std::size_t>(options.read_buffer_size, 2 * min_read_room)) {
+    : options_(options),
+      chunk_line_limit_(options.max_chunk_extension_bytes + chunk_line_slack),
+      initial_capacity_(std::max<std::size_t>(options.read_buffer_size, 2 * min_read_room)) {
   // The most one request may need at once: its head, its body (joined in place
   // unless streamed), one chunk line and a trailer section, plus reading room.
-  const std::size_t chunk_line = options.max_chunk_extension_bytes + chunk_line_slack;
-  std::size_t max = 2 * options.max_header_bytes + chunk_line + 2 * min_read_room;
+  std::size_t max = 2 * options.max_header_bytes + chunk_line_limit_ + 2 * min_read_room;
   if (!options.stream_body) {
-    const std::uint64_t body = std::min<std::uint64_t>(options.max_body_bytes, std::numeric_limits<std::size_t>::max() / 2);
+    const std::uint64_t body =
+        std::min<std::uint64_t>(options.max_body_bytes, std::numeric_limits<std::size_t>::max() / 2);
     max += static_cast<std::size_t>(body);
   }
   max_capacity_ = std::max(max, initial_capacity_);
@@ -322,15 +492,34 @@ RequestReader::RequestReader(const Options& options)
 std::size_t RequestReader::keep_end() const noexcept {
   switch (phase_) {
     case ReadPhase::idle:
-    case ReadPhase::head:  // nothing, or the request line and fields parsed so far
+    case ReadPhase::head:  // nothing: a head is consumed whole, once complete
       return parse_pos_;
     case ReadPhase::body:
     case ReadPhase::complete:
+      // Trailers are views into the consumed trailer section: keep it all.
+      if (request_.fields_.size() > request_.header_count_) return parse_pos_;
       if (request_.body_begin_ != nullptr)
         return static_cast<std::size_t>(request_.body_begin_ - data_.get()) + request_.body_size_;
       return head_end_;
   }
   return parse_pos_;
+}
+
+void RequestReader::move_views(std::size_t split, std::ptrdiff_t before, std::ptrdiff_t after) noexcept {
+  // The views into the parsed bytes (before `split`) move by `before`, those into
+  // unparsed bytes (a head or trailer section still arriving) by `after`.
+  const char* at = data_.get() + split;
+  auto move = [&](std::string_view view) -> std::string_view {
+    if (view.data() == nullptr) return view;
+    return {view.data() + (view.data() < at ? before : after), view.size()};
+  };
+  request_.method_ = move(request_.method_);
+  request_.target_ = move(request_.target_);
+  for (Field& field : request_.fields_) {
+    field.name = move(field.name);
+    field.value = move(field.value);
+  }
+  if (request_.body_begin_ != nullptr) request_.body_begin_ += request_.body_begin_ < at ? before : after;
 }
 
 void RequestReader::compact() noexcept {
@@ -343,16 +532,16 @@ void RequestReader::compact() noexcept {
   char* base = data_.get();
   if (head_pinned_) {
     // A streaming handler holds views of the head: only the bytes after it move.
+    move_views(parse_pos_, 0, static_cast<std::ptrdiff_t>(keep) - static_cast<std::ptrdiff_t>(parse_pos_));
     if (parse_pos_ > keep && unparsed > 0) std::memmove(base + keep, base + parse_pos_, unparsed);
     parse_pos_ = keep;
     end_ = keep + unparsed;
     return;
   }
   if (request_start_ == 0 && keep == parse_pos_) return;
-  if (kept > 0) {
-    std::memmove(base, base + request_start_, kept);
-    request_.rebase(base, base, -static_cast<std::ptrdiff_t>(request_start_));
-  }
+  move_views(parse_pos_, -static_cast<std::ptrdiff_t>(request_start_),
+             static_cast<std::ptrdiff_t>(kept) - static_cast<std::ptrdiff_t>(parse_pos_));
+  if (kept > 0) std::memmove(base, base + request_start_, kept);
   if (unparsed > 0) std::memmove(base + kept, base + parse_pos_, unparsed);
   head_end_ = head_end_ >= request_start_ ? head_end_ - request_start_ : 0;
   request_start_ = 0;
@@ -385,7 +574,7 @@ std::span<char> RequestReader::prepare() {
     // Only a request beyond the limits can fill the largest buffer: refuse it for
     // what it overflows (the parser's own checks normally catch it first).
     if (phase_ == ReadPhase::head)
-      fail(request_line_seen_ ? error::header_too_large : request_line_failure());
+      fail(parser_->head_overflow(data_.get() + request_start_, end_ - request_start_));
     else
       fail(request_.chunked_ ? error::trailers_too_large : error::body_too_large);
     return {};
@@ -399,11 +588,10 @@ void RequestReader::reserve_for_body() {
   // what follows it.
   compact();
   const std::size_t head = head_end_ - request_start_;
-  const std::size_t chunk_line = options_.max_chunk_extension_bytes + chunk_line_slack;
   std::size_t wanted = head + 2 * min_read_room;
   if (options_.stream_body) {
     // The head stays put from now on: leave room for a chunk line and trailers.
-    if (request_.chunked_) wanted += chunk_line + options_.max_header_bytes;
+    if (request_.chunked_) wanted += chunk_line_limit_ + options_.max_header_bytes;
   } else if (request_.content_length_) {
     wanted += static_cast<std::size_t>(*request_.content_length_);
   }
@@ -411,7 +599,7 @@ void RequestReader::reserve_for_body() {
   head_pinned_ = options_.stream_body;
 }
 
-void RequestReader::release_memory() noexcept {
+void RequestReader::free_memory() noexcept {
   if (phase_ != ReadPhase::idle || end_ != parse_pos_) return;
   request_start_ = parse_pos_ = end_ = head_end_ = 0;
   if (capacity_ > initial_capacity_) {
@@ -434,227 +622,6 @@ ReadEvent RequestReader::fail(error reason) noexcept {
   return ReadEvent::failed;
 }
 
-error RequestReader::request_line_failure() const noexcept {
-  // The head is too long and its request line did not end within the limit: a
-  // long target gets 414, anything else (a method that never ends) is malformed.
-  const std::size_t prefix = std::min(end_ - request_start_, options_.max_header_bytes);
-  const std::string_view line(data_.get() + request_start_, prefix);
-  const std::size_t space = line.find(' ');
-  if (space != std::string_view::npos && space > 0 && is_token(line.substr(0, space))) return error::target_too_long;
-  return error::bad_request_line;
-}
-
-std::optional<error> RequestReader::check_request_line(std::string_view line) const noexcept {
-  // request-line = method SP request-target SP HTTP-version, checked here rather
-  // than by Beast so that the target's form and the version get their own answers.
-  const std::size_t method_end = line.find(' ');
-  if (method_end == std::string_view::npos || !is_token(line.substr(0, method_end))) return error::bad_request_line;
-  const std::string_view method = line.substr(0, method_end);
-  std::size_t target_end = method_end + 1;
-  while (target_end < line.size() && line[target_end] != ' ') ++target_end;
-  const std::string_view target = line.substr(method_end + 1, target_end - method_end - 1);
-  if (target.size() > options_.max_target_length) return error::target_too_long;
-  if (!is_visible_ascii(target) || !is_request_target_form(method, target)) return error::bad_target;
-  if (target_end == line.size()) return error::bad_request_line;
-  const std::string_view version = line.substr(target_end + 1);
-  if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' || version[5] < '0' ||
-      version[5] > '9' || version[7] < '0' || version[7] > '9')
-    return error::bad_request_line;
-  if (version != "HTTP/1.1" && version != "HTTP/1.0") return error::unsupported_version;
-  return std::nullopt;
-}
-
-RequestReader::HeadScan RequestReader::scan_head() noexcept {
-  // Beast is only ever given a whole head: when it gets a part, it later waits for
-  // a CRLF CRLF without looking at the bytes between, so a head with a bare LF would
-  // be refused whole but wait for the limit when split. Scanning here, one line at
-  // a time in byte order, makes the outcome independent of how the bytes arrived.
-  const char* data = data_.get() + request_start_;
-  const std::size_t available = end_ - request_start_;
-  const std::size_t limit = options_.max_header_bytes;  // the head must end before this
-  const std::size_t stop = std::min(available, limit);
-  std::size_t i = head_scanned_;
-  while (i < stop) {
-    const auto* lf = static_cast<const char*>(std::memchr(data + i, '\n', stop - i));
-    const std::size_t line_end = lf ? static_cast<std::size_t>(lf - data) : stop;
-    // A CR is only allowed right before the LF that ends its line.
-    if (const auto* cr = static_cast<const char*>(std::memchr(data + i, '\r', line_end - i))) {
-      const auto at = static_cast<std::size_t>(cr - data);
-      if (at + 1 < line_end) {
-        fail(request_line_seen_ ? error::bad_header : error::bad_request_line);
-        return HeadScan::failed;
-      }
-      if (!lf) {
-        if (at + 1 == available) {
-          head_scanned_ = at;  // decide once the next byte is here
-          return HeadScan::need_more;
-        }
-        if (data[at + 1] != '\n') {
-          fail(request_line_seen_ ? error::bad_header : error::bad_request_line);
-          return HeadScan::failed;
-        }
-      }
-    }
-    if (!lf) break;
-    if (line_end == 0 || data[line_end - 1] != '\r') {
-      fail(request_line_seen_ ? error::bad_header : error::bad_request_line);
-      return HeadScan::failed;
-    }
-    if (!request_line_seen_) {
-      request_line_seen_ = true;
-      if (auto reason = check_request_line(std::string_view(data, line_end - 1))) {
-        fail(*reason);
-        return HeadScan::failed;
-      }
-    }
-    if (line_end >= 3 && data[line_end - 2] == '\n' && data[line_end - 3] == '\r') {
-      head_scanned_ = line_end + 1;
-      return HeadScan::complete;
-    }
-    i = line_end + 1;
-  }
-  head_scanned_ = stop;
-  if (available >= limit) {
-    fail(request_line_seen_ ? error::header_too_large : request_line_failure());
-    return HeadScan::failed;
-  }
-  return HeadScan::need_more;
-}
-
-error RequestReader::map_beast_error(const error_code& ec) const noexcept {
-  const bool field_error = ec == beast_http::error::bad_field || ec == beast_http::error::bad_value ||
-                           ec == beast_http::error::bad_line_ending || ec == beast_http::error::bad_content_length ||
-                           ec == beast_http::error::multiple_content_length ||
-                           ec == beast_http::error::bad_transfer_encoding;
-  if (field_error && phase_ == ReadPhase::head && parser_->request_line_done()) {
-    // Beast joins folded lines before it checks a field, so the fold may be what
-    // made it fail (a folded Content-Length, say): the failing field starts at
-    // the first unconsumed byte.
-    std::string_view rest(data_.get() + parse_pos_, end_ - parse_pos_);
-    const std::size_t line_end = rest.find("\r\n");
-    if (line_end != std::string_view::npos && line_end + 2 < rest.size() &&
-        (rest[line_end + 2] == ' ' || rest[line_end + 2] == '\t'))
-      return error::obs_fold;
-  }
-  if (ec == beast_http::error::header_limit)
-    return parser_->request_line_done() ? error::header_too_large : request_line_failure();
-  if (ec == beast_http::error::bad_method) return error::bad_request_line;
-  if (ec == beast_http::error::bad_target) return error::bad_target;
-  if (ec == beast_http::error::bad_version) {
-    // A well-formed version we do not speak is 505; anything else is malformed.
-    std::string_view line(data_.get() + request_start_, end_ - request_start_);
-    return is_unsupported_version(line) ? error::unsupported_version : error::bad_request_line;
-  }
-  if (phase_ == ReadPhase::body && request_.chunked_) {
-    // What the reader refuses a chunk line or trailer section for while it arrives
-    // (its length, first of all) comes first, as it does when the bytes trickle in.
-    if (auto problem = chunk_framing_problem()) return *problem;
-  }
-  if (ec == beast_http::error::bad_content_length || ec == beast_http::error::multiple_content_length)
-    return parser_->transfer_encoding_seen() ? error::transfer_encoding_with_content_length
-                                             : error::bad_content_length;
-  if (ec == beast_http::error::bad_transfer_encoding)
-    return parser_->content_length_seen() ? error::transfer_encoding_with_content_length
-                                          : error::bad_transfer_encoding;
-  if (ec == beast_http::error::body_limit) return error::body_too_large;
-  if (ec == beast_http::error::bad_chunk || ec == beast_http::error::bad_chunk_extension) return error::bad_chunk;
-  if (ec == beast_http::error::bad_obs_fold) return error::obs_fold;
-
-  if (!parser_->request_line_done()) return error::bad_request_line;
-  if (phase_ == ReadPhase::body) return error::bad_chunk;
-  return error::bad_header;
-}
-
-std::optional<error> RequestReader::chunk_framing_problem() const noexcept {
-  if (parser_->chunk_data_remaining() > 0) return std::nullopt;  // inside a chunk's data
-  // Beast waits for the end of a chunk line or a trailer section with no bound of
-  // its own: bound them here, in byte order, so that the first problem in the
-  // bytes wins however they arrived.
-  const auto line_start = pending_chunk_line();
-  if (!line_start) return std::nullopt;
-  const std::string_view pending = *line_start;
-  // Like Beast, a chunk line ends at its first CR.
-  const std::size_t line_end = pending.find('\r');
-  const std::size_t line_limit = chunk_line_limit(options_);
-  if (line_end == std::string_view::npos) {
-    if (pending.size() > line_limit) return chunk_line_overflow(options_, pending);
-    return std::nullopt;
-  }
-  if (line_end > line_limit) return chunk_line_overflow(options_, pending);
-  // Not yet known whether the CR ends the line, or a bare CR Beast refuses itself.
-  if (line_end + 1 >= pending.size() || pending[line_end + 1] != '\n') return std::nullopt;
-  // A quoted extension running past the end of its line: Beast scans on (and, for
-  // a chunk with data, takes its size off the body limit again on every retry).
-  const std::string_view line = pending.substr(0, line_end);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    if (quoted && line[i] == '\\')
-      ++i;
-    else if (line[i] == '"')
-      quoted = !quoted;
-  }
-  if (quoted) return error::bad_chunk;
-  if (!is_last_chunk_line(line)) return std::nullopt;
-  // The last chunk: its trailer section. The parse-time check counts to the end of
-  // the last field value, so a section within it may still have "\r\n\r\n" to come.
-  std::string_view trailers = pending.substr(line_end + 2);
-  // Only the section itself: what follows it is the next request's business.
-  if (trailers.starts_with("\r\n")) {
-    trailers = trailers.substr(0, 2);  // no trailer fields
-  } else if (const std::size_t end = trailers.find("\r\n\r\n"); end != std::string_view::npos) {
-    trailers = trailers.substr(0, end + 4);
-  }
-  const std::size_t limit = options_.max_header_bytes + 4;
-  for (std::size_t i = 0; i < std::min(trailers.size(), limit); ++i) {
-    if (trailers[i] == '\n' && (i == 0 || trailers[i - 1] != '\r')) return error::bad_chunk;
-    if (trailers[i] == '\r' && i + 1 < trailers.size() && trailers[i + 1] != '\n') return error::bad_chunk;
-  }
-  if (trailers.size() > limit) return error::trailers_too_large;
-  return std::nullopt;
-}
-
-std::optional<std::string_view> RequestReader::pending_chunk_line() const noexcept {
-  std::string_view pending(data_.get() + parse_pos_, end_ - parse_pos_);
-  // The CRLF that ends a chunk's data is parsed with the next chunk line. Until it
-  // has arrived whole, or when something else came instead (Beast refuses that),
-  // there is no chunk line to look at.
-  if (parser_->expects_chunk_crlf()) {
-    if (!pending.starts_with("\r\n")) return std::nullopt;
-    pending.remove_prefix(2);
-  }
-  return pending;
-}
-
-
-bool RequestReader::awaiting_trailer_section() const noexcept {
-  if (parser_->chunk_data_remaining() > 0) return false;
-  const auto line_start = pending_chunk_line();
-  if (!line_start) return false;
-  const std::string_view pending = *line_start;
-  // Like Beast, a chunk line ends at its first CR, which must come with its LF.
-  const std::size_t line_end = pending.find('\r');
-  if (line_end == std::string_view::npos || line_end + 1 >= pending.size() || pending[line_end + 1] != '\n') return false;
-  if (!is_last_chunk_line(pending.substr(0, line_end))) return false;
-  const std::string_view trailers = pending.substr(line_end + 2);
-  return !trailers.starts_with("\r\n") && trailers.find("\r\n\r\n") == std::string_view::npos;
-}
-
-ReadEvent RequestReader::fail_need_more() {
-  if (phase_ != ReadPhase::body || !request_.chunked_) return ReadEvent::need_more;
-  if (parser_->chunk_data_remaining() > 0) return ReadEvent::need_more;
-  if (auto problem = chunk_framing_problem()) return fail(*problem);
-  // A whole line of a chunk with data that Beast did not take: nothing but the
-  // quoted extension above should cause that; refuse rather than wait.
-  const auto line_start = pending_chunk_line();
-  if (!line_start) return ReadEvent::need_more;
-  const std::string_view pending = *line_start;
-  const std::size_t line_end = pending.find('\r');
-  if (line_end != std::string_view::npos && line_end + 1 < pending.size() && pending[line_end + 1] == '\n' &&
-      is_data_chunk_line(pending.substr(0, line_end)))
-    return fail(error::bad_chunk);
-  return ReadEvent::need_more;
-}
-
 ReadEvent RequestReader::next() {
   if (failed_) return ReadEvent::failed;
   if (phase_ == ReadPhase::complete) {
@@ -662,73 +629,51 @@ ReadEvent RequestReader::next() {
       head_reported_ = true;
       return ReadEvent::head;
     }
-    complete_reported_ = true;
     return ReadEvent::complete;
   }
-  // Every pass consumes bytes or returns, so this ends within the buffered bytes.
-  for (;;) {
-    if (phase_ == ReadPhase::idle) {
-      // RFC 9112 2.2: ignore empty lines before a request-line (some clients send
-      // a CRLF after a body). The idle timeout bounds a client that sends only these.
-      const char* data = data_.get();
-      while (end_ - parse_pos_ >= 2 && data[parse_pos_] == '\r' && data[parse_pos_ + 1] == '\n') parse_pos_ += 2;
-      request_start_ = parse_pos_;
-      if (parse_pos_ == end_ || (end_ - parse_pos_ == 1 && data[parse_pos_] == '\r')) {
-        if (parse_pos_ == end_) request_start_ = parse_pos_ = end_ = 0;
-        return ReadEvent::need_more;
-      }
-      request_.reset();
-      parser_.emplace(options_, request_, options_.stream_body);
-      request_start_ = parse_pos_;
-      head_end_ = 0;
-      phase_ = ReadPhase::head;
-      head_reported_ = false;
-      complete_reported_ = false;
-      head_scanned_ = 0;
-      request_line_seen_ = false;
+  if (phase_ == ReadPhase::idle) {
+    // RFC 9112 2.2: ignore empty lines before a request-line (some clients send
+    // a CRLF after a body). The idle timeout bounds a client that sends only these.
+    const char* data = data_.get();
+    while (end_ - parse_pos_ >= 2 && data[parse_pos_] == '\r' && data[parse_pos_ + 1] == '\n')
+      parse_pos_ += 2;
+    request_start_ = parse_pos_;
+    if (parse_pos_ == end_ || (end_ - parse_pos_ == 1 && data[parse_pos_] == '\r')) {
+      if (parse_pos_ == end_) request_start_ = parse_pos_ = end_ = 0;
+      return ReadEvent::need_more;
     }
-    if (phase_ == ReadPhase::head) {
-      const HeadScan scan = scan_head();
-      if (scan == HeadScan::failed) return ReadEvent::failed;
-      if (scan == HeadScan::need_more) return ReadEvent::need_more;
-    }
-    const std::size_t available = end_ - parse_pos_;
-    if (available == 0) return fail_need_more();
-    // Beast 1.81 asserts (n >= 5) when it is handed the rest of a last chunk whose
-    // trailer section is still incomplete, and it would only wait anyway.
-    if (phase_ == ReadPhase::body && request_.chunked_ && awaiting_trailer_section()) return fail_need_more();
-    error_code ec;
-    const std::size_t used = parser_->parse(data_.get() + parse_pos_, available, ec);
-    parse_pos_ += used;
-    if (phase_ == ReadPhase::head && parser_->is_header_done()) {
-      phase_ = ReadPhase::body;
-      head_end_ = parse_pos_;
-    }
-    if (parser_->is_done()) phase_ = ReadPhase::complete;
-
-    if (ec && ec != beast_http::error::need_more) {
-      if (parser_->callback_failed()) {
-        callback_failed_ = true;
-        return fail(error::bad_request_line);
-      }
-        error reason = parser_->policy_error() ? *parser_->policy_error() : map_beast_error(ec);
-      // Inside a trailer section every refusal is one of the chunked-framing reasons:
-      // which one can depend on how much of the section arrived at once.
-      if (parser_->in_trailers() && reason != error::trailers_too_large) reason = error::bad_chunk;
-      return fail(reason);
-    }
-    if (phase_ != ReadPhase::head && !head_reported_) {
-      head_reported_ = true;
-      parser_->eager(true);
-      if (phase_ == ReadPhase::body) reserve_for_body();
+    request_.reset();
+    parser_.emplace(options_, request_, chunk_line_limit_);
+    head_end_ = 0;
+    phase_ = ReadPhase::head;
+    head_reported_ = false;
+  }
+  if (phase_ == ReadPhase::head) {
+    const Parse head = parser_->scan_head(data_.get() + request_start_, end_ - request_start_);
+    if (head == Parse::failed) return fail(parser_->failure());
+    if (head == Parse::need_more) return ReadEvent::need_more;
+    head_end_ = parse_pos_ = request_start_ + parser_->head_size();
+    head_reported_ = true;
+    if (!parser_->has_body()) {
+      phase_ = ReadPhase::complete;
       return ReadEvent::head;
     }
-    if (phase_ == ReadPhase::complete) {
-      complete_reported_ = true;
-      return ReadEvent::complete;
-    }
-    if (ec == beast_http::error::need_more || used == 0) return fail_need_more();
+    phase_ = ReadPhase::body;
+    reserve_for_body();
+    return ReadEvent::head;
   }
+  // The body.
+  if (parse_pos_ == end_) return ReadEvent::need_more;
+  std::size_t used = 0;
+  const Parse body = parser_->parse_body(data_.get() + parse_pos_, end_ - parse_pos_, used);
+  parse_pos_ += used;
+  if (body == Parse::failed) {
+    callback_failed_ = parser_->callback_failed();
+    return fail(parser_->failure());
+  }
+  if (body == Parse::need_more) return ReadEvent::need_more;
+  phase_ = ReadPhase::complete;
+  return ReadEvent::complete;
 }
 
 }  // namespace multinode::http::detail

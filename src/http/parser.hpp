@@ -1,16 +1,16 @@
 // The request parser and the per-connection input buffer it parses in place.
 //
-// RequestParser is a Beast basic_parser<true> that records string views into the
-// caller's buffer (no copy, no allocation per request) and adds the strict framing
-// policy of docs/http.md on top of what Boost 1.81's Beast checks by itself.
+// RequestParser owns the request grammar and the strict framing policy of
+// docs/http.md, each rule written once: one line scanner for the head and the
+// trailer section (line endings and limits as bytes arrive, each field line
+// validated once and recorded as views into the caller's buffer, no copy, no
+// allocation per request), and one chunk lexer (chunk-size line, extensions,
+// the CRLF after data, last chunk). Its refusals are multinode::http::error values.
 // RequestReader owns one connection's buffer: it hands out room to read into,
 // compacts and grows the buffer, drives the parser and says what happened.
 #pragma once
 
 #include <multinode/http.hpp>
-
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/http/basic_parser.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -21,74 +21,98 @@
 
 namespace multinode::http::detail {
 
-class RequestParser final : public boost::beast::http::basic_parser<true> {
+// What one step of the parser came to.
+enum class Parse { need_more, done, failed };
+
+class RequestParser {
  public:
-  RequestParser(const Options& options, Request& request, bool stream_body);
+  // chunk_line_limit: the longest chunk-size line, extensions included.
+  RequestParser(const Options& options, Request& request, std::size_t chunk_line_limit) noexcept
+      : options_(options), request_(request), chunk_line_limit_(chunk_line_limit) {}
 
-  // Parses bytes that follow what was consumed before. The bytes are mutable
-  // because chunked bodies are joined in place, over their own framing.
-  std::size_t parse(char* data, std::size_t size, boost::beast::error_code& ec);
+  // The head, given all of the request's bytes so far from its first one (they may
+  // have moved since the last call, the views in Request moved with them): done
+  // once the empty line after the fields is in, with the request line and fields
+  // recorded in Request.
+  Parse scan_head(const char* head, std::size_t size) noexcept;
+  // Why a head that filled the largest buffer is refused.
+  error head_overflow(const char* head, std::size_t size) const noexcept;
+  std::size_t head_size() const noexcept { return lines_.scanned; }
+  bool has_body() const noexcept { return body_state_ != BodyState::done; }
 
-  // Our policy's reason for the last error, when it was ours rather than Beast's.
-  std::optional<error> policy_error() const noexcept { return policy_error_; }
-  bool request_line_done() const noexcept { return request_line_done_; }
-  bool in_trailers() const noexcept { return in_trailers_; }
-  bool content_length_seen() const noexcept { return content_length_count_ > 0; }
-  bool transfer_encoding_seen() const noexcept { return transfer_encoding_seen_; }
+  // The body, from the first byte not consumed before (mutable: chunked bodies are
+  // joined in place, over their own framing). used: the bytes consumed.
+  Parse parse_body(char* data, std::size_t size, std::size_t& used);
+
+  error failure() const noexcept { return failure_; }
   // An on_data callback threw: not the client's fault, answered 500.
   bool callback_failed() const noexcept { return callback_failed_; }
-  // Bytes of the current chunk's data still to come: the unparsed input starts
-  // inside a chunk, not at a chunk line.
-  std::uint64_t chunk_data_remaining() const noexcept { return chunk_remaining_; }
-  // A chunk's data has been read whole: its CRLF comes before the next chunk line.
-  bool expects_chunk_crlf() const noexcept { return expect_chunk_crlf_; }
 
  private:
-  void on_request_impl(boost::beast::http::verb method, boost::beast::string_view method_string, boost::beast::string_view target,
-                       int version, boost::beast::error_code& ec) override;
-  void on_response_impl(int status, boost::beast::string_view reason, int version, boost::beast::error_code& ec) override;
-  void on_field_impl(boost::beast::http::field name, boost::beast::string_view name_string, boost::beast::string_view value,
-                     boost::beast::error_code& ec) override;
-  void on_header_impl(boost::beast::error_code& ec) override;
-  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length, boost::beast::error_code& ec) override;
-  std::size_t on_body_impl(boost::beast::string_view body, boost::beast::error_code& ec) override;
-  void on_chunk_header_impl(std::uint64_t size, boost::beast::string_view extensions, boost::beast::error_code& ec) override;
-  std::size_t on_chunk_body_impl(std::uint64_t remain, boost::beast::string_view body, boost::beast::error_code& ec) override;
-  void on_finish_impl(boost::beast::error_code& ec) override;
+  // Where one block of lines (the head, or the trailer section) stands; offsets
+  // are from the block's first byte, so that the block may move between calls.
+  struct Lines {
+    std::size_t scanned = 0;     // bytes checked so far
+    std::size_t line_start = 0;  // where the current line starts
+    std::size_t count = 0;       // complete lines
+    // The last field line, processed once the first byte of the next line shows
+    // whether that one folds into it.
+    std::size_t pending_start = 0;
+    std::size_t pending_end = 0;
+    bool pending = false;
+    // The first refusal a field earned: reported once the block is complete, as
+    // line endings and limits (checked as the bytes arrive) come first.
+    std::optional<error> deferred;
+  };
+  enum class BodyState { length, chunk_line, chunk_data, chunk_crlf, trailers, done };
 
-  void fail(boost::beast::error_code& ec, error reason) noexcept;
-  // Mutable pointer for a view Beast handed us from the current input.
-  char* mutable_at(const char* p) const noexcept { return input_ + (p - input_); }
+  Parse scan_lines(const char* data, std::size_t available, std::size_t limit) noexcept;
+  Parse on_line(const char* data, std::size_t start, std::size_t end) noexcept;
+  std::optional<error> check_request_line(std::string_view line) noexcept;
+  error request_line_failure(const char* head, std::size_t size) const noexcept;
+  void process_field(const char* data, bool folded) noexcept;
+  std::optional<error> check_field(std::string_view line, bool folded) noexcept;
+  std::optional<error> check_header_field(std::string_view line, std::string_view name,
+                                          std::string_view value) noexcept;
+  std::optional<error> check_trailer_field(std::string_view name, std::string_view value) noexcept;
+  bool add_connection_options(std::string_view value) noexcept;
   void add_transfer_codings(std::string_view value) noexcept;
-  bool has_tab_around(const char* name_end, std::string_view value) const noexcept;
-  std::size_t deliver(std::string_view body, boost::beast::error_code& ec);
+  std::optional<error> finish_head() noexcept;
+  Parse lex_chunk_line(const char* line, std::size_t available, std::size_t& line_size) noexcept;
+  error chunk_line_overflow(std::string_view line) const noexcept;
+  bool keep_alive() const noexcept;
+  bool deliver(char* data, std::size_t size);
+  Parse fail(error reason) noexcept {
+    failure_ = reason;
+    return Parse::failed;
+  }
 
   const Options& options_;
   Request& request_;
-  bool stream_body_;
-  // The input of the current parse() call; Beast's views point into it.
-  char* input_ = nullptr;
-  const char* input_end_ = nullptr;
-  // Start of the trailer section, valid during the parse() call that parses it
-  // (Beast parses the last chunk and every trailer in one go).
-  const char* trailer_start_ = nullptr;
+  const std::size_t chunk_line_limit_;
 
-  std::optional<error> policy_error_;
-  bool request_line_done_ = false;
+  Lines lines_;
   bool in_trailers_ = false;
+  error failure_ = error::bad_request_line;
   bool callback_failed_ = false;
+
+  // What the fields said, in the order they came.
   unsigned host_count_ = 0;
   unsigned content_length_count_ = 0;
+  std::uint64_t content_length_ = 0;
   bool transfer_encoding_seen_ = false;
-  // Transfer codings of every Transfer-Encoding field, in order.
   unsigned chunked_codings_ = 0;
   unsigned other_codings_ = 0;
   bool last_coding_chunked_ = false;
   bool transfer_encoding_syntax_ok_ = true;
+  bool connection_close_ = false;
+  bool connection_keep_alive_ = false;
   std::string_view expect_;
   std::size_t trailer_count_ = 0;
-  std::uint64_t chunk_remaining_ = 0;
-  bool expect_chunk_crlf_ = false;
+
+  BodyState body_state_ = BodyState::done;
+  std::uint64_t remaining_ = 0;    // of the Content-Length body, or of the current chunk
+  std::uint64_t body_budget_ = 0;  // what max_body_bytes leaves for the chunks to come
 };
 
 // What RequestReader::next() found.
@@ -127,44 +151,33 @@ class RequestReader {
   void finish_request() noexcept;
   // Bytes read but not parsed yet (the start of a next, pipelined request).
   std::size_t unparsed() const noexcept { return end_ - parse_pos_; }
-  std::size_t capacity() const noexcept { return capacity_; }
   // Gives a grown buffer back when nothing is buffered.
-  void release_memory() noexcept;
-  void free_memory() noexcept { release_memory(); }  // the name the parser's rewrite gives it
+  void free_memory() noexcept;
 
  private:
-  enum class HeadScan { need_more, complete, failed };
-  HeadScan scan_head() noexcept;
-  std::optional<error> check_request_line(std::string_view line) const noexcept;
   ReadEvent fail(error reason) noexcept;
-  ReadEvent fail_need_more();
-  std::optional<error> chunk_framing_problem() const noexcept;
-  bool awaiting_trailer_section() const noexcept;
-  std::optional<std::string_view> pending_chunk_line() const noexcept;
-  error map_beast_error(const boost::beast::error_code& ec) const noexcept;
-  error request_line_failure() const noexcept;
   void compact() noexcept;
+  void move_views(std::size_t split, std::ptrdiff_t before, std::ptrdiff_t after) noexcept;
   bool grow(std::size_t wanted);
   void reserve_for_body();
   std::size_t keep_end() const noexcept;
 
   const Options& options_;
+  // The longest chunk-size line: extensions, size digits and some slack.
+  const std::size_t chunk_line_limit_;
   std::size_t initial_capacity_;
   std::size_t max_capacity_;
   std::unique_ptr<char[]> data_;
   std::size_t capacity_ = 0;
   std::size_t request_start_ = 0;  // where the current request's bytes start
-  std::size_t parse_pos_ = 0;      // first byte not consumed by the parser
+  std::size_t parse_pos_ = 0;      // first byte not consumed by the parser (a head is consumed whole)
   std::size_t end_ = 0;            // end of the bytes read
   std::size_t head_end_ = 0;       // end of the current head, once complete
 
   Request request_;
   std::optional<RequestParser> parser_;
   ReadPhase phase_ = ReadPhase::idle;
-  std::size_t head_scanned_ = 0;  // bytes of the current head checked so far
-  bool request_line_seen_ = false;
   bool head_reported_ = false;
-  bool complete_reported_ = false;
   // Stream mode, once the handler has the head: the head's bytes never move again.
   bool head_pinned_ = false;
   bool failed_ = false;

@@ -1,23 +1,56 @@
-// Character classes and comparisons of HTTP/1.1 (RFC 9110, RFC 9112), ASCII only.
+// The character classes and small grammar pieces of HTTP/1.1 (RFC 9110, RFC 9112),
+// ASCII only, in one place: the request parser, the response's header checks and
+// the tests all use these.
 #pragma once
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 namespace multinode::http::detail {
 
-// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
-inline constexpr std::array<bool, 256> token_chars = [] {
-  std::array<bool, 256> table{};
-  for (int c = '0'; c <= '9'; ++c) table[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) table[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) table[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<unsigned char>(c)] = true;
+// One table, one bit per class, so that a scan loop does one load per byte.
+enum char_class : std::uint8_t {
+  // tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT /
+  // ALPHA
+  token_class = 1,
+  // What a field value may hold: VCHAR, obs-text, SP and HTAB (no other control byte).
+  field_value_class = 2,
+  // qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
+  qdtext_class = 4,
+  // What a quoted-pair may escape: HTAB / SP / VCHAR / obs-text
+  quoted_pair_class = 8,
+  // Visible ASCII, 0x21-0x7E: what a request-target may hold.
+  visible_class = 16,
+  hex_class = 32,
+};
+
+inline constexpr std::array<std::uint8_t, 256> char_classes = [] {
+  std::array<std::uint8_t, 256> table{};
+  auto add = [&table](int c, std::uint8_t bits) { table[static_cast<std::size_t>(c)] |= bits; };
+  for (int c = '0'; c <= '9'; ++c) add(c, token_class | hex_class);
+  for (int c = 'a'; c <= 'z'; ++c) add(c, token_class);
+  for (int c = 'A'; c <= 'Z'; ++c) add(c, token_class);
+  for (int c = 'a'; c <= 'f'; ++c) add(c, hex_class);
+  for (int c = 'A'; c <= 'F'; ++c) add(c, hex_class);
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) add(static_cast<unsigned char>(c), token_class);
+  for (int c = 0x21; c <= 0x7E; ++c)
+    add(c, field_value_class | quoted_pair_class | visible_class | qdtext_class);
+  for (int c = 0x80; c <= 0xFF; ++c) add(c, field_value_class | quoted_pair_class | qdtext_class);
+  for (int c : {' ', '\t'}) add(c, field_value_class | quoted_pair_class | qdtext_class);
+  table['"'] &= static_cast<std::uint8_t>(~qdtext_class);
+  table['\\'] &= static_cast<std::uint8_t>(~qdtext_class);
   return table;
 }();
 
-inline bool is_token_char(char c) noexcept { return token_chars[static_cast<unsigned char>(c)]; }
+inline bool has_class(char c, std::uint8_t bits) noexcept {
+  return (char_classes[static_cast<unsigned char>(c)] & bits) != 0;
+}
+
+inline bool is_token_char(char c) noexcept {
+  return has_class(c, token_class);
+}
 
 inline bool is_token(std::string_view s) noexcept {
   if (s.empty()) return false;
@@ -26,12 +59,9 @@ inline bool is_token(std::string_view s) noexcept {
   return true;
 }
 
-// Visible ASCII, 0x21-0x7E: what a request-target may hold.
 inline bool is_visible_ascii(std::string_view s) noexcept {
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x21 || u > 0x7E) return false;
-  }
+  for (char c : s)
+    if (!has_class(c, visible_class)) return false;
   return true;
 }
 
@@ -42,7 +72,27 @@ inline bool is_digits(std::string_view s) noexcept {
   return true;
 }
 
-inline char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+// A plain decimal number (digits only) that fits in 64 bits.
+inline bool parse_decimal(std::string_view s, std::uint64_t& value) noexcept {
+  if (!is_digits(s)) return false;
+  std::uint64_t result = 0;
+  for (char c : s) {
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (result > (UINT64_MAX - digit) / 10) return false;
+    result = result * 10 + digit;
+  }
+  value = result;
+  return true;
+}
+
+inline unsigned hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return static_cast<unsigned>(c - '0');
+  return static_cast<unsigned>((c | 0x20) - 'a' + 10);
+}
+
+inline char ascii_lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 inline bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -57,20 +107,20 @@ inline std::string_view trim_whitespace(std::string_view s) noexcept {
   return s;
 }
 
-// The request line so far holds a well-formed version other than 1.0 and 1.1,
-// which deserves 505 rather than 400. Like Beast, it looks at the eight bytes after
-// the target, whatever follows them.
-inline bool is_unsupported_version(std::string_view request_line) noexcept {
-  const std::size_t first_space = request_line.find(' ');
-  if (first_space == std::string_view::npos) return false;
-  const std::size_t second_space = request_line.find(' ', first_space + 1);
-  if (second_space == std::string_view::npos) return false;
-  const std::string_view version = request_line.substr(second_space + 1, 8);
-  if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.') return false;
-  const char major = version[5];
-  const char minor = version[7];
-  if (major < '0' || major > '9' || minor < '0' || minor > '9') return false;
-  return !(major == '1' && (minor == '0' || minor == '1'));
+// The comma-separated lists of RFC 9110 5.6.1 (Connection, Transfer-Encoding, ...):
+// calls element(view) for each element, optional whitespace trimmed, empty ones
+// included (what an empty element means is the caller's business). Stops when
+// element returns false, and then returns false.
+template <class Element>
+bool for_each_list_element(std::string_view list, Element&& element) {
+  std::size_t pos = 0;
+  for (;;) {
+    std::size_t comma = list.find(',', pos);
+    if (comma == std::string_view::npos) comma = list.size();
+    if (!element(trim_whitespace(list.substr(pos, comma - pos)))) return false;
+    if (comma == list.size()) return true;
+    pos = comma + 1;
+  }
 }
 
 // RFC 3986 authority characters: unreserved, pct-encoded, sub-delims, ':' and the

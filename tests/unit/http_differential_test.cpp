@@ -49,14 +49,14 @@ TEST(HttpDifferential, AgreesOnOrdinaryRequests) {
            "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
            "GET /a?b=c HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nX-Empty:\r\nX-Pad:  v  \r\n\r\n",
            "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /a HTTP/1.1\r\nHost: h\r\n\r\n",
-           chunked_with_trailers,
-           "GET / HTTP/1.0\r\n\r\nGET /never HTTP/1.0\r\n\r\n",
+           chunked_with_trailers, "GET / HTTP/1.0\r\n\r\nGET /never HTTP/1.0\r\n\r\n",
            "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
            "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: h\r\n\r\n",
-           "HEAD / HTTP/1.1\r\nHost: h\r\n\r\nDELETE /x HTTP/1.1\r\nHost: h\r\n\r\nPURGE /y HTTP/1.1\r\nHost: h\r\n\r\n",
-           "GET http://example.com/x HTTP/1.1\r\nHost: example.com\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
-           "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
-           close_in_trailers,
+           "HEAD / HTTP/1.1\r\nHost: h\r\n\r\nDELETE /x HTTP/1.1\r\nHost: h\r\n\r\nPURGE /y "
+           "HTTP/1.1\r\nHost: h\r\n\r\n",
+           "GET http://example.com/x HTTP/1.1\r\nHost: example.com\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: "
+           "h\r\n\r\n",
+           "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", close_in_trailers,
            "GET / z HTTP/1.1\r\nHost: h\r\n",  // both refuse the request line at once
            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nab",  // both wait for more
        }) {
@@ -66,16 +66,19 @@ TEST(HttpDifferential, AgreesOnOrdinaryRequests) {
 
 TEST(HttpDifferential, EachDocumentedDifferenceHappens) {
   const std::map<std::string, std::string> cases = {
-      {"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", difference::stricter},                       // obs-fold
-      {"GET / HTTP/1.1\r\n\r\n", difference::stricter},                                                // no Host
-      {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", difference::stricter},                          // two Hosts
-      {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", difference::stricter},        // TE on 1.0
-      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", difference::stricter},
+      {"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", difference::stricter},                 // obs-fold
+      {"GET / HTTP/1.1\r\n\r\n", difference::stricter},                                          // no Host
+      {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", difference::stricter},                    // two Hosts
+      {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", difference::stricter},  // TE on 1.0
+      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+       difference::stricter},
       {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n", difference::stricter},
-      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", difference::stricter},
+      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+       difference::stricter},
       {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\n",
        difference::stricter},
-      {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nxGET / HTTP/1.1\r\nHost: h\r\n\r\n\n", difference::stricter},
+      {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nxGET / HTTP/1.1\r\nHost: h\r\n\r\n\n",
+       difference::stricter},
       {"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", difference::stricter},
       {"GET / HTTP/2.0\r\nHost: h\r\n\r\n", difference::stricter},
       {"POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\nContent-Length: 0\r\n\r\n", difference::stricter},
@@ -88,7 +91,10 @@ TEST(HttpDifferential, EachDocumentedDifferenceHappens) {
       {"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\t\r\n\r\n", difference::tab_in_connection},
       {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;a=b;c\r\nx\r\n0\r\n\r\n",
        difference::chunk_extensions},
-      {"GET /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n",
+      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\"b\\\"c\"\r\nx\r\n0\r\n\r\n",
+       difference::quoted_pair_in_chunk_extension},
+      {"GET /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /next "
+       "HTTP/1.1\r\nHost: h\r\n\r\n",
        difference::upgrade},
   };
   for (const auto& [input, label] : cases) EXPECT_EQ(compare(input), label) << printable(input);
@@ -105,9 +111,18 @@ TEST(HttpDifferential, MutatedRequestsOnlyDifferAsDocumented) {
       "PUT /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
   };
   const std::string alphabet = std::string("\r\n \t:;,0aF=\"\\/.HTPchunked-") + std::string("\0\x80\xff", 3);
-  const char* lines[] = {"Transfer-Encoding: chunked\r\n", "Content-Length: 3\r\n", "Host: x\r\n", "\r\n", " ", "\t",
-                         "chunked", "0\r\n\r\n", "Connection: close\r\n", "Expect: 100-continue\r\n",
-                         "Transfer-Encoding: gzip\r\n", "\r\n\r\n"};
+  const char* lines[] = {"Transfer-Encoding: chunked\r\n",
+                         "Content-Length: 3\r\n",
+                         "Host: x\r\n",
+                         "\r\n",
+                         " ",
+                         "\t",
+                         "chunked",
+                         "0\r\n\r\n",
+                         "Connection: close\r\n",
+                         "Expect: 100-continue\r\n",
+                         "Transfer-Encoding: gzip\r\n",
+                         "\r\n\r\n"};
   std::mt19937 random(20240611);
   std::map<std::string, int> seen;
   const Options options;
@@ -118,16 +133,28 @@ TEST(HttpDifferential, MutatedRequestsOnlyDifferAsDocumented) {
     for (int m = 0; m < mutations; ++m) {
       const std::size_t at = random() % (input.size() + 1);
       switch (random() % 5) {
-        case 0: input.insert(at, 1, alphabet[random() % alphabet.size()]); break;
-        case 1: if (at < input.size()) input.erase(at, 1); break;
-        case 2: if (at < input.size()) input[at] = alphabet[random() % alphabet.size()]; break;
-        case 3: input.insert(at, lines[random() % std::size(lines)]); break;
-        default: if (at < input.size()) input.erase(at, 1 + random() % 8); break;
+        case 0:
+          input.insert(at, 1, alphabet[random() % alphabet.size()]);
+          break;
+        case 1:
+          if (at < input.size()) input.erase(at, 1);
+          break;
+        case 2:
+          if (at < input.size()) input[at] = alphabet[random() % alphabet.size()];
+          break;
+        case 3:
+          input.insert(at, lines[random() % std::size(lines)]);
+          break;
+        default:
+          if (at < input.size()) input.erase(at, 1 + random() % 8);
+          break;
       }
     }
     const ParseOutcome ours = parse_whole(options, input);
     const std::string label = explain_difference(options, input, ours, llhttp_parse(input));
-    ASSERT_FALSE(label.starts_with("UNDOCUMENTED")) << label << "\n" << printable(input) << "\n" << describe(ours);
+    ASSERT_FALSE(label.starts_with("UNDOCUMENTED")) << label << "\n"
+                                                    << printable(input) << "\n"
+                                                    << describe(ours);
     ++seen[label.empty() ? "agree" : label];
     // How the bytes arrive never matters.
     const std::size_t cut = random() % (input.size() + 1);

@@ -4,8 +4,8 @@
 // request. Built only into tests and fuzz targets (CMake target llhttp_reference).
 #pragma once
 
-#include "http_parse_harness.hpp"
 #include "http/text.hpp"
+#include "http_parse_harness.hpp"
 
 #include <llhttp.h>
 
@@ -17,10 +17,10 @@ namespace multinode::http::test {
 
 struct ReferenceOutcome {
   std::vector<ParsedRequest> requests;
-  bool failed = false;    // llhttp refused the request after the last good one
-  std::string error;      // llhttp's error name and reason
-  bool partial = false;   // input ended inside a request
-  bool upgrade = false;   // llhttp stopped at an Upgrade or CONNECT request
+  bool failed = false;   // llhttp refused the request after the last good one
+  std::string error;     // llhttp's error name and reason
+  bool partial = false;  // input ended inside a request
+  bool upgrade = false;  // llhttp stopped at an Upgrade or CONNECT request
 };
 
 namespace reference_detail {
@@ -35,13 +35,16 @@ struct State {
   bool in_message = false;
 };
 
-inline State& state(llhttp_t* parser) { return *static_cast<State*>(parser->data); }
+inline State& state(llhttp_t* parser) {
+  return *static_cast<State*>(parser->data);
+}
 
 inline void flush_field(State& s) {
   if (!s.in_value && s.field.empty()) return;
   // llhttp hands over the value with trailing whitespace; RFC 9110 5.5 trims it.
   while (!s.value.empty() && (s.value.back() == ' ' || s.value.back() == '\t')) s.value.pop_back();
-  (s.in_trailers ? s.current.trailers : s.current.headers).emplace_back(std::move(s.field), std::move(s.value));
+  (s.in_trailers ? s.current.trailers : s.current.headers)
+      .emplace_back(std::move(s.field), std::move(s.value));
   s.field.clear();
   s.value.clear();
   s.in_value = false;
@@ -141,7 +144,8 @@ inline ReferenceOutcome llhttp_parse(std::string_view input) {
 
 inline bool same_request(const ParsedRequest& a, const ParsedRequest& b) {
   return a.method == b.method && a.target == b.target && a.version == b.version && a.headers == b.headers &&
-         a.trailers == b.trailers && a.body == b.body && a.keep_alive == b.keep_alive && a.chunked == b.chunked;
+         a.trailers == b.trailers && a.body == b.body && a.keep_alive == b.keep_alive &&
+         a.chunked == b.chunked;
 }
 
 // Each deliberate difference with llhttp 8.1, as documented in docs/http.md
@@ -155,6 +159,8 @@ inline constexpr const char* tab_in_connection = "a tab around a Connection toke
 inline constexpr const char* upgrade = "Upgrade and CONNECT: we answer them as ordinary requests";
 inline constexpr const char* chunk_extensions =
     "several chunk extensions after one with a value: we accept them (RFC 9112 7.1.1)";
+inline constexpr const char* quoted_pair_in_chunk_extension =
+    "a quoted-pair in a quoted chunk extension value: we accept it (RFC 9112 7.1.1)";
 }  // namespace difference
 
 // Evidence for difference::chunk_extensions: a chunk-size line where an extension
@@ -176,8 +182,38 @@ inline bool has_extension_after_valued_extension(std::string_view input) {
   return false;
 }
 
-inline std::string explain_difference(const Options& options, std::string_view input, const ParseOutcome& ours,
-                                      const ReferenceOutcome& theirs) {
+// Evidence for difference::quoted_pair_in_chunk_extension: a chunk-size line with a
+// backslash after the opening quote of an extension value (llhttp 8.1 then reports
+// an "invalid character in chunk extensions quoted value").
+inline bool has_quoted_pair_in_chunk_extension(std::string_view input) {
+  std::size_t start = 0;
+  while (start < input.size()) {
+    std::size_t end = input.find("\r\n", start);
+    if (end == std::string_view::npos) end = input.size();
+    const std::string_view line = input.substr(start, end - start);
+    const std::size_t digits = line.find_first_not_of("0123456789abcdefABCDEF");
+    if (digits != 0 && digits != std::string_view::npos && line[digits] == ';') {
+      const std::size_t quote = line.find("=\"", digits);
+      if (quote != std::string_view::npos && line.find('\\', quote) != std::string_view::npos) return true;
+    }
+    start = end + 2;
+  }
+  return false;
+}
+
+// llhttp refused what we accept for one of the chunk extensions RFC 9112 allows.
+inline const char* chunk_extension_difference(std::string_view input, const ReferenceOutcome& theirs) {
+  if (theirs.error.starts_with("HPE_INVALID_CHUNK_SIZE") && has_extension_after_valued_extension(input))
+    return difference::chunk_extensions;
+  if (theirs.error.starts_with("HPE_STRICT") &&
+      theirs.error.find("chunk extensions quoted value") != std::string::npos &&
+      has_quoted_pair_in_chunk_extension(input))
+    return difference::quoted_pair_in_chunk_extension;
+  return nullptr;
+}
+
+inline std::string explain_difference(const Options& options, std::string_view input,
+                                      const ParseOutcome& ours, const ReferenceOutcome& theirs) {
   const std::size_t common = std::min(ours.requests.size(), theirs.requests.size());
   std::size_t k = 0;
   while (k < common && same_request(ours.requests[k], theirs.requests[k])) ++k;
@@ -210,8 +246,7 @@ inline std::string explain_difference(const Options& options, std::string_view i
       const ParseOutcome later = parse_whole(options, completed);
       if (later.requests.size() <= k) return difference::refused_at_head_end;
       if (theirs.error.starts_with("HPE_INVALID_METHOD")) return difference::extension_method;
-      if (theirs.error.starts_with("HPE_INVALID_CHUNK_SIZE") && has_extension_after_valued_extension(input))
-        return difference::chunk_extensions;
+      if (const char* label = chunk_extension_difference(input, theirs)) return label;
       return "UNDOCUMENTED: llhttp refused (" + theirs.error + ") a request we accept once complete";
     }
     return "UNDOCUMENTED: llhttp refused (" + theirs.error + ") where we were done";
@@ -227,8 +262,7 @@ inline std::string explain_difference(const Options& options, std::string_view i
   }
   // We accepted request k, llhttp did not.
   if (theirs.error.starts_with("HPE_INVALID_METHOD")) return difference::extension_method;
-  if (theirs.error.starts_with("HPE_INVALID_CHUNK_SIZE") && has_extension_after_valued_extension(input))
-    return difference::chunk_extensions;
+  if (const char* label = chunk_extension_difference(input, theirs)) return label;
   return "UNDOCUMENTED: we accept a request llhttp " +
          (theirs.failed ? "refuses (" + theirs.error + ")" : std::string("does not see"));
 }

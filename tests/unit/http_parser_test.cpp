@@ -17,7 +17,9 @@ ParseOutcome parse_every_way(const Options& options, std::string_view input) {
   const ParseOutcome whole = parse_whole(options, input);
   for (std::size_t cut = 1; cut < input.size(); ++cut) {
     const ParseOutcome split = parse_pieces(options, input, {cut});
-    EXPECT_EQ(split, whole) << "cut at " << cut << ":\n" << describe(split) << "\nwhole:\n" << describe(whole);
+    EXPECT_EQ(split, whole) << "cut at " << cut << ":\n"
+                            << describe(split) << "\nwhole:\n"
+                            << describe(whole);
     if (split != whole) break;  // one report per input is enough
   }
   const ParseOutcome bytewise = parse_bytewise(options, input);
@@ -25,15 +27,17 @@ ParseOutcome parse_every_way(const Options& options, std::string_view input) {
   return whole;
 }
 
-ParseOutcome parse_every_way(std::string_view input) { return parse_every_way(Options{}, input); }
+ParseOutcome parse_every_way(std::string_view input) {
+  return parse_every_way(Options{}, input);
+}
 
 // The input is refused for this reason after `good` requests, whichever way it is cut.
 void expect_refused(const Options& options, std::string_view input, error reason, std::size_t good = 0) {
   SCOPED_TRACE(::testing::Message() << "input: " << ::testing::PrintToString(std::string(input)));
   const ParseOutcome outcome = parse_every_way(options, input);
   ASSERT_TRUE(outcome.failure.has_value()) << describe(outcome);
-  EXPECT_EQ(*outcome.failure, reason) << "got: " << make_error_code(*outcome.failure).message() << "\nwant: "
-                                      << make_error_code(reason).message();
+  EXPECT_EQ(*outcome.failure, reason) << "got: " << make_error_code(*outcome.failure).message()
+                                      << "\nwant: " << make_error_code(reason).message();
   EXPECT_EQ(outcome.requests.size(), good);
 }
 
@@ -148,7 +152,8 @@ TEST(HttpParser, StreamedBodyArrivesInPiecesAndAddsUp) {
   EXPECT_EQ(outcome.requests[0].method, "POST");  // the head stayed valid under the streamed body
 
   const std::string body(5000, 'z');
-  const auto sized = parse_every_way(options, "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + body);
+  const auto sized =
+      parse_every_way(options, "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + body);
   ASSERT_EQ(sized.requests.size(), 1u) << describe(sized);
   EXPECT_EQ(sized.requests[0].body, body);
 }
@@ -166,8 +171,8 @@ TEST(HttpParser, Http10KeepAliveOnlyWhenAsked) {
 }
 
 TEST(HttpParser, ConnectionCloseEndsTheConnection) {
-  const auto outcome =
-      parse_every_way("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: h\r\n\r\n");
+  const auto outcome = parse_every_way(
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_EQ(outcome.requests.size(), 1u) << describe(outcome);
   EXPECT_FALSE(outcome.requests[0].keep_alive);
 }
@@ -181,7 +186,8 @@ TEST(HttpParser, ExpectContinueIsReportedBeforeTheBody) {
 }
 
 TEST(HttpParser, AnyTokenIsAMethod) {
-  const auto outcome = parse_every_way("PURGE /cache HTTP/1.1\r\nHost: h\r\n\r\nHEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
+  const auto outcome =
+      parse_every_way("PURGE /cache HTTP/1.1\r\nHost: h\r\n\r\nHEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_EQ(outcome.requests.size(), 2u) << describe(outcome);
   EXPECT_EQ(outcome.requests[0].method, "PURGE");
   EXPECT_EQ(outcome.requests[1].method, "HEAD");
@@ -208,7 +214,8 @@ TEST(HttpParser, IncompleteInputIsPartialNotRefused) {
 TEST(HttpParser, CaseInsensitiveLookup) {
   Options options;
   detail::RequestReader reader(options);
-  const std::string input = "GET / HTTP/1.1\r\nHOST: h\r\ncontent-TYPE: text/plain\r\nX-A: 1\r\nx-a: 2\r\n\r\n";
+  const std::string input =
+      "GET / HTTP/1.1\r\nHOST: h\r\ncontent-TYPE: text/plain\r\nX-A: 1\r\nx-a: 2\r\n\r\n";
   auto room = reader.prepare();
   ASSERT_GE(room.size(), input.size());
   std::memcpy(room.data(), input.data(), input.size());
@@ -227,17 +234,101 @@ TEST(HttpParser, CaseInsensitiveLookup) {
   EXPECT_EQ(r.query(), "");
 }
 
+TEST(HttpParser, ConnectionOptionsAreATokenList) {
+  // Connection and Proxy-Connection: comma-separated tokens, empty elements allowed,
+  // compared case-insensitively; anything else in the list is a malformed field.
+  auto outcome = parse_every_way(
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: , Keep-Alive ,TE\r\n\r\n"
+      "GET /2 HTTP/1.1\r\nHost: h\r\nProxy-Connection: CLOSE\r\n\r\nGET /never HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_EQ(outcome.requests.size(), 2u) << describe(outcome);
+  EXPECT_TRUE(outcome.requests[0].keep_alive);
+  EXPECT_FALSE(outcome.requests[1].keep_alive);
+  outcome = parse_every_way("GET / HTTP/1.0\r\nConnection: te, keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n");
+  ASSERT_EQ(outcome.requests.size(), 2u) << describe(outcome);
+  EXPECT_TRUE(outcome.requests[0].keep_alive);
+  expect_refused("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep alive\r\n\r\n", error::bad_header);
+  expect_refused("GET / HTTP/1.1\r\nHost: h\r\nConnection: close;x=1\r\n\r\n", error::bad_header);
+}
+
+TEST(HttpParser, FieldRefusalsComeInFieldOrderOnceTheHeadIsComplete) {
+  // The first refused field decides, and only once the head is complete: the head
+  // may still turn out to be too large or malformed in its line endings.
+  expect_refused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nBad Name: x\r\n\r\n", error::duplicate_host);
+  expect_refused("GET / HTTP/1.1\r\nBad Name: x\r\nHost: a\r\nHost: b\r\n\r\n", error::bad_header);
+  expect_refused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nX: 1\nY: 2\r\n\r\n", error::bad_header);
+  Options options;
+  options.max_header_bytes = 100;
+  expect_refused(options, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nX: " + std::string(100, 'v') + "\r\n\r\n",
+                 error::header_too_large);
+  const auto waiting = parse_every_way("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n");
+  EXPECT_FALSE(waiting.failure) << describe(waiting);
+  EXPECT_TRUE(waiting.partial);
+  // A field line followed by a folded one is refused as obs-fold, whatever else is wrong with it.
+  expect_refused("GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n y\r\n\r\n", error::obs_fold);
+  expect_refused("GET / HTTP/1.1\r\n Host: h\r\n\r\n", error::bad_header);
+}
+
+TEST(HttpParser, ChunkExtensionsAndTheCrlfAfterData) {
+  const std::string head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const auto outcome = parse_every_way(head + "2;a;b=c;d=\"q\\\"\\\\ \\\t\x80\";e\r\nab\r\n0;z=\"\"\r\n\r\n");
+  ASSERT_EQ(outcome.requests.size(), 1u) << describe(outcome);
+  EXPECT_EQ(outcome.requests[0].body, "ab");
+  for (const char* line : {"2;\r\n", "2;=b\r\n", "2;a=\r\n", "2;a=b=c\r\n", "2;a=\"b\"c\r\n", "2;a=\"b\\\r\n",
+                           "2;a=\"\\\x01\"\r\n", "2;a\"\r\n", "2g\r\n", "2,a\r\n"})
+    expect_refused(head + line + "ab\r\n0\r\n\r\n", error::bad_chunk);
+  // The CRLF after chunk data is refused at its first wrong byte, before more arrives.
+  expect_refused(head + "2\r\nabX", error::bad_chunk);
+  expect_refused(head + "2\r\nab\rX", error::bad_chunk);
+  const auto waiting = parse_every_way(head + "2\r\nab\r");
+  EXPECT_FALSE(waiting.failure) << describe(waiting);
+  EXPECT_TRUE(waiting.partial);
+}
+
+TEST(HttpParser, ViewsFollowTheBytesWhenTheBufferIsCompacted) {
+  // Heads and trailer sections are recorded as views while they arrive; compacting
+  // or growing the buffer under them must move the views too.
+  Options options;
+  options.read_buffer_size = 1024;
+  std::string input;
+  for (int i = 0; i < 30; ++i) {
+    const std::string n = std::to_string(i);
+    input += "GET /r" + n + " HTTP/1.1\r\nHost: h" + n + "\r\nX-A: " + std::string(40, 'a') + n +
+             "\r\nX-B: " + std::string(60, 'b') + n + "\r\n\r\n";
+  }
+  input += "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" +
+           std::string(1024, 'x') + "\r\n0\r\nT-1: " + std::string(900, '1') +
+           "\r\nT-2: " + std::string(900, '2') + "\r\n\r\n";
+  for (bool stream : {false, true}) {
+    options.stream_body = stream;
+    const auto outcome = parse_every_way(options, input);
+    ASSERT_EQ(outcome.requests.size(), 31u) << describe(outcome);
+    const ParsedRequest& last_get = outcome.requests[29];
+    EXPECT_EQ(last_get.target, "/r29");
+    ASSERT_EQ(last_get.headers.size(), 3u);
+    EXPECT_EQ(last_get.headers[2].second, std::string(60, 'b') + "29");
+    const ParsedRequest& post = outcome.requests[30];
+    EXPECT_EQ(post.body, std::string(1024, 'x'));
+    ASSERT_EQ(post.trailers.size(), 2u);
+    EXPECT_EQ(post.trailers[0].second, std::string(900, '1'));
+    EXPECT_EQ(post.trailers[1].second, std::string(900, '2'));
+  }
+}
+
 // --- request smuggling: every form is refused and nothing after it is parsed ---
 
 TEST(HttpParserSmuggling, TransferEncodingWhoseLastCodingIsNotChunked) {
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
-                 error::bad_transfer_encoding);
+  expect_refused(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: "
+      "h\r\n\r\n",
+      error::bad_transfer_encoding);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
                  error::bad_transfer_encoding);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
                  error::bad_transfer_encoding);
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
-                 error::bad_transfer_encoding);
+  expect_refused(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+      "identity\r\n\r\n0\r\n\r\n",
+      error::bad_transfer_encoding);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
                  error::bad_transfer_encoding);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;q=1\r\n\r\n0\r\n\r\n",
@@ -252,8 +343,9 @@ TEST(HttpParserSmuggling, TransferEncodingWhoseLastCodingIsNotChunked) {
 TEST(HttpParserSmuggling, UnsupportedCodingBeforeChunked) {
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
                  error::unsupported_transfer_coding);
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-                 error::unsupported_transfer_coding);
+  expect_refused(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      error::unsupported_transfer_coding);
 }
 
 TEST(HttpParserSmuggling, TransferEncodingWithContentLengthInEitherOrder) {
@@ -271,13 +363,15 @@ TEST(HttpParserSmuggling, TransferEncodingWithContentLengthInEitherOrder) {
 }
 
 TEST(HttpParserSmuggling, TransferEncodingOnHttp10) {
-  expect_refused("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", error::transfer_encoding_on_http10);
+  expect_refused("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                 error::transfer_encoding_on_http10);
 }
 
 TEST(HttpParserSmuggling, ObsoleteLineFolding) {
   expect_refused("GET / HTTP/1.1\r\nHost: h\r\nX-Folded: a\r\n b\r\n\r\n", error::obs_fold);
   expect_refused("GET / HTTP/1.1\r\nHost: h\r\nX-Folded:\r\n\tb\r\n\r\n", error::obs_fold);
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", error::obs_fold);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+                 error::obs_fold);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n 0\r\n\r\n0123456789", error::obs_fold);
 }
 
@@ -289,7 +383,8 @@ TEST(HttpParserSmuggling, MissingOrRepeatedHost) {
 }
 
 TEST(HttpParserSmuggling, ContentLengthMustBeOnePlainNumber) {
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\nhello", error::bad_content_length);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\nhello",
+                 error::bad_content_length);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
                  error::bad_content_length);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
@@ -305,7 +400,8 @@ TEST(HttpParserSmuggling, ContentLengthMustBeOnePlainNumber) {
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\t5\r\n\r\nhello", error::bad_content_length);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n",
                  error::bad_transfer_encoding);
-  EXPECT_EQ(parse_every_way("POST / HTTP/1.1\r\nHost: h\r\nContent-Length:  5  \r\n\r\nhello").requests.size(), 1u);
+  EXPECT_EQ(
+      parse_every_way("POST / HTTP/1.1\r\nHost: h\r\nContent-Length:  5  \r\n\r\nhello").requests.size(), 1u);
 }
 
 TEST(HttpParserSmuggling, BadCharactersInNamesValuesAndTargets) {
@@ -314,7 +410,10 @@ TEST(HttpParserSmuggling, BadCharactersInNamesValuesAndTargets) {
   expect_refused("GET / HTTP/1.1\r\nHost: h\r\nBad(Name): x\r\n\r\n", error::bad_header);
   expect_refused("GET / HTTP/1.1\r\nHost: h\r\n: empty name\r\n\r\n", error::bad_header);
   expect_refused(std::string_view("GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n", 35), error::bad_header);
-  expect_refused("GET / HTTP/1.1\r\nHost: h\r\nX: a\x01" "b\r\n\r\n", error::bad_header);
+  expect_refused(
+      "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01"
+      "b\r\n\r\n",
+      error::bad_header);
   expect_refused("GET / HTTP/1.1\r\nHost: h\r\nX: a\x7f\r\n\r\n", error::bad_header);
   expect_refused("GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n", error::bad_header);
   expect_refused("GET / HTTP/1.1\r\nHost: h\r\nX: a\nb\r\n\r\n", error::bad_header);
@@ -340,13 +439,17 @@ TEST(HttpParserSmuggling, VersionsOtherThan10And11) {
 
 TEST(HttpParserSmuggling, ChunkSizeOverflowAndBadChunks) {
   // 17 hex digits do not fit in 64 bits.
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1FFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n",
-                 error::bad_chunk);
+  expect_refused(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1FFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n",
+      error::bad_chunk);
   // 2^64-1 fits, and is far above the body limit.
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n",
-                 error::body_too_large);
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n", error::bad_chunk);
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n\r\n", error::bad_chunk);
+  expect_refused(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n",
+      error::body_too_large);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+                 error::bad_chunk);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n\r\n",
+                 error::bad_chunk);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
                  error::bad_chunk);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n",
@@ -357,32 +460,38 @@ TEST(HttpParserSmuggling, ChunkSizeOverflowAndBadChunks) {
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nh\n0\r\nX: y\r\n\r\n",
                  error::bad_chunk);
   // An empty line where the first chunk-size line should be.
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\r\n\r\nP\r\n", error::bad_chunk);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\r\n\r\nP\r\n",
+                 error::bad_chunk);
   // Whitespace in chunk lines (RFC "BWS") is refused, as llhttp does.
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n",
                  error::bad_chunk);
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\t;a=b\r\nabc\r\n0\r\n\r\n",
-                 error::bad_chunk);
+  expect_refused(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\t;a=b\r\nabc\r\n0\r\n\r\n",
+      error::bad_chunk);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3; a=b\r\nabc\r\n0\r\n\r\n",
                  error::bad_chunk);
   // A quoted extension that does not end on its line: Beast would wait (and count
   // the chunk against the body limit on every retry).
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6;q=\"a\r\n world\r\n0\r\n\r\n",
-                 error::bad_chunk);
+  expect_refused(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6;q=\"a\r\n world\r\n0\r\n\r\n",
+      error::bad_chunk);
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0;q=\"a\r\nX: y\r\n\r\n",
                  error::bad_chunk);
   // Beast lets control bytes through quoted extension values.
   expect_refused(std::string_view("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                  "3;q=\"a\x11\0\"\r\nabc\r\n0\r\n\r\n", 77),
+                                  "3;q=\"a\x11\0\"\r\nabc\r\n0\r\n\r\n",
+                                  77),
                  error::bad_chunk);
   // A trailer section with a bare CR or LF is refused at once, not at the limit.
   expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n\rZ",
                  error::bad_chunk);
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\n\n", error::bad_chunk);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\n\n",
+                 error::bad_chunk);
 }
 
 TEST(HttpParserSmuggling, ConnectWithABody) {
-  expect_refused("CONNECT h:443 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc", error::bad_content_length);
+  expect_refused("CONNECT h:443 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+                 error::bad_content_length);
   expect_refused("CONNECT h:443 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                  error::bad_transfer_encoding);
 }
@@ -402,10 +511,11 @@ TEST(HttpParserSmuggling, RequestTargetForms) {
     request += "\r\nHost: h\r\n\r\n";
     EXPECT_EQ(parse_every_way(request).requests.size(), 1u) << line;
   }
-  for (const char* line : {"GET path HTTP/1.1", "GET ?q HTTP/1.1", "GET example.com HTTP/1.1", "GET urn:x HTTP/1.1",
-                           "GET http://a|b/ HTTP/1.1", "GET h2c://x/ HTTP/1.1", "GET /page#section HTTP/1.1",
-                           "GET http://exam#ple.com/ HTTP/1.1", "GET http://user@example.com/ HTTP/1.1", "CONNECT a\"b:1 HTTP/1.1",
-                           "GET 1http://x HTTP/1.1", "GET ** HTTP/1.1"}) {
+  for (const char* line :
+       {"GET path HTTP/1.1", "GET ?q HTTP/1.1", "GET example.com HTTP/1.1", "GET urn:x HTTP/1.1",
+        "GET http://a|b/ HTTP/1.1", "GET h2c://x/ HTTP/1.1", "GET /page#section HTTP/1.1",
+        "GET http://exam#ple.com/ HTTP/1.1", "GET http://user@example.com/ HTTP/1.1",
+        "CONNECT a\"b:1 HTTP/1.1", "GET 1http://x HTTP/1.1", "GET ** HTTP/1.1"}) {
     std::string request = line;
     request += "\r\nHost: h\r\n\r\n";
     expect_refused(request, error::bad_target);
@@ -443,9 +553,11 @@ TEST(HttpParserLimits, HeaderCount) {
 TEST(HttpParserLimits, TargetLength) {
   Options options;
   options.max_target_length = 50;
-  EXPECT_EQ(parse_every_way(options, "GET /" + std::string(49, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n").requests.size(),
+  EXPECT_EQ(parse_every_way(options, "GET /" + std::string(49, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n")
+                .requests.size(),
             1u);
-  expect_refused(options, "GET /" + std::string(50, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n", error::target_too_long);
+  expect_refused(options, "GET /" + std::string(50, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n",
+                 error::target_too_long);
   // A request line that never ends within the head limit is a target too long too.
   options.max_header_bytes = 100;
   options.max_target_length = 1000;
@@ -456,16 +568,19 @@ TEST(HttpParserLimits, TargetLength) {
 TEST(HttpParserLimits, BodyBytes) {
   Options options;
   options.max_body_bytes = 10;
-  EXPECT_EQ(parse_every_way(options, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789").requests.size(),
+  EXPECT_EQ(parse_every_way(options, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789")
+                .requests.size(),
             1u);
   expect_refused(options, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n0123456789a",
                  error::body_too_large);
   expect_refused(options,
-                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n5\r\n01234\r\n0\r\n\r\n",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+                 "chunked\r\n\r\n6\r\n012345\r\n5\r\n01234\r\n0\r\n\r\n",
                  error::body_too_large);
   options.stream_body = true;
   expect_refused(options,
-                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n5\r\n01234\r\n0\r\n\r\n",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+                 "chunked\r\n\r\n6\r\n012345\r\n5\r\n01234\r\n0\r\n\r\n",
                  error::body_too_large);
 }
 
@@ -474,7 +589,8 @@ TEST(HttpParserLimits, ChunkExtensionLength) {
   options.max_chunk_extension_bytes = 20;
   const std::string head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
   EXPECT_EQ(parse_every_way(options, head + "1;a=123456789012345\r\nx\r\n0\r\n\r\n").requests.size(), 1u);
-  expect_refused(options, head + "1;a=1234567890123456789\r\nx\r\n0\r\n\r\n", error::chunk_extension_too_long);
+  expect_refused(options, head + "1;a=1234567890123456789\r\nx\r\n0\r\n\r\n",
+                 error::chunk_extension_too_long);
   // An extension that never ends is cut off once it cannot be within the limit.
   expect_refused(options, head + "1;a=" + std::string(200, 'b'), error::chunk_extension_too_long);
   expect_refused(options, head + "1" + std::string(200, '0'), error::bad_chunk);
@@ -494,7 +610,8 @@ TEST(HttpParserLimits, TrailerSection) {
 }
 
 TEST(HttpParser, ExpectOtherThanContinueIsRefused) {
-  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\nContent-Length: 0\r\n\r\n", error::expectation_failed);
+  expect_refused("POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\nContent-Length: 0\r\n\r\n",
+                 error::expectation_failed);
 }
 
 TEST(HttpParser, EveryRefusalHasItsStatus) {
