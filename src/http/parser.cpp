@@ -557,7 +557,7 @@ bool RequestReader::grow(std::size_t wanted) {
   size = std::min(size, max_capacity_);
   auto bigger = std::make_unique<char[]>(size);
   if (end_ > 0) std::memcpy(bigger.get(), data_.get(), end_);
-  request_.rebase(data_.get(), bigger.get(), 0);
+  request_.rebase(data_.get(), bigger.get());
   data_ = std::move(bigger);
   capacity_ = size;
   return true;

@@ -48,10 +48,10 @@ void Request::reset() noexcept {
   on_end_ = nullptr;
 }
 
-void Request::rebase(const char* old_base, char* new_base, std::ptrdiff_t shift) noexcept {
+void Request::rebase(const char* old_base, char* new_base) noexcept {
   auto move = [&](std::string_view view) -> std::string_view {
     if (view.data() == nullptr) return view;
-    return {new_base + (view.data() - old_base) + shift, view.size()};
+    return {new_base + (view.data() - old_base), view.size()};
   };
   method_ = move(method_);
   target_ = move(target_);
@@ -59,7 +59,7 @@ void Request::rebase(const char* old_base, char* new_base, std::ptrdiff_t shift)
     field.name = move(field.name);
     field.value = move(field.value);
   }
-  if (body_begin_ != nullptr) body_begin_ = new_base + (body_begin_ - old_base) + shift;
+  if (body_begin_ != nullptr) body_begin_ = new_base + (body_begin_ - old_base);
 }
 
 namespace {

@@ -56,13 +56,10 @@ struct ResponseState {
   void add_header(std::string_view name, std::string_view value) {
     if (iequals(name, "connection")) {
       // The server writes Connection itself; the handler can only ask to close.
-      std::size_t pos = 0;
-      while (pos <= value.size()) {
-        std::size_t comma = value.find(',', pos);
-        if (comma == std::string_view::npos) comma = value.size();
-        if (iequals(trim_whitespace(value.substr(pos, comma - pos)), "close")) user_close = true;
-        pos = comma + 1;
-      }
+      for_each_list_element(value, [this](std::string_view option) {
+        if (iequals(option, "close")) user_close = true;
+        return true;
+      });
       return;
     }
     if (iequals(name, "date")) user_date = true;

@@ -64,8 +64,8 @@ class Request {
   friend class detail::Connection;
 
   void reset() noexcept;
-  // Moves every view by the same amount after the buffer under them moved.
-  void rebase(const char* old_base, char* new_base, std::ptrdiff_t shift) noexcept;
+  // Points every view into new_base after the bytes under them were copied there whole.
+  void rebase(const char* old_base, char* new_base) noexcept;
 
   std::string_view method_;
   std::string_view target_;
