@@ -26,7 +26,8 @@ endforeach()
 # The project's other global define stays private: BOOST_ASIO_DISABLE_BOOST_COROUTINE
 # only concerns boost/asio/spawn.hpp,
 # which no public header includes.
-set(MULTINODE_INTERFACE_DEFINITIONS BOOST_ASIO_NO_DEPRECATED)
+# MULTINODE_INTERFACE_DEFINITIONS (the top-level CMakeLists.txt) holds them, with the
+# io_uring backend's two when MULTINODE_IO_URING is on.
 foreach(target IN LISTS multinode_component_targets ITEMS multinode)
   target_compile_features(${target} INTERFACE cxx_std_20)
   target_compile_definitions(${target} INTERFACE ${MULTINODE_INTERFACE_DEFINITIONS})
@@ -154,6 +155,9 @@ list(TRANSFORM multinode_pc_includes PREPEND " -I")
 string(JOIN "" MULTINODE_PC_DEPS ${multinode_pc_libdirs} ${multinode_pc_libs})
 string(JOIN "" MULTINODE_PC_DEP_CFLAGS ${multinode_pc_includes})
 string(APPEND MULTINODE_PC_DEPS " -pthread")
+if(MULTINODE_IO_URING)
+  string(APPEND MULTINODE_PC_DEPS " -luring")
+endif()
 list(TRANSFORM MULTINODE_INTERFACE_DEFINITIONS PREPEND "-D" OUTPUT_VARIABLE MULTINODE_PC_DEFINES)
 list(JOIN MULTINODE_PC_DEFINES " " MULTINODE_PC_DEFINES)
 

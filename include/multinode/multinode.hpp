@@ -4,6 +4,7 @@
 #include <multinode/error.hpp>
 #include <multinode/frame.hpp>
 #include <multinode/http.hpp>
+#include <multinode/node_id.hpp>
 #include <multinode/nodes.hpp>
 #include <multinode/options.hpp>
 #include <multinode/server.hpp>

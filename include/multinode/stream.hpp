@@ -2,6 +2,8 @@
 // never relayed through the master.
 #pragma once
 
+#include <multinode/node_id.hpp>
+
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -22,8 +24,6 @@
 #include <utility>
 
 namespace multinode {
-
-using NodeId = std::uint32_t;
 
 namespace detail {
 class StreamState;

@@ -3,13 +3,11 @@
 // listen() in the layering, can fill them in.
 #pragma once
 
+#include <multinode/node_id.hpp>
+
 #include <sys/types.h>
-#include <cstdint>
 
 namespace multinode {
-
-// A process's id: the master is 0, workers count up from 1 (the same alias as in stream.hpp).
-using NodeId = std::uint32_t;
 
 // A worker process as the master sees it.
 struct WorkerInfo {
