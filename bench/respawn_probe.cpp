@@ -60,7 +60,8 @@ std::int64_t now_ns() {
 
 void sleep_ns(std::int64_t ns) {
   if (ns <= 0) return;
-  timespec ts{.tv_sec = static_cast<time_t>(ns / 1'000'000'000), .tv_nsec = static_cast<long>(ns % 1'000'000'000)};
+  timespec ts{.tv_sec = static_cast<time_t>(ns / 1'000'000'000),
+              .tv_nsec = static_cast<long>(ns % 1'000'000'000)};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
 }
@@ -153,7 +154,8 @@ Wait wait_for_worker(std::uint16_t port, pid_t not_this, std::int64_t deadline_n
       }
     }
     std::vector<pollfd> waiting;
-    for (const Pending& connection : pending) waiting.push_back({.fd = connection.fd, .events = POLLIN, .revents = 0});
+    for (const Pending& connection : pending)
+      waiting.push_back({.fd = connection.fd, .events = POLLIN, .revents = 0});
     const std::int64_t until_ns = std::min(next_connect_ns, deadline_ns);
     timespec timeout{};
     const std::int64_t left_ns = std::max<std::int64_t>(until_ns - now_ns(), 0);
@@ -173,7 +175,8 @@ Wait wait_for_worker(std::uint16_t port, pid_t not_this, std::int64_t deadline_n
       if (!drop && connection.line.find('\n') != std::string::npos) {
         const auto pid = parse_pid(connection.line);
         if (!pid) {
-          return finish(0, "greeting without a pid: " + connection.line.substr(0, connection.line.find('\n')));
+          return finish(0,
+                        "greeting without a pid: " + connection.line.substr(0, connection.line.find('\n')));
         }
         if (*pid != not_this) return finish(*pid, {});
         drop = true;  // the killed process answered before it died: not a replacement
@@ -305,11 +308,11 @@ int main(int argc, char** argv) {
       std::printf(
           "{\"kind\":\"kill\",\"server\":\"%s\",\"round\":%d,\"old_pid\":%d,\"new_pid\":%d,\"us\":%.1f,"
           "\"connections\":%d,\"refused\":%d,\"dropped\":%d}\n",
-          json_escape(target.name).c_str(), round, static_cast<int>(old_pid), static_cast<int>(replaced.pid), us,
-          replaced.connections, replaced.refused, replaced.dropped);
+          json_escape(target.name).c_str(), round, static_cast<int>(old_pid), static_cast<int>(replaced.pid),
+          us, replaced.connections, replaced.refused, replaced.dropped);
       std::fflush(stdout);
-      std::fprintf(stderr, "respawn_probe: %s kill %d/%d: %.3f ms (pid %d -> %d)\n", target.name.c_str(), round,
-                   kills, us / 1000.0, static_cast<int>(old_pid), static_cast<int>(replaced.pid));
+      std::fprintf(stderr, "respawn_probe: %s kill %d/%d: %.3f ms (pid %d -> %d)\n", target.name.c_str(),
+                   round, kills, us / 1000.0, static_cast<int>(old_pid), static_cast<int>(replaced.pid));
       target.worker = replaced.pid;
       target.worker_seen_ns = greeted_ns;
     }

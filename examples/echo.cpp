@@ -6,13 +6,13 @@
 
 #include <boost/asio.hpp>
 
+#include <unistd.h>
 #include <array>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unistd.h>
 
 namespace asio = boost::asio;
 
@@ -32,9 +32,10 @@ class Session : public std::enable_shared_from_this<Session> {
     auto self = shared_from_this();
     socket_.async_read_some(asio::buffer(buffer_), [self](std::error_code error, std::size_t n) {
       if (error) return;  // the client closed, or the connection broke
-      asio::async_write(self->socket_, asio::buffer(self->buffer_, n), [self](std::error_code error, std::size_t) {
-        if (!error) self->read();
-      });
+      asio::async_write(self->socket_, asio::buffer(self->buffer_, n),
+                        [self](std::error_code error, std::size_t) {
+                          if (!error) self->read();
+                        });
     });
   }
 
@@ -47,13 +48,19 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const bool has_value = i + 1 < argc;
-    if (arg == "--port" && has_value) options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
-    else if (arg == "--nodes" && has_value) options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
-    else if (arg == "--host" && has_value) options.host = argv[++i];
-    else if (arg == "--no-master-listen") options.master_listen = false;
-    else if (arg == "--no-restart") options.restart_children = false;
+    if (arg == "--port" && has_value)
+      options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
+    else if (arg == "--nodes" && has_value)
+      options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
+    else if (arg == "--host" && has_value)
+      options.host = argv[++i];
+    else if (arg == "--no-master-listen")
+      options.master_listen = false;
+    else if (arg == "--no-restart")
+      options.restart_children = false;
     else {
-      std::cerr << "usage: echo [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]\n";
+      std::cerr
+          << "usage: echo [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]\n";
       return 2;
     }
   }

@@ -6,24 +6,30 @@
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <iostream>
 #include <string>
 #include <string_view>
-#include <unistd.h>
 
 int main(int argc, char** argv) {
   multinode::Options options{.port = 8080, .nodes = 2};
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const bool has_value = i + 1 < argc;
-    if (arg == "--port" && has_value) options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
-    else if (arg == "--nodes" && has_value) options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
-    else if (arg == "--host" && has_value) options.host = argv[++i];
-    else if (arg == "--no-master-listen") options.master_listen = false;
-    else if (arg == "--no-restart") options.restart_children = false;
+    if (arg == "--port" && has_value)
+      options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
+    else if (arg == "--nodes" && has_value)
+      options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
+    else if (arg == "--host" && has_value)
+      options.host = argv[++i];
+    else if (arg == "--no-master-listen")
+      options.master_listen = false;
+    else if (arg == "--no-restart")
+      options.restart_children = false;
     else {
-      std::cerr << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]\n";
+      std::cerr
+          << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]\n";
       return 2;
     }
   }

@@ -2,10 +2,10 @@
 
 #include <multinode/error.hpp>
 
-#include <cerrno>
-#include <cstring>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace multinode::detail {
 namespace {
@@ -20,7 +20,9 @@ void put32(unsigned char* p, std::uint32_t v) {
 void put64(unsigned char* p, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
 }
-std::uint16_t get16(const unsigned char* p) { return static_cast<std::uint16_t>(p[0] | (p[1] << 8)); }
+std::uint16_t get16(const unsigned char* p) {
+  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+}
 std::uint32_t get32(const unsigned char* p) {
   std::uint32_t v = 0;
   for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
@@ -102,8 +104,10 @@ void ControlChannel::read_records() {
         for (std::size_t i = 0; i < count; ++i) {
           int passed = -1;
           std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-          if (fd < 0) fd = passed;
-          else ::close(passed);  // one fd per record: extra ones are not ours to keep
+          if (fd < 0)
+            fd = passed;
+          else
+            ::close(passed);  // one fd per record: extra ones are not ours to keep
         }
       }
     }
@@ -153,12 +157,13 @@ void ControlChannel::flush() {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       waiting_writable_ = true;
-      socket_.async_wait(boost::asio::posix::descriptor_base::wait_write, [this](boost::system::error_code error) {
-        waiting_writable_ = false;
-        if (error == boost::asio::error::operation_aborted) return;
-        if (error) return fail(std::error_code(error.value(), std::system_category()));
-        flush();
-      });
+      socket_.async_wait(boost::asio::posix::descriptor_base::wait_write,
+                         [this](boost::system::error_code error) {
+                           waiting_writable_ = false;
+                           if (error == boost::asio::error::operation_aborted) return;
+                           if (error) return fail(std::error_code(error.value(), std::system_category()));
+                           flush();
+                         });
       return;
     }
     if (n < 0) return fail(std::error_code(errno, std::system_category()));

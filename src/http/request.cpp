@@ -69,26 +69,46 @@ class Category final : public std::error_category {
   const char* name() const noexcept override { return "multinode.http"; }
   std::string message(int value) const override {
     switch (static_cast<error>(value)) {
-      case error::bad_request_line: return "malformed request line";
-      case error::bad_target: return "malformed request-target (empty, or a byte outside visible ASCII)";
-      case error::target_too_long: return "request-target too long";
-      case error::unsupported_version: return "HTTP version not supported";
-      case error::header_too_large: return "request head too large";
-      case error::too_many_headers: return "too many header fields";
-      case error::bad_header: return "malformed header field";
-      case error::obs_fold: return "obsolete line folding";
-      case error::missing_host: return "HTTP/1.1 request without Host";
-      case error::duplicate_host: return "more than one Host field";
-      case error::bad_content_length: return "malformed or repeated Content-Length";
-      case error::bad_transfer_encoding: return "Transfer-Encoding whose final coding is not a single chunked";
-      case error::unsupported_transfer_coding: return "unsupported transfer coding";
-      case error::transfer_encoding_with_content_length: return "both Transfer-Encoding and Content-Length";
-      case error::transfer_encoding_on_http10: return "Transfer-Encoding in an HTTP/1.0 request";
-      case error::body_too_large: return "request body too large";
-      case error::bad_chunk: return "malformed chunk";
-      case error::chunk_extension_too_long: return "chunk extensions too long";
-      case error::trailers_too_large: return "trailer section too large";
-      case error::expectation_failed: return "unsupported expectation";
+      case error::bad_request_line:
+        return "malformed request line";
+      case error::bad_target:
+        return "malformed request-target (empty, or a byte outside visible ASCII)";
+      case error::target_too_long:
+        return "request-target too long";
+      case error::unsupported_version:
+        return "HTTP version not supported";
+      case error::header_too_large:
+        return "request head too large";
+      case error::too_many_headers:
+        return "too many header fields";
+      case error::bad_header:
+        return "malformed header field";
+      case error::obs_fold:
+        return "obsolete line folding";
+      case error::missing_host:
+        return "HTTP/1.1 request without Host";
+      case error::duplicate_host:
+        return "more than one Host field";
+      case error::bad_content_length:
+        return "malformed or repeated Content-Length";
+      case error::bad_transfer_encoding:
+        return "Transfer-Encoding whose final coding is not a single chunked";
+      case error::unsupported_transfer_coding:
+        return "unsupported transfer coding";
+      case error::transfer_encoding_with_content_length:
+        return "both Transfer-Encoding and Content-Length";
+      case error::transfer_encoding_on_http10:
+        return "Transfer-Encoding in an HTTP/1.0 request";
+      case error::body_too_large:
+        return "request body too large";
+      case error::bad_chunk:
+        return "malformed chunk";
+      case error::chunk_extension_too_long:
+        return "chunk extensions too long";
+      case error::trailers_too_large:
+        return "trailer section too large";
+      case error::expectation_failed:
+        return "unsupported expectation";
     }
     return "unknown HTTP error";
   }
@@ -103,15 +123,22 @@ const std::error_category& category() noexcept {
 
 unsigned status_of(error e) noexcept {
   switch (e) {
-    case error::target_too_long: return 414;
-    case error::unsupported_version: return 505;
+    case error::target_too_long:
+      return 414;
+    case error::unsupported_version:
+      return 505;
     case error::header_too_large:
     case error::too_many_headers:
-    case error::trailers_too_large: return 431;
-    case error::unsupported_transfer_coding: return 501;
-    case error::body_too_large: return 413;
-    case error::expectation_failed: return 417;
-    default: return 400;
+    case error::trailers_too_large:
+      return 431;
+    case error::unsupported_transfer_coding:
+      return 501;
+    case error::body_too_large:
+      return 413;
+    case error::expectation_failed:
+      return 417;
+    default:
+      return 400;
   }
 }
 

@@ -4,17 +4,17 @@
 
 #include <gtest/gtest.h>
 
-#include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
 
 namespace multinode::test {
 namespace {
 
 TEST(HttpGracefulStop, AnIdleKeepAliveConnectionGetsItsNextRequestAnsweredWithClose) {
   const std::uint16_t port = free_port();
-  auto server = ChildProcess::start({example_path("hello"), "--port", std::to_string(port), "--nodes", "1", "--host",
-                                     "127.0.0.1"});
+  auto server = ChildProcess::start(
+      {example_path("hello"), "--port", std::to_string(port), "--nodes", "1", "--host", "127.0.0.1"});
   const int fd = wait_for_connect(port, 10s);
   ASSERT_GE(fd, 0) << server.error_output();
   const std::string request = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -31,7 +31,8 @@ TEST(HttpGracefulStop, AnIdleKeepAliveConnectionGetsItsNextRequestAnsweredWithCl
   bool closed = false;
   const std::string second = read_until_closed(fd, 5s, &closed);
   ::close(fd);
-  EXPECT_NE(second.find("HTTP/1.1 200"), std::string::npos) << "the request sent during the stop failed:\n" << second;
+  EXPECT_NE(second.find("HTTP/1.1 200"), std::string::npos) << "the request sent during the stop failed:\n"
+                                                            << second;
   EXPECT_NE(second.find("Connection: close"), std::string::npos) << second;
   EXPECT_TRUE(closed);
 
@@ -42,8 +43,8 @@ TEST(HttpGracefulStop, AnIdleKeepAliveConnectionGetsItsNextRequestAnsweredWithCl
 
 TEST(HttpGracefulStop, AQuietKeepAliveConnectionIsClosedWhenTheGraceEnds) {
   const std::uint16_t port = free_port();
-  auto server = ChildProcess::start({example_path("hello"), "--port", std::to_string(port), "--nodes", "1", "--host",
-                                     "127.0.0.1"});
+  auto server = ChildProcess::start(
+      {example_path("hello"), "--port", std::to_string(port), "--nodes", "1", "--host", "127.0.0.1"});
   const int fd = wait_for_connect(port, 10s);
   ASSERT_GE(fd, 0) << server.error_output();
   ASSERT_TRUE(write_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));

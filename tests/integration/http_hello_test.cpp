@@ -7,11 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <csignal>
 #include <regex>
 #include <set>
 #include <string>
-#include <sys/wait.h>
 
 namespace multinode::test {
 namespace {
@@ -49,7 +49,8 @@ TEST(HttpHello, AnswersEveryMethodAndPathFromBothProcesses) {
   std::set<std::string> pids;
   for (const char* method : {"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"}) {
     Client client(hello.port);
-    ASSERT_TRUE(client.send(std::string(method) + " /some/path?q=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody"));
+    ASSERT_TRUE(client.send(std::string(method) +
+                            " /some/path?q=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody"));
     auto response = client.read_response();
     expect_hello(response);
     std::smatch match;
@@ -59,7 +60,8 @@ TEST(HttpHello, AnswersEveryMethodAndPathFromBothProcesses) {
   const std::vector<pid_t> children = child_pids(hello.process.pid());
   for (const std::string& pid : pids) {
     const pid_t p = std::stoi(pid);
-    EXPECT_TRUE(p == hello.process.pid() || std::find(children.begin(), children.end(), p) != children.end()) << p;
+    EXPECT_TRUE(p == hello.process.pid() || std::find(children.begin(), children.end(), p) != children.end())
+        << p;
   }
 }
 
@@ -96,12 +98,13 @@ TEST(HttpHello, KeepAlivePipeliningAndClose) {
 TEST(HttpHello, ChunkedAndLargeBodiesAreReadWhole) {
   Hello hello;
   Client client(hello.port);
-  ASSERT_TRUE(client.send(
-      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nwiki\r\n5\r\npedia\r\n0\r\nT: v\r\n\r\n"));
+  ASSERT_TRUE(
+      client.send("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+                  "chunked\r\n\r\n4;x=y\r\nwiki\r\n5\r\npedia\r\n0\r\nT: v\r\n\r\n"));
   expect_hello(client.read_response());
   const std::string body(std::size_t{1024} * 1024, 'b');  // exactly the default limit
-  ASSERT_TRUE(client.send("PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
-                          body));
+  ASSERT_TRUE(client.send("PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) +
+                          "\r\n\r\n" + body));
   expect_hello(client.read_response(false, 10s));
   ASSERT_TRUE(client.send("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"));
   auto interim = client.read_response();
@@ -144,11 +147,14 @@ TEST(HttpHello, DefaultLimitsAndSmugglingFormsAreRefused) {
       {"chunk-overflow", post + "Transfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n", 400},
       {"no-crlf-after-chunk", post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n", 400},
       // Every default limit.
-      {"header-bytes", "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(std::size_t{16} * 1024, 'v') + "\r\n\r\n", 431},
+      {"header-bytes",
+       "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(std::size_t{16} * 1024, 'v') + "\r\n\r\n", 431},
       {"header-count", many_fields + "\r\n", 431},
-      {"target-length", "GET /" + std::string(std::size_t{8} * 1024, 't') + " HTTP/1.1\r\nHost: h\r\n\r\n", 414},
+      {"target-length", "GET /" + std::string(std::size_t{8} * 1024, 't') + " HTTP/1.1\r\nHost: h\r\n\r\n",
+       414},
       {"body-bytes", post + "Content-Length: 1048577\r\n\r\n", 413},
-      {"chunk-extension", post + "Transfer-Encoding: chunked\r\n\r\n1;e=" + std::string(300, 'e') + "\r\nx\r\n0\r\n\r\n", 400},
+      {"chunk-extension",
+       post + "Transfer-Encoding: chunked\r\n\r\n1;e=" + std::string(300, 'e') + "\r\nx\r\n0\r\n\r\n", 400},
       {"version", "GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505},
   };
   for (const Refused& refused : cases) {

@@ -3,12 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <atomic>
 #include <csignal>
 #include <set>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 
 namespace multinode::test {
 namespace {
@@ -82,7 +82,8 @@ TEST(Signals, TtinAddsAWorkerAndTtouRemovesOne) {
 }
 
 TEST(Signals, ReuseportModeServesFromEveryProcessAndSurvivesAKill) {
-  auto server = ChildProcess::start({test_program_path("test_server"), "--nodes", "2", "--reuseport", "--min-uptime", "0"});
+  auto server = ChildProcess::start(
+      {test_program_path("test_server"), "--nodes", "2", "--reuseport", "--min-uptime", "0"});
   const std::uint16_t port = server.wait_for_port();
   ASSERT_NE(port, 0) << server.error_output();
   const auto workers = wait_for_children(server.pid(), 1, 10s);
@@ -99,14 +100,16 @@ TEST(Signals, ReuseportModeServesFromEveryProcessAndSurvivesAKill) {
 
   ::kill(workers[0], SIGKILL);
   // Connections hashed to the dead worker's socket wait in its queue for the replacement.
-  for (int i = 0; i < 50; ++i) EXPECT_TRUE(exchange(port)) << "connection " << i << "\n" << server.error_output();
+  for (int i = 0; i < 50; ++i)
+    EXPECT_TRUE(exchange(port)) << "connection " << i << "\n" << server.error_output();
 }
 
 TEST(Signals, TermToTheWholeProcessGroupStopsWithoutRestartingAnyone) {
   // As Ctrl-C or a service manager does: every process gets the signal at once.
   // min_uptime 0 makes the supervisor's normal reaction an immediate restart.
   for (int round = 0; round < 3; ++round) {
-    auto server = ChildProcess::start({test_program_path("test_server"), "--nodes", "3", "--min-uptime", "0"});
+    auto server =
+        ChildProcess::start({test_program_path("test_server"), "--nodes", "3", "--min-uptime", "0"});
     ASSERT_NE(server.wait_for_port(), 0) << server.error_output();
     ASSERT_TRUE(server.wait_for_log_count("is ready", 2, 10s)) << server.error_output();
     ASSERT_EQ(::kill(-server.pid(), SIGTERM), 0);

@@ -4,13 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
-#include <csignal>
 #include <netinet/in.h>
-#include <set>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <thread>
 #include <unistd.h>
+#include <csignal>
+#include <set>
+#include <thread>
 
 namespace multinode::test {
 namespace {
@@ -23,12 +23,15 @@ struct Greeting {
 // Connects and reads the "node <id> pid <pid>" line; the fd is closed unless kept.
 // With a timeout of more than 5 s the connection is retried while the port is not
 // open yet (the server is starting); otherwise one refused connection is a failure.
-std::optional<Greeting> greet(std::uint16_t port, int* keep_fd = nullptr, std::chrono::milliseconds timeout = 5s) {
+std::optional<Greeting> greet(std::uint16_t port, int* keep_fd = nullptr,
+                              std::chrono::milliseconds timeout = 5s) {
   const int fd = timeout > 5s ? wait_for_connect(port, timeout) : connect_tcp(port, timeout);
   if (fd < 0) return std::nullopt;
   const auto line = read_line(fd, timeout);
-  if (keep_fd != nullptr) *keep_fd = fd;
-  else ::close(fd);
+  if (keep_fd != nullptr)
+    *keep_fd = fd;
+  else
+    ::close(fd);
   if (!line) return std::nullopt;
   Greeting g;
   if (std::sscanf(line->c_str(), "node %u pid %d", &g.id, &g.pid) != 2) return std::nullopt;
@@ -48,15 +51,16 @@ bool can_bind(std::uint16_t port) {
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   address.sin_port = htons(port);
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 && ::listen(fd, 1) == 0;
+  const bool ok =
+      ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 && ::listen(fd, 1) == 0;
   ::close(fd);
   return ok;
 }
 
 TEST(Supervisor, ThreeNodesAreThreeServingProcesses) {
   const std::uint16_t port = free_port();
-  auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "3", "--host",
-                                     "127.0.0.1"});
+  auto server = ChildProcess::start(
+      {example_path("echo"), "--port", std::to_string(port), "--nodes", "3", "--host", "127.0.0.1"});
   ASSERT_TRUE(server.wait_for_log_count("is ready", 2, 10s)) << server.error_output();
   std::set<pid_t> pids;
   std::set<unsigned> ids;
@@ -79,8 +83,8 @@ TEST(Supervisor, ThreeNodesAreThreeServingProcesses) {
 
 TEST(Supervisor, MasterThatDoesNotListenServesNothing) {
   const std::uint16_t port = free_port();
-  auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "2", "--host",
-                                     "127.0.0.1", "--no-master-listen"});
+  auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "2",
+                                     "--host", "127.0.0.1", "--no-master-listen"});
   ASSERT_TRUE(server.wait_for_log_count("is ready", 2, 10s)) << server.error_output();
   std::set<pid_t> pids;
   for (int i = 0; i < 100; ++i) {
@@ -96,8 +100,8 @@ TEST(Supervisor, MasterThatDoesNotListenServesNothing) {
 
 TEST(Supervisor, KilledWorkerIsReplacedAndQueuedConnectionIsServed) {
   const std::uint16_t port = free_port();
-  auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "1", "--host",
-                                     "127.0.0.1", "--no-master-listen"});
+  auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "1",
+                                     "--host", "127.0.0.1", "--no-master-listen"});
   const auto before = greet(port, nullptr, 10s);
   ASSERT_TRUE(before.has_value()) << server.error_output();
   ASSERT_NE(before->pid, server.pid());
@@ -120,8 +124,8 @@ TEST(Supervisor, KilledWorkerIsReplacedAndQueuedConnectionIsServed) {
 
 TEST(Supervisor, KilledMasterTakesEveryWorkerAndThePortWithIt) {
   const std::uint16_t port = free_port();
-  auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "3", "--host",
-                                     "127.0.0.1"});
+  auto server = ChildProcess::start(
+      {example_path("echo"), "--port", std::to_string(port), "--nodes", "3", "--host", "127.0.0.1"});
   ASSERT_TRUE(greet(port, nullptr, 10s).has_value()) << server.error_output();
   ASSERT_TRUE(server.wait_for_log_count("is ready", 2, 10s)) << server.error_output();
   std::vector<pid_t> workers;
@@ -134,7 +138,8 @@ TEST(Supervisor, KilledMasterTakesEveryWorkerAndThePortWithIt) {
   server.signal(SIGKILL);
   ASSERT_TRUE(server.wait(5s).has_value());
   const auto killed_at = std::chrono::steady_clock::now();
-  for (const pid_t pid : workers) EXPECT_TRUE(wait_process_gone(pid, 1s)) << "worker " << pid << " outlived its master";
+  for (const pid_t pid : workers)
+    EXPECT_TRUE(wait_process_gone(pid, 1s)) << "worker " << pid << " outlived its master";
   bool bound = false;
   while (!bound && std::chrono::steady_clock::now() - killed_at < 1s) {
     bound = can_bind(port);
@@ -145,8 +150,8 @@ TEST(Supervisor, KilledMasterTakesEveryWorkerAndThePortWithIt) {
 
 TEST(Supervisor, SigtermFinishesTheConnectionInProgressAndExitsZero) {
   const std::uint16_t port = free_port();
-  auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "2", "--host",
-                                     "127.0.0.1"});
+  auto server = ChildProcess::start(
+      {example_path("echo"), "--port", std::to_string(port), "--nodes", "2", "--host", "127.0.0.1"});
   int fd = -1;
   ASSERT_TRUE(greet(port, &fd, 10s).has_value()) << server.error_output();
   const auto workers = child_pids(server.pid());
@@ -170,10 +175,11 @@ TEST(Supervisor, SigtermFinishesTheConnectionInProgressAndExitsZero) {
 
 TEST(Supervisor, CrashLoopBacksOffThenGivesUpAndSaysWhy) {
   const std::uint16_t port = free_port();
-  auto server = start_server({"--port", std::to_string(port), "--nodes", "1", "--no-master-listen", "--worker-exit",
-                              "3", "--restart-delay", "20", "--limit", "4"});
+  auto server = start_server({"--port", std::to_string(port), "--nodes", "1", "--no-master-listen",
+                              "--worker-exit", "3", "--restart-delay", "20", "--limit", "4"});
   const auto status = server.wait(20s);
-  ASSERT_TRUE(status.has_value()) << "the master kept restarting a crashing worker\n" << server.error_output();
+  ASSERT_TRUE(status.has_value()) << "the master kept restarting a crashing worker\n"
+                                  << server.error_output();
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << "nothing serves any more: exit status 1";
   const std::string log = server.error_output();
   // The delay doubles at each young death...
@@ -188,8 +194,8 @@ TEST(Supervisor, CrashLoopBacksOffThenGivesUpAndSaysWhy) {
 
 TEST(Supervisor, NoRestartWhenRestartChildrenIsOff) {
   const std::uint16_t port = free_port();
-  auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "2", "--host",
-                                     "127.0.0.1", "--no-restart"});
+  auto server = ChildProcess::start({example_path("echo"), "--port", std::to_string(port), "--nodes", "2",
+                                     "--host", "127.0.0.1", "--no-restart"});
   ASSERT_TRUE(server.wait_for_output("is ready", 10s, true));
   const auto workers = child_pids(server.pid());
   ASSERT_EQ(workers.size(), 1u);
@@ -256,7 +262,8 @@ TEST(Supervisor, ServesOnASocketPassedBySystemdConvention) {
 
   // sh's $$ is the pid that exec keeps, so LISTEN_PID names the program itself.
   const std::string command = "LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web exec " + example_path("echo") +
-                              " --port " + std::to_string(ntohs(taken.sin_port)) + " --nodes 2 --host 127.0.0.1";
+                              " --port " + std::to_string(ntohs(taken.sin_port)) +
+                              " --nodes 2 --host 127.0.0.1";
   auto server = ChildProcess::start({"/bin/sh", "-c", command}, {}, {listener});
   ::close(listener);
   ASSERT_TRUE(server.wait_for_log_count("is ready", 1, 10s)) << server.error_output();

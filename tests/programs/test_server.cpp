@@ -9,6 +9,7 @@
 
 #include <boost/asio.hpp>
 
+#include <unistd.h>
 #include <array>
 #include <cstdlib>
 #include <iostream>
@@ -16,19 +17,20 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unistd.h>
 
 namespace asio = boost::asio;
 
 namespace {
 
 void echo(std::shared_ptr<asio::ip::tcp::socket> socket, std::shared_ptr<std::array<char, 4096>> buffer) {
-  socket->async_read_some(asio::buffer(*buffer), [socket, buffer](boost::system::error_code error, std::size_t n) {
-    if (error) return;
-    asio::async_write(*socket, asio::buffer(*buffer, n), [socket, buffer](boost::system::error_code error, std::size_t) {
-      if (!error) echo(socket, buffer);
-    });
-  });
+  socket->async_read_some(asio::buffer(*buffer),
+                          [socket, buffer](boost::system::error_code error, std::size_t n) {
+                            if (error) return;
+                            asio::async_write(*socket, asio::buffer(*buffer, n),
+                                              [socket, buffer](boost::system::error_code error, std::size_t) {
+                                                if (!error) echo(socket, buffer);
+                                              });
+                          });
 }
 
 }  // namespace
@@ -39,18 +41,32 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const char* value = i + 1 < argc ? argv[i + 1] : "0";
-    auto ms = [&] { ++i; return std::chrono::milliseconds(std::atoi(value)); };
-    if (arg == "--port") options.port = static_cast<std::uint16_t>(std::atoi(value)), ++i;
-    else if (arg == "--nodes") options.nodes = static_cast<unsigned>(std::atoi(value)), ++i;
-    else if (arg == "--host") options.host = value, ++i;
-    else if (arg == "--no-master-listen") options.master_listen = false;
-    else if (arg == "--no-restart") options.restart_children = false;
-    else if (arg == "--reuseport") options.balancing = multinode::Balancing::reuseport;
-    else if (arg == "--min-uptime") options.min_uptime = ms();
-    else if (arg == "--restart-delay") options.restart_delay = ms();
-    else if (arg == "--stop-timeout") options.stop_timeout = ms();
-    else if (arg == "--limit") options.crash_loop_limit = static_cast<unsigned>(std::atoi(value)), ++i;
-    else if (arg == "--worker-exit") worker_exit = std::atoi(value), ++i;
+    auto ms = [&] {
+      ++i;
+      return std::chrono::milliseconds(std::atoi(value));
+    };
+    if (arg == "--port")
+      options.port = static_cast<std::uint16_t>(std::atoi(value)), ++i;
+    else if (arg == "--nodes")
+      options.nodes = static_cast<unsigned>(std::atoi(value)), ++i;
+    else if (arg == "--host")
+      options.host = value, ++i;
+    else if (arg == "--no-master-listen")
+      options.master_listen = false;
+    else if (arg == "--no-restart")
+      options.restart_children = false;
+    else if (arg == "--reuseport")
+      options.balancing = multinode::Balancing::reuseport;
+    else if (arg == "--min-uptime")
+      options.min_uptime = ms();
+    else if (arg == "--restart-delay")
+      options.restart_delay = ms();
+    else if (arg == "--stop-timeout")
+      options.stop_timeout = ms();
+    else if (arg == "--limit")
+      options.crash_loop_limit = static_cast<unsigned>(std::atoi(value)), ++i;
+    else if (arg == "--worker-exit")
+      worker_exit = std::atoi(value), ++i;
     else {
       std::cerr << "test_server: unknown argument " << arg << "\n";
       return 2;
@@ -61,9 +77,10 @@ int main(int argc, char** argv) {
   multinode::tcp::Server server([&greeting](asio::ip::tcp::socket accepted) {
     auto socket = std::make_shared<asio::ip::tcp::socket>(std::move(accepted));
     auto buffer = std::make_shared<std::array<char, 4096>>();
-    asio::async_write(*socket, asio::buffer(greeting), [socket, buffer](boost::system::error_code error, std::size_t) {
-      if (!error) echo(socket, buffer);
-    });
+    asio::async_write(*socket, asio::buffer(greeting),
+                      [socket, buffer](boost::system::error_code error, std::size_t) {
+                        if (!error) echo(socket, buffer);
+                      });
   });
   auto nodes = multinode::listen(options, server);
   if (!nodes.is_master() && worker_exit) return *worker_exit;

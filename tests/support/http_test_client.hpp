@@ -38,8 +38,7 @@ using steady = std::chrono::steady_clock;
 
 class TestServer {
  public:
-  explicit TestServer(Server::Handler handler, Options options = {})
-      : server_(std::move(handler), options) {
+  explicit TestServer(Server::Handler handler, Options options = {}) : server_(std::move(handler), options) {
     namespace asio = boost::asio;
     asio::ip::tcp::acceptor acceptor(io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     port_ = acceptor.local_endpoint().port();
@@ -81,7 +80,8 @@ class TestServer {
       f();
       done.set_value();
     });
-    if (done.get_future().wait_for(10s) != std::future_status::ready) ADD_FAILURE() << "io thread did not answer";
+    if (done.get_future().wait_for(10s) != std::future_status::ready)
+      ADD_FAILURE() << "io thread did not answer";
   }
 
   Stats stats() {
@@ -132,8 +132,9 @@ struct ClientResponse {
 
   std::string header(std::string_view name) const {
     for (const auto& [n, v] : headers) {
-      if (n.size() == name.size() &&
-          std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+      if (n.size() == name.size() && std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
+            return std::tolower(a) == std::tolower(b);
+          }))
         return v;
     }
     return {};
@@ -186,7 +187,8 @@ class Client {
 
   // Reads one response (a 1xx counts as one). nullopt when the connection closes
   // or the time runs out first.
-  std::optional<ClientResponse> read_response(bool head_request = false, std::chrono::milliseconds timeout = 5s) {
+  std::optional<ClientResponse> read_response(bool head_request = false,
+                                              std::chrono::milliseconds timeout = 5s) {
     const auto deadline = steady::now() + timeout;
     std::size_t head_end;
     while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos)
@@ -208,7 +210,8 @@ class Client {
       pos = end + 2;
     }
     buffer_.erase(0, head_end + 4);
-    const bool no_body = head_request || response.status / 100 == 1 || response.status == 204 || response.status == 304;
+    const bool no_body =
+        head_request || response.status / 100 == 1 || response.status == 204 || response.status == 304;
     if (no_body) return response;
     if (strcasecmp(response.header("Transfer-Encoding").c_str(), "chunked") == 0) {
       response.chunked = true;

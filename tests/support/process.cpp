@@ -3,23 +3,23 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
-#include <fcntl.h>
 #include <fstream>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sstream>
 #include <stdexcept>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 
 extern char** environ;
 
@@ -50,13 +50,16 @@ int remaining_ms(clock::time_point deadline) {
 
 }  // namespace
 
-std::string example_path(std::string_view name) { return std::string(MULTINODE_EXAMPLES_DIR) + "/" + std::string(name); }
+std::string example_path(std::string_view name) {
+  return std::string(MULTINODE_EXAMPLES_DIR) + "/" + std::string(name);
+}
 
 std::string test_program_path(std::string_view name) {
   return std::string(MULTINODE_TEST_PROGRAMS_DIR) + "/" + std::string(name);
 }
 
-ChildProcess ChildProcess::start(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
+ChildProcess ChildProcess::start(const std::vector<std::string>& argv,
+                                 const std::vector<std::string>& extra_env,
                                  const std::vector<int>& pass_fds) {
   std::string out_path = temp_file("out");
   std::string err_path = temp_file("err");
@@ -122,7 +125,8 @@ ChildProcess::~ChildProcess() {
   for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
     const auto at = errors.find(marker);
     if (at != std::string::npos) {
-      ADD_FAILURE() << "sanitizer report from " << pid_ << ":\n" << errors.substr(at > 2000 ? at - 2000 : 0, 6000);
+      ADD_FAILURE() << "sanitizer report from " << pid_ << ":\n"
+                    << errors.substr(at > 2000 ? at - 2000 : 0, 6000);
       break;
     }
   }
@@ -161,10 +165,15 @@ void ChildProcess::kill_all() {
   }
 }
 
-std::string ChildProcess::output() const { return read_file(out_path_); }
-std::string ChildProcess::error_output() const { return read_file(err_path_); }
+std::string ChildProcess::output() const {
+  return read_file(out_path_);
+}
+std::string ChildProcess::error_output() const {
+  return read_file(err_path_);
+}
 
-bool ChildProcess::wait_for_output(std::string_view needle, std::chrono::milliseconds timeout, bool in_stderr) const {
+bool ChildProcess::wait_for_output(std::string_view needle, std::chrono::milliseconds timeout,
+                                   bool in_stderr) const {
   const auto deadline = clock::now() + timeout;
   while (true) {
     const std::string text = in_stderr ? error_output() : output();
@@ -180,7 +189,8 @@ bool ChildProcess::wait_for_log_count(std::string_view needle, std::size_t count
   while (true) {
     const std::string text = error_output();
     std::size_t seen = 0;
-    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++seen;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size()))
+      ++seen;
     if (seen >= count) return true;
     if (clock::now() >= deadline) return false;
     std::this_thread::sleep_for(5ms);

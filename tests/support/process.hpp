@@ -3,12 +3,12 @@
 // ChildProcess goes out of scope; every wait is bounded.
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <vector>
 
 namespace multinode::test {
@@ -24,7 +24,8 @@ class ChildProcess {
   // Starts argv[0] with argv in a new process group; stdout and stderr go to temporary files.
   // extra_env entries are "NAME=value" added to (or replacing in) the current environment.
   // pass_fds become fds 3, 4, ... of the child (the way systemd passes sockets).
-  static ChildProcess start(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {},
+  static ChildProcess start(const std::vector<std::string>& argv,
+                            const std::vector<std::string>& extra_env = {},
                             const std::vector<int>& pass_fds = {});
 
   ChildProcess(ChildProcess&& other) noexcept;
@@ -39,14 +40,16 @@ class ChildProcess {
   // Kills the whole process group and reaps the process (idempotent).
   void kill_all();
 
-  std::string output() const;       // what it wrote to stdout so far
+  std::string output() const;        // what it wrote to stdout so far
   std::string error_output() const;  // what it wrote to stderr so far
   // Waits until stdout (or stderr) contains needle; false on timeout.
   // Reads "port N" from the program's stdout (test_server prints it); 0 on timeout.
   std::uint16_t wait_for_port(std::chrono::milliseconds timeout = 10s) const;
-  bool wait_for_output(std::string_view needle, std::chrono::milliseconds timeout, bool in_stderr = false) const;
+  bool wait_for_output(std::string_view needle, std::chrono::milliseconds timeout,
+                       bool in_stderr = false) const;
   // Waits until stderr contains needle at least `count` times (e.g. N "is ready" lines).
-  bool wait_for_log_count(std::string_view needle, std::size_t count, std::chrono::milliseconds timeout) const;
+  bool wait_for_log_count(std::string_view needle, std::size_t count,
+                          std::chrono::milliseconds timeout) const;
 
  private:
   ChildProcess(pid_t pid, std::string out_path, std::string err_path);
@@ -60,9 +63,11 @@ class ChildProcess {
 // A loopback TCP port that was free a moment ago (bound to port 0 and read back).
 std::uint16_t free_port();
 // Connects to host:port; -1 when it cannot within the timeout.
-int connect_tcp(std::uint16_t port, std::chrono::milliseconds timeout = 5s, const std::string& host = "127.0.0.1");
+int connect_tcp(std::uint16_t port, std::chrono::milliseconds timeout = 5s,
+                const std::string& host = "127.0.0.1");
 // Retries connect_tcp until a server answers (port open) or the timeout runs out.
-int wait_for_connect(std::uint16_t port, std::chrono::milliseconds timeout = 10s, const std::string& host = "127.0.0.1");
+int wait_for_connect(std::uint16_t port, std::chrono::milliseconds timeout = 10s,
+                     const std::string& host = "127.0.0.1");
 bool write_all(int fd, std::string_view bytes);
 // Reads one line (without the newline); nullopt on timeout, error or end of stream before a newline.
 std::optional<std::string> read_line(int fd, std::chrono::milliseconds timeout = 5s);

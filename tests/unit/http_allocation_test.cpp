@@ -23,15 +23,26 @@ thread_local bool on_server_thread = false;
 }  // namespace
 
 void* operator new(std::size_t size) {
-  if (on_server_thread && counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+  if (on_server_thread && counting.load(std::memory_order_relaxed))
+    allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
-void* operator new[](std::size_t size) { return operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void* operator new[](std::size_t size) {
+  return operator new(size);
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace multinode::http::test {
 namespace {
@@ -41,8 +52,8 @@ void hello(Request&, Response& res) {
   res.end("Hello from node 0 (pid 1)\n");
 }
 
-std::uint64_t count_allocations(TestServer& server, Client& client, const std::string& batch, int requests_per_batch,
-                                int batches) {
+std::uint64_t count_allocations(TestServer& server, Client& client, const std::string& batch,
+                                int requests_per_batch, int batches) {
   server.on_io([] {
     on_server_thread = true;
     allocations = 0;
@@ -88,7 +99,8 @@ TEST(HttpAllocation, RequestBodiesAllocateNothing) {
   Client client(server.port());
   const std::string request =
       "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
-      "POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: v\r\n\r\n";
+      "POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: "
+      "v\r\n\r\n";
   for (int i = 0; i < 20; ++i) {
     ASSERT_TRUE(client.send(request));
     ASSERT_TRUE(client.read_response());

@@ -33,7 +33,8 @@ std::vector<BadRequest> bad_requests() {
   return {
       {"te-not-chunked-last", post + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", 400},
       {"te-gzip-only", post + "Transfer-Encoding: gzip\r\n\r\n", 400},
-      {"te-chunked-twice", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"te-chunked-twice", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       400},
       {"te-unsupported-coding", post + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
       {"te-then-cl", post + "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", 400},
       {"cl-then-te", post + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
@@ -49,9 +50,13 @@ std::vector<BadRequest> bad_requests() {
       {"bare-lf", "GET / HTTP/1.1\nHost: h\n\n", 400},
       {"chunk-size-overflow", post + "Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", 400},
       {"bad-chunk-size", post + "Transfer-Encoding: chunked\r\n\r\nxyz\r\n", 400},
-      {"chunk-extension-too-long", post + "Transfer-Encoding: chunked\r\n\r\n1;" + std::string(40, 'e') + "\r\nx\r\n0\r\n\r\n", 400},
+      {"chunk-extension-too-long",
+       post + "Transfer-Encoding: chunked\r\n\r\n1;" + std::string(40, 'e') + "\r\nx\r\n0\r\n\r\n", 400},
       {"body-too-large", post + "Content-Length: 101\r\n\r\n", 413},
-      {"chunked-body-too-large", post + "Transfer-Encoding: chunked\r\n\r\n40\r\n" + std::string(64, 'x') + "\r\n40\r\n" + std::string(64, 'x') + "\r\n0\r\n\r\n", 413},
+      {"chunked-body-too-large",
+       post + "Transfer-Encoding: chunked\r\n\r\n40\r\n" + std::string(64, 'x') + "\r\n40\r\n" +
+           std::string(64, 'x') + "\r\n0\r\n\r\n",
+       413},
       {"target-too-long", "GET /" + std::string(100, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n", 414},
       {"request-line-too-long", "GET /" + std::string(1100, 'a'), 414},
       {"header-too-large", "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(1100, 'v') + "\r\n\r\n", 431},
@@ -91,7 +96,8 @@ TEST(HttpErrors, EachBadRequestGetsItsStatusAndNothingAfterIt) {
 TEST(HttpErrors, GoodRequestsBeforeABadOneAreAnswered) {
   TestServer server([](Request& req, Response& res) { res.end(std::string(req.target())); });
   Client client(server.port());
-  ASSERT_TRUE(client.send(get("/1") + get("/2") + "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + get("/3")));
+  ASSERT_TRUE(
+      client.send(get("/1") + get("/2") + "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + get("/3")));
   auto first = client.read_response();
   auto second = client.read_response();
   auto third = client.read_response();
@@ -109,7 +115,8 @@ TEST(HttpErrors, ErrorResponseSurvivesUnreadInput) {
   // the 400 to it (lingering close) rather than reset the connection.
   TestServer server([](Request&, Response& res) { res.end("ok"); });
   Client client(server.port());
-  ASSERT_TRUE(client.send("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + std::string(std::size_t{200} * 1024, 'x')));
+  ASSERT_TRUE(client.send("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" +
+                          std::string(std::size_t{200} * 1024, 'x')));
   auto response = client.read_response();
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 400);

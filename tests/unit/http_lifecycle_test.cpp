@@ -21,7 +21,9 @@ Options short_timeouts() {
   return options;
 }
 
-void hello(Request&, Response& res) { res.end("hello\n"); }
+void hello(Request&, Response& res) {
+  res.end("hello\n");
+}
 
 // Polls the server's counters until pred holds (at most 10 s).
 template <typename Pred>

@@ -55,7 +55,8 @@ inline std::string describe(const ParseOutcome& outcome) {
 // Parses input delivered in pieces ending at each of the cut offsets (sorted, within
 // the input). Stops after a request that does not keep the connection alive, as a
 // connection does.
-inline ParseOutcome parse_pieces(const Options& options, std::string_view input, std::vector<std::size_t> cuts) {
+inline ParseOutcome parse_pieces(const Options& options, std::string_view input,
+                                 std::vector<std::size_t> cuts) {
   std::sort(cuts.begin(), cuts.end());
   cuts.push_back(input.size());
   detail::RequestReader reader(options);
@@ -87,8 +88,10 @@ inline ParseOutcome parse_pieces(const Options& options, std::string_view input,
         Request& request = reader.request();
         if (event == detail::ReadEvent::head) {
           current = ParsedRequest{};
-          current.expects_continue_head = request.expects_continue() && reader.phase() == detail::ReadPhase::body;
-          if (options.stream_body) request.on_data([&current](std::string_view data) { current.body.append(data); });
+          current.expects_continue_head =
+              request.expects_continue() && reader.phase() == detail::ReadPhase::body;
+          if (options.stream_body)
+            request.on_data([&current](std::string_view data) { current.body.append(data); });
           continue;
         }
         current.method = request.method();

@@ -29,9 +29,9 @@ class Request {
  public:
   std::string_view method() const noexcept { return method_; }  // as sent, case preserved
   std::string_view target() const noexcept { return target_; }  // as sent, not decoded
-  std::string_view path() const noexcept;                        // target up to '?'
-  std::string_view query() const noexcept;                       // after '?', empty if none
-  int version() const noexcept { return version_; }               // 10 or 11
+  std::string_view path() const noexcept;                       // target up to '?'
+  std::string_view query() const noexcept;                      // after '?', empty if none
+  int version() const noexcept { return version_; }             // 10 or 11
   bool is_head() const noexcept { return method_ == "HEAD"; }
 
   std::span<const Field> headers() const noexcept { return {fields_.data(), header_count_}; }

@@ -24,15 +24,15 @@ class ServerImpl;
 struct Stats {
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_open = 0;
-  std::uint64_t requests = 0;          // requests handed to the handler
-  std::uint64_t bad_requests = 0;      // requests refused by the parser or the policy
-  std::uint64_t header_timeouts = 0;   // heads not complete within header_timeout
+  std::uint64_t requests = 0;         // requests handed to the handler
+  std::uint64_t bad_requests = 0;     // requests refused by the parser or the policy
+  std::uint64_t header_timeouts = 0;  // heads not complete within header_timeout
   std::uint64_t body_timeouts = 0;
   std::uint64_t idle_timeouts = 0;
   std::uint64_t write_timeouts = 0;
-  std::uint64_t handler_errors = 0;    // handlers that threw or dropped a response unanswered
-  std::uint64_t reads = 0;             // read completions carrying request bytes
-  std::uint64_t writes = 0;            // writev calls: the responses of one batch share one
+  std::uint64_t handler_errors = 0;  // handlers that threw or dropped a response unanswered
+  std::uint64_t reads = 0;           // read completions carrying request bytes
+  std::uint64_t writes = 0;          // writev calls: the responses of one batch share one
 };
 
 class Server final : public multinode::Server {
