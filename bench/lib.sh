@@ -20,7 +20,8 @@
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(dirname "$bench_dir")
-build_dir="$repo_root/build/release"
+# MULTINODE_BUILD_DIR measures another build of the same tree (with --no-build), e.g. build/uring.
+build_dir="${MULTINODE_BUILD_DIR:-$repo_root/build/release}"
 bench_name=${bench_name:-bench}
 bench_work=""
 bench_leaders=()      # pids of the processes bench_start started; each leads its own process group

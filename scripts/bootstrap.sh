@@ -6,7 +6,7 @@ what="${1:-test}"
 
 build_packages=(cmake ninja-build g++ libboost1.81-dev libboost-json1.81-dev pkgconf)
 test_packages=(googletest libgtest-dev libgmock-dev curl clang clang-format libclang-rt-14-dev node-llhttp nodejs)
-bench_packages=(wrk nginx-light h2o nodejs procps python3)
+bench_packages=(wrk nginx-light h2o nodejs procps python3 liburing-dev)
 
 case "$what" in
   build) wanted=("${build_packages[@]}") ;;
