@@ -11,8 +11,13 @@ if [ "$#" -eq 0 ]; then
   mapfile -t files < <(ls src/*/*.cpp examples/*.cpp tests/programs/*.cpp)
   set -- "${files[@]}"
 fi
-status=0
-printf '%s\n' "$@" | xargs -P "$(nproc)" -n 4 clang-tidy -p build/release --quiet 2>/dev/null \
-  | grep -E "^$(pwd)/(src|include|examples|tests)/.*: (warning|error):" && status=1
-if [ "$status" -eq 0 ]; then echo "lint: clean"; fi
-exit "$status"
+# clang-tidy exits non-zero on every finding, so its findings are read from its
+# output (the project's files only), not from its exit status.
+findings=$(printf '%s\n' "$@" | xargs -P "$(nproc)" -n 4 clang-tidy -p build/release --quiet 2>/dev/null \
+  | grep -E "^$(pwd)/(src|include|examples|tests)/.*: (warning|error):" | sort -u || true)
+if [ -n "$findings" ]; then
+  printf '%s\n' "$findings"
+  echo "lint: $(printf '%s\n' "$findings" | wc -l) finding(s)" >&2
+  exit 1
+fi
+echo "lint: clean"

@@ -38,7 +38,7 @@ inline constexpr std::array<std::uint8_t, 256> char_classes = [] {
   for (int c = 0x21; c <= 0x7E; ++c)
     add(c, field_value_class | quoted_pair_class | visible_class | qdtext_class);
   for (int c = 0x80; c <= 0xFF; ++c) add(c, field_value_class | quoted_pair_class | qdtext_class);
-  for (int c : {' ', '\t'}) add(c, field_value_class | quoted_pair_class | qdtext_class);
+  for (const unsigned char c : {' ', '\t'}) add(c, field_value_class | quoted_pair_class | qdtext_class);
   table['"'] &= static_cast<std::uint8_t>(~qdtext_class);
   table['\\'] &= static_cast<std::uint8_t>(~qdtext_class);
   return table;
