@@ -26,7 +26,7 @@ for preset in "${presets[@]}"; do
   cmake --build --preset "$preset" -j "$jobs"
   if [ "$preset" = fuzz ]; then
     echo "== fuzz: every target over its seed corpus" >&2
-    for target in build/fuzz/*_fuzz; do
+    for target in build/fuzz/fuzz/*_fuzz; do
       name="$(basename "$target")"
       "$target" -runs=0 "fuzz/corpus/$name" 2>&1 | tail -n 1
     done
