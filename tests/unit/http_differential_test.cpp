@@ -89,6 +89,7 @@ TEST(HttpDifferential, EachDocumentedDifferenceHappens) {
       {"get /x HTTP/1.1\r\nHost: h\r\n\r\n", difference::extension_method},
       {"GET / HTTP/1.0\r\nConnection: keep-alive\t\r\n\r\n", difference::tab_in_connection},
       {"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\t\r\n\r\n", difference::tab_in_connection},
+      {"GET / HTTP/1.1\r\nHost: h\r\nProxy-Connection: close\t\r\n\r\n", difference::tab_in_connection},
       {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;a=b;c\r\nx\r\n0\r\n\r\n",
        difference::chunk_extensions},
       {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\"b\\\"c\"\r\nx\r\n0\r\n\r\n",

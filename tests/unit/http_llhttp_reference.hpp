@@ -155,7 +155,8 @@ namespace difference {
 inline constexpr const char* stricter = "stricter: we refuse what llhttp accepts";
 inline constexpr const char* refused_at_head_end = "stricter, later: we refuse once the head is complete";
 inline constexpr const char* extension_method = "extension methods: we accept any token as a method";
-inline constexpr const char* tab_in_connection = "a tab around a Connection token: we trim it (RFC 9110 5.5)";
+inline constexpr const char* tab_in_connection =
+    "a tab around a Connection or Proxy-Connection token: we trim it (RFC 9110 5.5)";
 inline constexpr const char* upgrade = "Upgrade and CONNECT: we answer them as ordinary requests";
 inline constexpr const char* chunk_extensions =
     "several chunk extensions after one with a value: we accept them (RFC 9112 7.1.1)";
@@ -226,10 +227,11 @@ inline std::string explain_difference(const Options& options, std::string_view i
     const ParsedRequest& b = theirs.requests[k];
     ParsedRequest a_without_persistence = a;
     a_without_persistence.keep_alive = b.keep_alive;
-    // llhttp 8 does not see a Connection token followed by a tab.
+    // llhttp 8 does not see a Connection (or Proxy-Connection) token followed by a tab.
     if (same_request(a_without_persistence, b) && input.find('\t') != std::string_view::npos) {
       for (const auto& [name, value] : a.headers)
-        if (detail::iequals(name, "connection")) return difference::tab_in_connection;
+        if (detail::iequals(name, "connection") || detail::iequals(name, "proxy-connection"))
+          return difference::tab_in_connection;
     }
     return "UNDOCUMENTED: request " + std::to_string(k) + " parsed differently";
   }
