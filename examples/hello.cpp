@@ -3,6 +3,7 @@
 // been read) with the node that served it.
 //
 //   hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]
+//         [--log-file PATH] [--log-format text|json]
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
@@ -27,9 +28,21 @@ int main(int argc, char** argv) {
       options.master_listen = false;
     else if (arg == "--no-restart")
       options.restart_children = false;
-    else {
-      std::cerr
-          << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]\n";
+    else if (arg == "--log-file" && has_value)
+      options.log_file = argv[++i];
+    else if (arg == "--log-format" && has_value) {
+      const std::string_view format = argv[++i];
+      if (format == "text") {
+        options.log_format = multinode::LogFormat::text;
+      } else if (format == "json") {
+        options.log_format = multinode::LogFormat::json;
+      } else {
+        std::cerr << "hello: --log-format must be text or json, not '" << format << "'\n";
+        return 2;
+      }
+    } else {
+      std::cerr << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]"
+                   " [--log-file PATH] [--log-format text|json]\n";
       return 2;
     }
   }

@@ -23,6 +23,14 @@ enum class Balancing {
 // for the mesh and FrameOptions::max_frame_size both start from it.
 inline constexpr std::size_t default_max_frame_size = std::size_t{16} * 1024 * 1024;
 
+// In which form the library writes its log lines (Options::log_format).
+enum class LogFormat {
+  // multinode[worker 3 slot 1 pid 4250] message
+  text,
+  // One JSON object per line: time, level, role, id, slot, pid, message.
+  json,
+};
+
 struct Options {
   // Port to listen on (the original's default). 0 picks a free port; read it back
   // with Nodes::local_port().
@@ -58,6 +66,11 @@ struct Options {
   // machine's wake-up (tens of us) when CPUs idle between messages, at the cost
   // of CPU time. 0 (off) by default; see docs/ipc.md.
   std::chrono::microseconds mesh_busy_poll{0};
+  // Where the library's log lines go: empty for stderr, else a file every process
+  // opens for appending (one write(2) per line, so lines never tear or merge).
+  // SIGUSR1 to the master reopens it in every process (after logrotate renamed it).
+  std::string log_file;
+  LogFormat log_format = LogFormat::text;
 };
 
 }  // namespace multinode

@@ -46,6 +46,9 @@ void Runtime::start() {
     throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                             "Options::nodes is 0: at least one process must serve");
   }
+  // Every process opens the log file itself: workers run listen() with the same
+  // Options, and a worker started after a logrotate opens the current file.
+  set_log_output(options_.log_file, options_.log_format == LogFormat::json);
   if (environment::names_a_worker(environ)) {
     start_worker();
   } else {
@@ -150,6 +153,7 @@ std::vector<boost::asio::ip::tcp::acceptor> Runtime::take_listeners() {
 void Runtime::watch_signals() {
   signals_.add(SIGTERM);
   signals_.add(SIGINT);
+  signals_.add(SIGUSR1);
   if (is_master_) {
     signals_.add(SIGHUP);
     signals_.add(SIGTTIN);
@@ -178,6 +182,13 @@ void Runtime::wait_for_signal() {
       case SIGTTOU:
         supervisor_->remove_worker();
         break;
+      case SIGUSR1:
+        if (is_master_) {
+          log_reopen_.reopen_all();
+        } else {
+          reopen_log_file();
+        }
+        break;
       default:
         break;
     }
@@ -194,6 +205,9 @@ void Runtime::begin_stop(const std::string& reason, int exit_status) {
   boost::system::error_code ignored;
   signals_.clear(ignored);
   signals_.cancel(ignored);
+  // The master may still forward a SIGUSR1 (log reopen) while this process drains:
+  // its default action would kill it.
+  std::signal(SIGUSR1, SIG_IGN);
   for (const int fd : own_listen_fds_) ::close(fd);
   own_listen_fds_.clear();
   if (supervisor_) supervisor_->stop_all();
@@ -280,12 +294,15 @@ void Runtime::add_stop_handler(std::function<void()> handler) {
 }
 
 void Runtime::worker_started(const WorkerInfo& worker) {
+  log_reopen_.worker_started(worker.pid);
   if (on_worker_started_) on_worker_started_(worker);
 }
 void Runtime::worker_ready(const WorkerInfo& worker) {
+  log_reopen_.worker_ready(worker.pid);
   if (on_worker_ready_) on_worker_ready_(worker);
 }
 void Runtime::worker_exited(const WorkerExit& exit) {
+  log_reopen_.worker_exited(exit.worker.pid);
   if (on_worker_exit_) on_worker_exit_(exit);
 }
 

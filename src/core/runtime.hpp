@@ -5,6 +5,7 @@
 
 #include <multinode/nodes.hpp>
 
+#include "common/log.hpp"
 #include "net/listeners.hpp"
 #include "supervisor/supervisor.hpp"
 #include "worker/worker_link.hpp"
@@ -100,6 +101,7 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
   std::function<void(const WorkerExit&)> on_worker_exit_;
   std::vector<std::function<void()>> on_stop_;
 
+  LogReopenFanout log_reopen_;  // the master: SIGUSR1 reaches every ready worker
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<WorkerLink> worker_;
 };
