@@ -192,6 +192,9 @@ void set_log_output(const std::string& path, bool json) {
     }
     if (output_fd != STDERR_FILENO) ::close(output_fd);
     output_fd = fd;
+  } else if (output_fd != STDERR_FILENO) {
+    ::close(output_fd);
+    output_fd = STDERR_FILENO;
   }
   file_path = path;
   json_format = json;
