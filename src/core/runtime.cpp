@@ -202,12 +202,18 @@ void Runtime::begin_stop(const std::string& reason, int exit_status) {
   exit_status_ = exit_status;
   stop_deadline_ = clock::now() + options_.stop_timeout;
   log(LogLevel::info, "stopping gracefully: ", reason);
+  // The master may still forward a SIGUSR1 (log reopen) while this process drains:
+  // its default action, back once the set is cleared, would kill it. Blocked until
+  // it is ignored, so none arrives in between (a pending one is then discarded).
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  ::pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
   boost::system::error_code ignored;
   signals_.clear(ignored);
   signals_.cancel(ignored);
-  // The master may still forward a SIGUSR1 (log reopen) while this process drains:
-  // its default action would kill it.
   std::signal(SIGUSR1, SIG_IGN);
+  ::pthread_sigmask(SIG_UNBLOCK, &usr1, nullptr);
   for (const int fd : own_listen_fds_) ::close(fd);
   own_listen_fds_.clear();
   if (supervisor_) supervisor_->stop_all();

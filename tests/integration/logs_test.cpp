@@ -217,6 +217,31 @@ TEST(Logs, Sigusr1AfterARenameMovesEveryProcessToTheNewFile) {
   }
 }
 
+// A process that is stopping ignores SIGUSR1: its default action would kill it mid-drain.
+TEST(Logs, Sigusr1DuringTheGracefulStopKillsNothing) {
+  TempDir dir;
+  const std::string file = dir.path() + "/hello.log";
+  const std::uint16_t port = free_port();
+  auto hello = ChildProcess::start({example_path("hello"), "--port", std::to_string(port), "--host",
+                                    "127.0.0.1", "--nodes", "1", "--log-file", file, "--log-format", "json"});
+  // A request half sent keeps the only process (the master) draining after TERM.
+  const int fd = wait_for_connect(port, 10s);
+  ASSERT_GE(fd, 0) << hello.error_output();
+  ASSERT_TRUE(write_all(fd, "GET / HTTP/1.1\r\nHost: h\r\n"));
+  std::this_thread::sleep_for(100ms);
+  hello.signal(SIGTERM);
+  ASSERT_TRUE(wait_for_count(file, "stopping gracefully: SIGTERM", 1, 10s)) << hello.error_output();
+  hello.signal(SIGUSR1);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(process_alive(hello.pid()));
+  ASSERT_TRUE(write_all(fd, "\r\n"));  // the request completes; its answer closes the connection
+  read_until_closed(fd, 5s);
+  ::close(fd);
+  const auto status = hello.wait(15s);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "wait status " << *status;
+}
+
 TEST(Logs, TextFormatKeepsTheProcessPrefix) {
   TempDir dir;
   const std::string file = dir.path() + "/hello.log";
