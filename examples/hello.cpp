@@ -12,6 +12,7 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 int main(int argc, char** argv) {
   multinode::Options options{.port = 8080, .nodes = 2};
@@ -52,7 +53,13 @@ int main(int argc, char** argv) {
     res.set("Content-Type", "text/plain");
     res.end(greeting);
   });
-  auto nodes = multinode::listen(options, server);
+  multinode::Nodes nodes;
+  try {
+    nodes = multinode::listen(options, server);
+  } catch (const std::system_error& error) {  // what failed and what to do, e.g. a port in use
+    std::cerr << "hello: " << error.what() << "\n";
+    return 1;
+  }
   greeting = "Hello from node " + std::to_string(nodes.id()) + " (pid " + std::to_string(::getpid()) + ")\n";
   return nodes.run();
 }
