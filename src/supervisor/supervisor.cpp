@@ -415,6 +415,8 @@ void Supervisor::rolling_restart() {
   if (stopping_) return;
   log(LogLevel::info, "rolling restart of every worker (SIGHUP)");
   for (auto& [index, s] : slots_) {
+    // The master's own slot (there with Balancing::reuseport, for its sockets) has no worker to replace.
+    if (index == host_.slot()) continue;
     if (s.given_up) {
       s.given_up = false;
       s.young_deaths = 0;
@@ -427,7 +429,7 @@ void Supervisor::rolling_restart() {
     reloading_ = true;
     rolling_replaced_ = 0;
     rolling_slots_ = 0;
-    for (const auto& [index, s] : slots_) rolling_slots_ += s.active ? 1 : 0;
+    for (const auto& [index, s] : slots_) rolling_slots_ += s.active && index != host_.slot() ? 1 : 0;
     host_.rolling_restart_began(rolling_slots_);
   }
   if (!rolling_) continue_rolling_restart();

@@ -230,6 +230,30 @@ TEST(SystemdNotify, ReadyReloadingReadyStoppingInOrderFromTheMasterOnly) {
   EXPECT_TRUE(progress);
 }
 
+TEST(SystemdNotify, RollingRestartCountsOnlyWorkersWhenTheMasterServesOnItsOwnReuseportSocket) {
+  // With reuseport the master's slot 0 has sockets of its own but no worker: SIGHUP
+  // replaces the one worker and starts nothing in slot 0.
+  NotifySocket manager(false);
+  ::unsetenv("WATCHDOG_PID");
+  auto server = ChildProcess::start({test_program_path("test_server"), "--nodes", "2", "--reuseport"},
+                                    {"NOTIFY_SOCKET=" + manager.name(), "WATCHDOG_USEC="});
+  const auto ready = manager.next_state(10s);
+  ASSERT_TRUE(ready.has_value()) << server.error_output();
+  EXPECT_EQ(ready->fields.at("STATUS").substr(ready->fields.at("STATUS").size() - 11), "2 processes");
+  server.signal(SIGHUP);
+  const auto reloading = manager.next_state(10s);
+  ASSERT_TRUE(reloading.has_value()) << server.error_output();
+  EXPECT_EQ(reloading->fields.at("STATUS"), "rolling restart: 0 of 1 replaced");
+  const auto reloaded = manager.next_state(10s);
+  ASSERT_TRUE(reloaded.has_value()) << server.error_output();
+  EXPECT_EQ(reloaded->state(), "READY");
+  EXPECT_EQ(reloaded->fields.at("STATUS").substr(reloaded->fields.at("STATUS").size() - 11), "2 processes")
+      << reloaded->text;
+  std::this_thread::sleep_for(300ms);  // the old worker drains and exits
+  EXPECT_EQ(child_pids(server.pid()).size(), 1u) << server.error_output();
+  EXPECT_EQ(server.error_output().find("slot 0,"), std::string::npos) << server.error_output();
+}
+
 TEST(SystemdNotify, WatchdogPingsAtHalfWatchdogUsec) {
   NotifySocket manager(false);
   auto server = start_hello(manager.name(), "200000");  // 200 ms: a ping about every 100 ms
