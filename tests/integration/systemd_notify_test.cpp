@@ -279,6 +279,20 @@ TEST(SystemdNotify, WatchdogForAnotherPidIsNotPinged) {
   for (const auto& datagram : manager.received()) EXPECT_FALSE(datagram.has("WATCHDOG")) << datagram.text;
 }
 
+TEST(SystemdNotify, AMasterServingAloneIsReadyAtOnce) {
+  NotifySocket manager(false);
+  ::unsetenv("WATCHDOG_PID");
+  const std::uint16_t port = free_port();
+  auto server = ChildProcess::start(
+      {example_path("hello"), "--port", std::to_string(port), "--nodes", "1", "--host", "127.0.0.1"},
+      {"NOTIFY_SOCKET=" + manager.name(), "WATCHDOG_USEC="});
+  const auto ready = manager.next_state(10s);
+  ASSERT_TRUE(ready.has_value()) << server.error_output();
+  EXPECT_EQ(ready->state(), "READY") << ready->text;
+  EXPECT_EQ(ready->fields.at("STATUS"), "serving on 127.0.0.1:" + std::to_string(port) + " with 1 process");
+  EXPECT_TRUE(child_pids(server.pid()).empty());
+}
+
 TEST(SystemdNotify, AbstractSocketName) {
   NotifySocket manager(true);
   ASSERT_EQ(manager.name().front(), '@');
