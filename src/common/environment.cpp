@@ -31,9 +31,14 @@ const char* find(const char* const* envp, std::string_view name) noexcept {
 }
 
 bool is_own_entry(std::string_view entry) noexcept {
+  auto names = [entry](std::string_view n) {
+    return entry.size() > n.size() && entry[n.size()] == '=' && entry.substr(0, n.size()) == n;
+  };
   for (const char* name : all_variables) {
-    const std::string_view n(name);
-    if (entry.size() > n.size() && entry[n.size()] == '=' && entry.substr(0, n.size()) == n) return true;
+    if (names(name)) return true;
+  }
+  for (const char* name : notify_variables) {
+    if (names(name)) return true;
   }
   return false;
 }

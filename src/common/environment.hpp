@@ -28,11 +28,18 @@ inline constexpr const char* worker_id = "MULTINODE_WORKER_ID";
 inline constexpr const char* slot = "MULTINODE_SLOT";
 inline constexpr const char* control_fd = "MULTINODE_CONTROL_FD";
 inline constexpr const char* master_pid = "MULTINODE_MASTER_PID";
+// systemd's sd_notify(3) convention, read by the master only (common/sd_notify.hpp):
+// the service manager's datagram socket and its watchdog.
+inline constexpr const char* notify_socket = "NOTIFY_SOCKET";
+inline constexpr const char* watchdog_usec = "WATCHDOG_USEC";
+inline constexpr const char* watchdog_pid = "WATCHDOG_PID";
 
 inline constexpr std::array<const char*, 7> all_variables = {
     listen_fds, listen_pid, listen_fdnames, worker_id, slot, control_fd, master_pid};
 inline constexpr std::array<const char*, 3> listen_variables = {listen_fds, listen_pid, listen_fdnames};
 inline constexpr std::array<const char*, 4> worker_variables = {worker_id, slot, control_fd, master_pid};
+// Not in all_variables (a worker is never given them); is_own_entry() knows them too.
+inline constexpr std::array<const char*, 3> notify_variables = {notify_socket, watchdog_usec, watchdog_pid};
 
 inline constexpr int first_listen_fd = 3;  // SD_LISTEN_FDS_START
 // More passed sockets than this is taken for a broken environment.
@@ -41,7 +48,8 @@ inline constexpr long max_listen_fds = 1024;
 // An environment is a null-terminated array of "NAME=value" entries (environ, envp).
 // The value of name in it, or nullptr.
 const char* find(const char* const* envp, std::string_view name) noexcept;
-// True for an entry ("NAME=value") of one of all_variables: never inherited as it is.
+// True for an entry ("NAME=value") of one of all_variables or notify_variables: never
+// inherited as it is (a worker that had NOTIFY_SOCKET could notify on the master's behalf).
 bool is_own_entry(std::string_view entry) noexcept;
 
 // What the master tells a worker.

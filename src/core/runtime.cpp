@@ -62,6 +62,8 @@ void Runtime::start_master() {
   id_ = 0;
   slot_ = 0;
   set_log_identity(true, id_, slot_);
+  // Read and removed before any worker is spawned: only the master notifies systemd.
+  notifier_ = SdNotifier::from_environment();
 
   std::vector<ListenSocket> shared;
   bool reuseport = options_.balancing == Balancing::reuseport;
@@ -92,6 +94,52 @@ void Runtime::start_master() {
   log(LogLevel::info, "listening on ", where, " with ", options_.nodes, " process(es)",
       options_.master_listen ? " (the master serves too)" : " (the master only supervises)",
       options_.balancing == Balancing::reuseport ? ", one SO_REUSEPORT socket per slot" : "");
+  serving_on_ = where;
+  if (!notifier_.enabled()) return;
+  if (workers == 0) {
+    boost::asio::post(io_, [this] { workers_ready(); });  // the master alone serves: ready once running
+  }
+  if (notifier_.watchdog_interval().count() > 0) {
+    watchdog_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+    arm_watchdog();
+  }
+}
+
+void Runtime::arm_watchdog() {
+  watchdog_timer_->expires_after(notifier_.watchdog_interval());
+  watchdog_timer_->async_wait([this](boost::system::error_code error) {
+    if (error || stopping_) return;
+    // A stuck loop sends nothing, and neither does a master whose workers are not well:
+    // systemd then restarts the service (WatchdogSec=, Restart=).
+    if (supervisor_->healthy()) notifier_.send(watchdog_message);
+    arm_watchdog();
+  });
+}
+
+std::string Runtime::serving_status() const {
+  const unsigned processes = supervisor_->serving_workers() + (options_.master_listen ? 1 : 0);
+  return "serving on " + serving_on_ + " with " + std::to_string(processes) +
+         (processes == 1 ? " process" : " processes");
+}
+
+void Runtime::workers_ready() {
+  if (stopping_) return;
+  notifier_.send(ready_message(::getpid(), serving_status()));
+}
+
+void Runtime::rolling_restart_began(unsigned slots) {
+  notifier_.send(
+      reloading_message(monotonic_usec(), "rolling restart: 0 of " + std::to_string(slots) + " replaced"));
+}
+
+void Runtime::rolling_restart_progress(unsigned replaced, unsigned slots) {
+  notifier_.send(status_message("rolling restart: " + std::to_string(replaced) + " of " +
+                                std::to_string(slots) + " replaced"));
+}
+
+void Runtime::rolling_restart_done() {
+  if (stopping_) return;
+  notifier_.send(ready_message(::getpid(), serving_status()));
 }
 
 void Runtime::start_worker() {
@@ -202,6 +250,8 @@ void Runtime::begin_stop(const std::string& reason, int exit_status) {
   exit_status_ = exit_status;
   stop_deadline_ = clock::now() + options_.stop_timeout;
   log(LogLevel::info, "stopping gracefully: ", reason);
+  notifier_.send(stopping_message("stopping: " + reason));  // the master's only: a worker's is disabled
+  if (watchdog_timer_) watchdog_timer_->cancel();
   // The master may still forward a SIGUSR1 (log reopen) while this process drains:
   // its default action, back once the set is cleared, would kill it. Blocked until
   // it is ignored, so none arrives in between (a pending one is then discarded).

@@ -6,12 +6,14 @@
 #include <multinode/nodes.hpp>
 
 #include "common/log.hpp"
+#include "common/sd_notify.hpp"
 #include "net/listeners.hpp"
 #include "supervisor/supervisor.hpp"
 #include "worker/worker_link.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <functional>
@@ -66,6 +68,15 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
   void worker_started(const WorkerInfo& worker) override;
   void worker_ready(const WorkerInfo& worker) override;
   void worker_exited(const WorkerExit& exit) override;
+  // Supervisor::Host: what the master tells systemd (NOTIFY_SOCKET, docs/systemd.md).
+  void workers_ready() override;
+  void rolling_restart_began(unsigned slots) override;
+  void rolling_restart_progress(unsigned replaced, unsigned slots) override;
+  void rolling_restart_done() override;
+  // "serving on 127.0.0.1:8080 with 4 processes", the STATUS= of READY=1.
+  std::string serving_status() const;
+  // WATCHDOG=1 every half WATCHDOG_USEC from this loop, while the supervisor is healthy.
+  void arm_watchdog();
 
   void start_master();
   void start_worker();
@@ -102,6 +113,12 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
   std::vector<std::function<void()>> on_stop_;
 
   LogReopenFanout log_reopen_;  // the master: SIGUSR1 reaches every ready worker
+  // The master's: systemd's notification socket (disabled without NOTIFY_SOCKET),
+  // the watchdog's timer and where the master serves, for STATUS= lines.
+  SdNotifier notifier_;
+  std::unique_ptr<boost::asio::steady_timer> watchdog_timer_;
+  std::string serving_on_;
+
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<WorkerLink> worker_;
 };

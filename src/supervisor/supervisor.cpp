@@ -149,6 +149,9 @@ std::uint16_t Supervisor::port() {
 
 void Supervisor::start_workers(unsigned first_slot, unsigned count) {
   for (unsigned i = 0; i < count; ++i) sockets_for(first_slot + i);  // bind everything before any fork
+  if (!started_) {
+    for (unsigned i = 0; i < count; ++i) starting_slots_.push_back(first_slot + i);
+  }
   for (unsigned i = 0; i < count; ++i) spawn(first_slot + i);
 }
 
@@ -254,9 +257,14 @@ void Supervisor::on_ready(Child& child) {
   const WorkerInfo info = child.info;
   const NodeId replaced = child.replaces;
   host_.worker_ready(info);
+  if (!started_ && std::erase(starting_slots_, info.slot) > 0 && starting_slots_.empty()) {
+    started_ = true;
+    host_.workers_ready();
+  }
   if (replaced != 0) {
     const auto old = children_.find(replaced);
     if (old != children_.end()) retire(*old->second);
+    if (reloading_) host_.rolling_restart_progress(++rolling_replaced_, rolling_slots_);
     continue_rolling_restart();
   }
 }
@@ -407,6 +415,8 @@ void Supervisor::rolling_restart() {
   if (stopping_) return;
   log(LogLevel::info, "rolling restart of every worker (SIGHUP)");
   for (auto& [index, s] : slots_) {
+    // The master's own slot (there with Balancing::reuseport, for its sockets) has no worker to replace.
+    if (index == host_.slot()) continue;
     if (s.given_up) {
       s.given_up = false;
       s.young_deaths = 0;
@@ -414,6 +424,13 @@ void Supervisor::rolling_restart() {
     if (std::find(rolling_queue_.begin(), rolling_queue_.end(), index) == rolling_queue_.end()) {
       rolling_queue_.push_back(index);
     }
+  }
+  if (!reloading_) {
+    reloading_ = true;
+    rolling_replaced_ = 0;
+    rolling_slots_ = 0;
+    for (const auto& [index, s] : slots_) rolling_slots_ += s.active && index != host_.slot() ? 1 : 0;
+    host_.rolling_restart_began(rolling_slots_);
   }
   if (!rolling_) continue_rolling_restart();
 }
@@ -436,7 +453,36 @@ void Supervisor::continue_rolling_restart() {
       return;  // the next slot follows when this replacement is ready
     }
   }
-  if (rolling_queue_.empty() && !rolling_) log(LogLevel::debug, "rolling restart done");
+  if (rolling_queue_.empty() && !rolling_ && reloading_ && !stopping_) {
+    reloading_ = false;
+    log(LogLevel::debug, "rolling restart done");
+    host_.rolling_restart_done();
+  }
+}
+
+unsigned Supervisor::serving_workers() const noexcept {
+  unsigned count = 0;
+  for (const auto& [id, child] : children_) count += child->ready && !child->retiring ? 1 : 0;
+  return count;
+}
+
+bool Supervisor::worker_healthy(const Child& child, clock::time_point now) const {
+  if (child.retiring) return true;  // on its way out: its health no longer matters
+  if (!child.ready && now - child.started > host_.options().ready_timeout) return false;
+  // Worker heartbeats (a later part of the Operations issue) add their condition
+  // here: a ready worker whose last heartbeat is too old is not healthy.
+  return true;
+}
+
+bool Supervisor::healthy() const {
+  for (const auto& [index, s] : slots_) {
+    if (s.active && s.given_up) return false;
+  }
+  const auto now = clock::now();
+  for (const auto& [id, child] : children_) {
+    if (!worker_healthy(*child, now)) return false;
+  }
+  return true;
 }
 
 void Supervisor::add_worker() {
@@ -471,6 +517,7 @@ void Supervisor::remove_worker() {
 
 void Supervisor::stop_all() {
   stopping_ = true;
+  reloading_ = false;
   rolling_queue_.clear();
   for (auto& [index, s] : slots_) {
     if (s.restart_timer) s.restart_timer->cancel();

@@ -43,6 +43,14 @@ class Supervisor {
     virtual void worker_ready(const WorkerInfo& worker) = 0;
     // Once for every worker that ends, however it ended.
     virtual void worker_exited(const WorkerExit& exit) = 0;
+    // Service-manager events (the runtime tells systemd, docs/systemd.md):
+    // once, when every worker of the first start_workers() has reported ready;
+    virtual void workers_ready() = 0;
+    // a rolling restart of `slots` slots began; `replaced` of them have a ready
+    // replacement now; every slot of it has been dealt with (it is over).
+    virtual void rolling_restart_began(unsigned slots) = 0;
+    virtual void rolling_restart_progress(unsigned replaced, unsigned slots) = 0;
+    virtual void rolling_restart_done() = 0;
 
    protected:
     ~Host() = default;
@@ -74,6 +82,11 @@ class Supervisor {
   // Past the stop timeout: kills what is left and reaps it.
   void kill_all_and_reap();
   std::size_t live_children() const noexcept { return children_.size(); }
+  // Workers that are ready and not retiring: the ones serving now.
+  unsigned serving_workers() const noexcept;
+  // What the watchdog pings vouch for: no slot given up after a crash loop and
+  // every worker healthy (worker_healthy()).
+  bool healthy() const;
 
  private:
   struct Child {
@@ -107,6 +120,8 @@ class Supervisor {
   void retire(Child& child);
   void mesh(Child& child);
   void continue_rolling_restart();
+  // One worker's part of healthy(): not past its ready_timeout without reporting ready.
+  bool worker_healthy(const Child& child, std::chrono::steady_clock::time_point now) const;
   void stop_if_nothing_serves();
   Slot& slot(unsigned index);
 
@@ -119,6 +134,13 @@ class Supervisor {
   std::vector<std::string> base_env_;
   std::deque<unsigned> rolling_queue_;
   bool rolling_ = false;
+  // From rolling_restart() until continue_rolling_restart() has dealt with every slot.
+  bool reloading_ = false;
+  unsigned rolling_slots_ = 0;
+  unsigned rolling_replaced_ = 0;
+  // The slots of the first start_workers() not ready yet; workers_ready() once empty.
+  std::vector<unsigned> starting_slots_;
+  bool started_ = false;
   bool stopping_ = false;
 };
 
