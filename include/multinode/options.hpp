@@ -71,6 +71,15 @@ struct Options {
   // SIGUSR1 to the master reopens it in every process (after logrotate renamed it).
   std::string log_file;
   LogFormat log_format = LogFormat::text;
+  // Started as root, the master binds its sockets and opens log_file, then becomes
+  // this user (name) for good before it starts any worker: supplementary groups
+  // exactly {group}, then the gid, then the uid, checked irreversible. Empty: no
+  // change. Setting it to the user the process runs as already changes nothing.
+  // listen() throws std::system_error when the user does not exist or the process
+  // may not change its ids. See docs/architecture.md, "Privileges".
+  std::string user;
+  // Group (name) to run as with user; empty means the user's primary group.
+  std::string group;
 };
 
 }  // namespace multinode

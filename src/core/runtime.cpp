@@ -3,6 +3,7 @@
 
 #include "common/environment.hpp"
 #include "common/log.hpp"
+#include "common/privileges.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -64,6 +65,8 @@ void Runtime::start_master() {
   set_log_identity(true, id_, slot_);
   // Read and removed before any worker is spawned: only the master notifies systemd.
   notifier_ = SdNotifier::from_environment();
+  const auto identity =
+      resolve_identity(options_.user, options_.group);  // an unknown name fails before binding
 
   std::vector<ListenSocket> shared;
   bool reuseport = options_.balancing == Balancing::reuseport;
@@ -80,6 +83,16 @@ void Runtime::start_master() {
   supervisor_ = std::make_unique<Supervisor>(*this, std::move(shared));
 
   const unsigned workers = options_.master_listen ? options_.nodes - 1 : options_.nodes;
+  if (identity) {
+    // Options::user: everything bound (port 80) and the log file opened as root,
+    // then that user for good, before any worker exists (docs/architecture.md, "Privileges").
+    for (unsigned slot = options_.master_listen ? 0 : 1; slot <= workers; ++slot)
+      supervisor_->sockets_for(slot);
+    hand_over_log_file(options_.log_file, *identity);
+    drop_privileges(*identity);
+    log(LogLevel::info, "running as user ", identity->user, " (uid ", identity->uid, "), group ",
+        identity->group, " (gid ", identity->gid, ")");
+  }
   if (options_.master_listen) {
     std::vector<int> fds;
     for (const auto& socket : supervisor_->sockets_for(0)) fds.push_back(socket.fd);
@@ -155,6 +168,8 @@ void Runtime::start_worker() {
   slot_ = identity->slot;
   set_log_identity(false, id_, slot_);
   environment::unset(environment::worker_variables);
+  // Started by a dropped master, a worker already runs as Options::user (a no-op then).
+  if (const auto identity = resolve_identity(options_.user, options_.group)) drop_privileges(*identity);
 
   auto inherited = inherited_listeners();
   if (!inherited) {
