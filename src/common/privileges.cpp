@@ -1,6 +1,7 @@
 // Resolving Options::user / Options::group and dropping root for them (privileges.hpp).
 #include "common/privileges.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -126,11 +127,12 @@ void hand_over_log_file(const std::string& path, const Identity& target) {
   }
 }
 
-void drop_privileges(const Identity& target) {
+void drop_privileges(const Identity& target, const std::string& log_file) {
   const Credentials before = current_credentials();
   const bool already = before.ruid == target.uid && before.euid == target.uid && before.suid == target.uid &&
                        before.rgid == target.gid && before.egid == target.gid && before.sgid == target.gid;
   if (already) return;  // --user names the current user (or a worker of a dropped master)
+  if (before.euid == 0) hand_over_log_file(log_file, target);
   if (before.euid != 0) {
     throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),
                             "Options::user is '" + target.user + "' but this process runs as uid " +
@@ -152,6 +154,15 @@ void drop_privileges(const Identity& target) {
   if (!wrong.empty()) {
     fail("the check after becoming " + target.user + ":" + target.group + " (" + wrong + ")", EPERM);
   }
+  if (log_file.empty()) return;
+  const int fd = ::open(log_file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) {
+    throw std::system_error(errno, std::generic_category(),
+                            "user " + target.user + " cannot open the log file " + log_file +
+                                " (workers open it by path after the drop): let that user traverse "
+                                "its directory (e.g. chmod o+x), or log elsewhere");
+  }
+  ::close(fd);
 }
 
 }  // namespace multinode::detail

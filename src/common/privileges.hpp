@@ -47,6 +47,9 @@ void hand_over_log_file(const std::string& path, const Identity& target);
 // Does nothing when the process already runs as target's uid and gid (idempotent,
 // and --user set to the current user). std::system_error naming the failed step;
 // "run as root, or drop --user" when this process may not change its ids.
-void drop_privileges(const Identity& target);
+// With a log_file, it is handed over first (hand_over_log_file) and, once the
+// process runs as target, opened again by path the way a worker opens it: a
+// directory the user cannot traverse fails here, not in every worker.
+void drop_privileges(const Identity& target, const std::string& log_file = {});
 
 }  // namespace multinode::detail

@@ -88,8 +88,7 @@ void Runtime::start_master() {
     // then that user for good, before any worker exists (docs/architecture.md, "Privileges").
     for (unsigned slot = options_.master_listen ? 0 : 1; slot <= workers; ++slot)
       supervisor_->sockets_for(slot);
-    hand_over_log_file(options_.log_file, *identity);
-    drop_privileges(*identity);
+    drop_privileges(*identity, options_.log_file);
     log(LogLevel::info, "running as user ", identity->user, " (uid ", identity->uid, "), group ",
         identity->group, " (gid ", identity->gid, ")");
   }
