@@ -6,9 +6,10 @@
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <algorithm>
 #include <cerrno>
+#include <string>
 #include <system_error>
+#include <vector>
 
 namespace multinode::detail {
 namespace {

@@ -86,8 +86,8 @@ void Runtime::start_master() {
   if (identity) {
     // Options::user: everything bound (port 80) and the log file opened as root,
     // then that user for good, before any worker exists (docs/architecture.md, "Privileges").
-    for (unsigned slot = options_.master_listen ? 0 : 1; slot <= workers; ++slot)
-      supervisor_->sockets_for(slot);
+    for (unsigned index = options_.master_listen ? 0 : 1; index <= workers; ++index)
+      supervisor_->sockets_for(index);
     drop_privileges(*identity, options_.log_file);
     log(LogLevel::info, "running as user ", identity->user, " (uid ", identity->uid, "), group ",
         identity->group, " (gid ", identity->gid, ")");

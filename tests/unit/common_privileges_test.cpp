@@ -40,11 +40,11 @@ Identity nobody() {
   return *identity;
 }
 
-TEST(Privileges, NothingAskedResolvesToNothing) {
+TEST(PrivilegeDrop, NothingAskedResolvesToNothing) {
   EXPECT_FALSE(resolve_identity("", "").has_value());
 }
 
-TEST(Privileges, UserAndGroupResolveToTheirIds) {
+TEST(PrivilegeDrop, UserAndGroupResolveToTheirIds) {
   const auto root = resolve_identity("root", "");
   ASSERT_TRUE(root.has_value());
   EXPECT_EQ(root->uid, 0u);
@@ -60,7 +60,7 @@ TEST(Privileges, UserAndGroupResolveToTheirIds) {
   EXPECT_EQ(root_in_nogroup->gid, 65534u);
 }
 
-TEST(Privileges, UnknownNamesSayWhatToDo) {
+TEST(PrivilegeDrop, UnknownNamesSayWhatToDo) {
   const std::string user = error_of([] { resolve_identity("no-such-user-xyz", ""); });
   EXPECT_NE(user.find("no user named 'no-such-user-xyz'"), std::string::npos) << user;
   EXPECT_NE(user.find("useradd"), std::string::npos) << user;
@@ -71,7 +71,7 @@ TEST(Privileges, UnknownNamesSayWhatToDo) {
   EXPECT_NE(alone.find("without Options::user"), std::string::npos) << alone;
 }
 
-TEST(Privileges, MismatchNamesEveryWrongId) {
+TEST(PrivilegeDrop, MismatchNamesEveryWrongId) {
   const Identity target{.uid = 65534, .gid = 65534, .user = "nobody", .group = "nogroup"};
   Credentials exact{65534, 65534, 65534, 65534, 65534, 65534, {65534}, false};
   EXPECT_EQ(credentials_mismatch(target, exact), "");
@@ -93,7 +93,7 @@ TEST(Privileges, MismatchNamesEveryWrongId) {
   EXPECT_NE(credentials_mismatch(target, regained).find("root can be regained"), std::string::npos);
 }
 
-TEST(Privileges, TheCurrentIdentityIsANoOp) {
+TEST(PrivilegeDrop, TheCurrentIdentityIsANoOp) {
   const Credentials before = current_credentials();
   const Identity self{.uid = before.ruid, .gid = before.rgid, .user = "self", .group = "self"};
   if (before.euid != before.ruid || before.egid != before.rgid) GTEST_SKIP() << "mixed ids";
@@ -102,7 +102,7 @@ TEST(Privileges, TheCurrentIdentityIsANoOp) {
   EXPECT_EQ(after.groups, before.groups);  // untouched: nothing was asked
 }
 
-TEST(Privileges, RootDropsForGoodAndOnlyOnce) {
+TEST(PrivilegeDrop, RootDropsForGoodAndOnlyOnce) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
   const Identity target = nobody();
   EXPECT_EQ(in_child([&] {
@@ -116,7 +116,7 @@ TEST(Privileges, RootDropsForGoodAndOnlyOnce) {
             0);
 }
 
-TEST(Privileges, AnotherUserNeedsRoot) {
+TEST(PrivilegeDrop, AnotherUserNeedsRoot) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
   const Identity target = nobody();
   EXPECT_EQ(in_child([&] {
@@ -128,7 +128,7 @@ TEST(Privileges, AnotherUserNeedsRoot) {
             0);
 }
 
-TEST(Privileges, TheLogFileIsHandedOver) {
+TEST(PrivilegeDrop, TheLogFileIsHandedOver) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
   char path[] = "/tmp/multinode-privileges-XXXXXX";
   const int fd = ::mkstemp(path);
