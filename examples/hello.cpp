@@ -3,7 +3,7 @@
 // been read) with the node that served it.
 //
 //   hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]
-//         [--log-file PATH] [--log-format text|json]
+//         [--log-file PATH] [--log-format text|json] [--heartbeat-timeout MS]
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
       options.restart_children = false;
     else if (arg == "--log-file" && has_value)
       options.log_file = argv[++i];
+    else if (arg == "--heartbeat-timeout" && has_value)
+      options.heartbeat_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
     else if (arg == "--log-format" && has_value) {
       const std::string_view format = argv[++i];
       if (format == "text") {
@@ -43,7 +45,7 @@ int main(int argc, char** argv) {
       }
     } else {
       std::cerr << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]"
-                   " [--log-file PATH] [--log-format text|json]\n";
+                   " [--log-file PATH] [--log-format text|json] [--heartbeat-timeout MS]\n";
       return 2;
     }
   }

@@ -71,6 +71,10 @@ struct Options {
   // SIGUSR1 to the master reopens it in every process (after logrotate renamed it).
   std::string log_file;
   LogFormat log_format = LogFormat::text;
+  // A ready worker whose event loop has made no progress for this long is hung:
+  // SIGABRT (for a core or backtrace), SIGKILL shortly after, and a replacement.
+  // The loop stamps memory shared with the master; no message per beat. 0 turns it off.
+  std::chrono::milliseconds heartbeat_timeout{30000};
 };
 
 }  // namespace multinode
