@@ -4,10 +4,12 @@
 //
 //   hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]
 //         [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]
+//         [--heartbeat-timeout MS]
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
 #include <unistd.h>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -35,6 +37,8 @@ int main(int argc, char** argv) {
       options.user = argv[++i];
     else if (arg == "--group" && has_value)
       options.group = argv[++i];
+    else if (arg == "--heartbeat-timeout" && has_value)
+      options.heartbeat_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
     else if (arg == "--log-format" && has_value) {
       const std::string_view format = argv[++i];
       if (format == "text") {
@@ -47,7 +51,8 @@ int main(int argc, char** argv) {
       }
     } else {
       std::cerr << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]"
-                   " [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]\n";
+                   " [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]"
+                   " [--heartbeat-timeout MS]\n";
       return 2;
     }
   }

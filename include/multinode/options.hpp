@@ -80,6 +80,10 @@ struct Options {
   std::string user;
   // Group (name) to run as with user; empty means the user's primary group.
   std::string group;
+  // A ready worker whose event loop has made no progress for this long is hung:
+  // SIGABRT (for a core or backtrace), SIGKILL shortly after, and a replacement.
+  // The loop stamps memory shared with the master; no message per beat. 0 turns it off.
+  std::chrono::milliseconds heartbeat_timeout{30000};
 };
 
 }  // namespace multinode

@@ -56,6 +56,8 @@ WorkerEntries encode_worker(const WorkerStart& start) {
   // The control channel's end follows the listening sockets.
   out.entries.push_back(make_entry(control_fd, std::to_string(first_listen_fd + count)));
   out.entries.push_back(make_entry(master_pid, std::to_string(start.master_pid)));
+  if (start.heartbeat)
+    out.entries.push_back(make_entry(heartbeat_fd, std::to_string(first_listen_fd + count + 1)));
   out.entries.push_back(make_entry(listen_fds, std::to_string(count)));
   out.entries.push_back(make_entry(listen_fdnames, names));
   out.entries.push_back(make_entry(listen_pid, std::string(listen_pid_room, ' ')));
@@ -97,6 +99,8 @@ std::optional<WorkerIdentity> decode_worker(const char* const* envp) {
   identity.control_fd = static_cast<int>(*control);
   const auto master = decode_number(find(envp, master_pid));
   identity.master_pid = master && *master <= INT_MAX ? static_cast<pid_t>(*master) : 0;
+  const auto heartbeat = decode_number(find(envp, heartbeat_fd));
+  identity.heartbeat_fd = heartbeat && *heartbeat <= INT_MAX ? static_cast<int>(*heartbeat) : -1;
   return identity;
 }
 

@@ -28,16 +28,19 @@ inline constexpr const char* worker_id = "MULTINODE_WORKER_ID";
 inline constexpr const char* slot = "MULTINODE_SLOT";
 inline constexpr const char* control_fd = "MULTINODE_CONTROL_FD";
 inline constexpr const char* master_pid = "MULTINODE_MASTER_PID";
+// The worker's heartbeat cell (common/heartbeat.hpp), after the control channel; absent when off.
+inline constexpr const char* heartbeat_fd = "MULTINODE_HEARTBEAT_FD";
 // systemd's sd_notify(3) convention, read by the master only (common/sd_notify.hpp):
 // the service manager's datagram socket and its watchdog.
 inline constexpr const char* notify_socket = "NOTIFY_SOCKET";
 inline constexpr const char* watchdog_usec = "WATCHDOG_USEC";
 inline constexpr const char* watchdog_pid = "WATCHDOG_PID";
 
-inline constexpr std::array<const char*, 7> all_variables = {
-    listen_fds, listen_pid, listen_fdnames, worker_id, slot, control_fd, master_pid};
+inline constexpr std::array<const char*, 8> all_variables = {
+    listen_fds, listen_pid, listen_fdnames, worker_id, slot, control_fd, master_pid, heartbeat_fd};
 inline constexpr std::array<const char*, 3> listen_variables = {listen_fds, listen_pid, listen_fdnames};
-inline constexpr std::array<const char*, 4> worker_variables = {worker_id, slot, control_fd, master_pid};
+inline constexpr std::array<const char*, 5> worker_variables = {worker_id, slot, control_fd, master_pid,
+                                                                heartbeat_fd};
 // Not in all_variables (a worker is never given them); is_own_entry() knows them too.
 inline constexpr std::array<const char*, 3> notify_variables = {notify_socket, watchdog_usec, watchdog_pid};
 
@@ -58,6 +61,7 @@ struct WorkerStart {
   unsigned slot = 0;
   pid_t master_pid = 0;
   std::vector<std::string> listen_names;  // one per listening socket, at fds 3, 4, ...
+  bool heartbeat = false;                 // a heartbeat cell follows the control channel's fd
 };
 
 // The worker's entries, made before fork(). LISTEN_PID is the last entry, with room
@@ -80,7 +84,8 @@ struct WorkerIdentity {
   std::uint32_t id = 0;
   unsigned slot = 0;
   int control_fd = -1;
-  pid_t master_pid = 0;  // 0 when absent
+  pid_t master_pid = 0;   // 0 when absent
+  int heartbeat_fd = -1;  // -1 when absent (heartbeats off)
 };
 bool names_a_worker(const char* const* envp) noexcept;  // MULTINODE_WORKER_ID is set
 std::optional<WorkerIdentity> decode_worker(const char* const* envp);

@@ -2,6 +2,7 @@
 #include "core/runtime.hpp"
 
 #include "common/environment.hpp"
+#include "common/heartbeat.hpp"
 #include "common/log.hpp"
 #include "common/privileges.hpp"
 
@@ -177,7 +178,11 @@ void Runtime::start_worker() {
   }
   const int control = identity->control_fd;
   ::fcntl(control, F_SETFD, FD_CLOEXEC);
-  worker_ = std::make_unique<WorkerLink>(*this, control);
+  // The same Options as the master's (same program), so the same beat interval it expects.
+  const auto timeout =
+      options_.heartbeat_timeout.count() > 0 ? options_.heartbeat_timeout : std::chrono::milliseconds{1000};
+  worker_ =
+      std::make_unique<WorkerLink>(*this, control, identity->heartbeat_fd, heartbeat_beat_interval(timeout));
 
   std::vector<int> fds;
   for (const auto& socket : *inherited) fds.push_back(socket.fd);

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -170,6 +171,15 @@ void Supervisor::spawn(unsigned index) {
   std::vector<std::string> env = base_env_;
   const std::size_t listen_count = sockets.size();
   environment::WorkerStart start{id, index, ::getpid(), std::vector<std::string>(listen_count, "multinode")};
+  HeartbeatCell heartbeat;
+  if (host_.options().heartbeat_timeout.count() > 0) {
+    try {
+      heartbeat = HeartbeatCell::create();
+      start.heartbeat = true;
+    } catch (const std::system_error& e) {
+      log(LogLevel::error, "worker in slot ", index, " starts without a heartbeat: ", e.what());
+    }
+  }
   auto entries = environment::encode_worker(start);
   for (auto& e : entries.entries) env.push_back(std::move(e));  // LISTEN_PID stays last
 
@@ -185,6 +195,10 @@ void Supervisor::spawn(unsigned index) {
     highest = std::max(highest, socket.fd);
   }
   plan.fds.push_back(pair[1]);
+  if (heartbeat) {
+    plan.fds.push_back(heartbeat.fd());  // right after the control channel (environment.hpp)
+    highest = std::max(highest, heartbeat.fd());
+  }
   plan.scratch.resize(plan.fds.size());
   plan.scratch_base = std::max(highest, 3 + static_cast<int>(plan.fds.size())) + 1;
   plan.master_pid = ::getpid();
@@ -192,6 +206,7 @@ void Supervisor::spawn(unsigned index) {
   const pid_t pid = ::fork();
   if (pid == 0) exec_child(plan);
   ::close(pair[1]);
+  heartbeat.close_fd();  // the mapping stays
   if (pid < 0) {
     ::close(pair[0]);
     log(LogLevel::error, "cannot start a worker for slot ", index, ": fork failed: ", std::strerror(errno));
@@ -212,6 +227,7 @@ void Supervisor::spawn(unsigned index) {
   }
   child->pidfd = std::make_unique<boost::asio::posix::stream_descriptor>(host_.io(), pidfd);
   child->ready_timer = std::make_unique<boost::asio::steady_timer>(host_.io());
+  child->heartbeat = std::move(heartbeat);
   s.current = id;
 
   child->control->start([this, id](const Record& record, int fd) { on_record(id, record, fd); },
@@ -237,7 +253,50 @@ void Supervisor::spawn(unsigned index) {
   const WorkerInfo info = child->info;
   children_.emplace(id, std::move(child));
   log(LogLevel::debug, "started worker ", id, " (slot ", index, ", pid ", pid, ")");
+  if (start.heartbeat) arm_heartbeat_check();
   host_.worker_started(info);
+}
+
+void Supervisor::arm_heartbeat_check() {
+  if (heartbeat_armed_ || stopping_) return;
+  if (!heartbeat_timer_) heartbeat_timer_ = std::make_unique<boost::asio::steady_timer>(host_.io());
+  heartbeat_armed_ = true;
+  heartbeat_timer_->expires_after(heartbeat_check_interval(host_.options().heartbeat_timeout));
+  heartbeat_timer_->async_wait([this](boost::system::error_code error) {
+    if (error) return;
+    heartbeat_armed_ = false;
+    if (stopping_) return;
+    check_heartbeats();
+    // Only while there are workers: an idle timer would keep the master's loop alive.
+    if (!children_.empty()) arm_heartbeat_check();
+  });
+}
+
+bool Supervisor::heartbeat_late(const Child& child) const {
+  // Before ready, ready_timeout watches; a retiring or stopping worker may end its loop.
+  if (!child.heartbeat || !child.ready || child.retiring || child.heartbeat.stopping()) return false;
+  return child.heartbeat.age() > host_.options().heartbeat_timeout;
+}
+
+void Supervisor::check_heartbeats() {
+  const auto grace = heartbeat_kill_grace(host_.options().heartbeat_timeout);
+  for (auto& [id, child] : children_) {
+    if (child->hung || !heartbeat_late(*child)) continue;
+    child->hung = true;
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.1f",
+                  static_cast<double>(child->heartbeat.age().count()) / 1000);
+    log(LogLevel::error, "worker ", id, " (slot ", child->info.slot, ", pid ", child->info.pid,
+        ") is hung: no heartbeat for ", seconds, " s: SIGABRT, then SIGKILL in ", grace.count(), " ms");
+    ::kill(child->info.pid, SIGABRT);
+    // A stopped (SIGSTOP) or blocked process does not act on SIGABRT; SIGKILL it anyway,
+    // unless its exit was seen meanwhile (then the pid is no longer ours).
+    child->ready_timer->expires_after(grace);
+    child->ready_timer->async_wait([this, id](boost::system::error_code error) {
+      const auto it = children_.find(id);
+      if (!error && it != children_.end()) ::kill(it->second->info.pid, SIGKILL);
+    });
+  }
 }
 
 void Supervisor::on_record(NodeId id, const Record& record, int fd) {
@@ -315,8 +374,9 @@ void Supervisor::on_exit(NodeId id, int status) {
   exit.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   exit.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 
-  const std::string what = text("worker ", id, " (slot ", child->info.slot, ", pid ", child->info.pid, ") ",
-                                describe_status(status), " after ", uptime.count(), " ms");
+  const std::string what =
+      text("worker ", id, " (slot ", child->info.slot, ", pid ", child->info.pid, ") ",
+           describe_status(status), " after ", uptime.count(), " ms", child->hung ? " (it was hung)" : "");
   LogLevel level = LogLevel::warning;
   std::string message = what;
   AfterExit after = AfterExit::stop_if_nothing_serves;
@@ -469,9 +529,7 @@ unsigned Supervisor::serving_workers() const noexcept {
 bool Supervisor::worker_healthy(const Child& child, clock::time_point now) const {
   if (child.retiring) return true;  // on its way out: its health no longer matters
   if (!child.ready && now - child.started > host_.options().ready_timeout) return false;
-  // Worker heartbeats (a later part of the Operations issue) add their condition
-  // here: a ready worker whose last heartbeat is too old is not healthy.
-  return true;
+  return !heartbeat_late(child);  // a ready worker whose loop is stuck is not
 }
 
 bool Supervisor::healthy() const {
@@ -522,8 +580,9 @@ void Supervisor::stop_all() {
   for (auto& [index, s] : slots_) {
     if (s.restart_timer) s.restart_timer->cancel();
   }
+  if (heartbeat_timer_) heartbeat_timer_->cancel();
   for (auto& [id, child] : children_) {
-    child->ready_timer->cancel();
+    if (!child->hung) child->ready_timer->cancel();  // a hung one's SIGKILL stays on the way
     child->retiring = true;
     child->control->send({RecordType::stop, 0, 0, 0});
   }

@@ -6,6 +6,7 @@
 #include <multinode/options.hpp>
 #include <multinode/workers.hpp>
 
+#include "common/heartbeat.hpp"
 #include "common/log.hpp"
 #include "control/channel.hpp"
 #include "net/listeners.hpp"
@@ -98,7 +99,9 @@ class Supervisor {
     int stopped_on_signal = 0;  // the worker said it stops on a signal it got itself
     std::unique_ptr<ControlChannel> control;
     std::unique_ptr<boost::asio::posix::stream_descriptor> pidfd;
-    std::unique_ptr<boost::asio::steady_timer> ready_timer;
+    std::unique_ptr<boost::asio::steady_timer> ready_timer;  // once ready: the SIGKILL after a hang
+    HeartbeatCell heartbeat;                                 // empty when heartbeats are off
+    bool hung = false;                                       // found hung: SIGABRT sent, SIGKILL follows
   };
   struct Slot {
     NodeId current = 0;  // the worker filling the slot, 0 when none
@@ -123,6 +126,11 @@ class Supervisor {
   // One worker's part of healthy(): not past its ready_timeout without reporting ready.
   bool worker_healthy(const Child& child, std::chrono::steady_clock::time_point now) const;
   void stop_if_nothing_serves();
+  // Every heartbeat check interval while workers live: a ready worker silent for
+  // heartbeat_timeout is hung and killed (then replaced as any dead worker).
+  void arm_heartbeat_check();
+  void check_heartbeats();
+  bool heartbeat_late(const Child& child) const;
   Slot& slot(unsigned index);
 
   Host& host_;
@@ -142,6 +150,8 @@ class Supervisor {
   std::vector<unsigned> starting_slots_;
   bool started_ = false;
   bool stopping_ = false;
+  std::unique_ptr<boost::asio::steady_timer> heartbeat_timer_;
+  bool heartbeat_armed_ = false;
 };
 
 }  // namespace multinode::detail

@@ -7,9 +7,23 @@
 
 namespace multinode::detail {
 
-WorkerLink::WorkerLink(Host& host, int control_fd) : host_(host), channel_(host.io(), control_fd) {}
+WorkerLink::WorkerLink(Host& host, int control_fd, int heartbeat_fd, std::chrono::milliseconds beat_interval)
+    : host_(host), channel_(host.io(), control_fd), beat_timer_(host.io()), beat_interval_(beat_interval) {
+  if (heartbeat_fd >= 0) heartbeat_ = HeartbeatCell::adopt(heartbeat_fd);
+}
+
+void WorkerLink::arm_beat() {
+  // A timer on the loop, not a thread: a loop that is stuck (a handler that never
+  // returns, a stopped process) beats no more, which is what the master looks for.
+  heartbeat_.beat();
+  beat_timer_.expires_after(beat_interval_);
+  beat_timer_.async_wait([this](boost::system::error_code error) {
+    if (!error) arm_beat();
+  });
+}
 
 void WorkerLink::start() {
+  if (heartbeat_) arm_beat();
   channel_.start(
       [this](const Record& record, int fd) {
         switch (record.type) {
@@ -36,6 +50,7 @@ void WorkerLink::start() {
 }
 
 void WorkerLink::send_ready() {
+  if (heartbeat_) heartbeat_.beat();
   channel_.send({RecordType::ready, host_.id(), host_.slot(), static_cast<std::uint64_t>(::getpid())});
 }
 
@@ -45,6 +60,8 @@ void WorkerLink::send_stopping(int signal_number) {
 
 void WorkerLink::close() {
   channel_.close();
+  beat_timer_.cancel();
+  if (heartbeat_) heartbeat_.mark_stopping();
 }
 
 }  // namespace multinode::detail

@@ -1,13 +1,17 @@
 // A worker's side of its control channel: reports ready, takes mesh streams and
-// stop orders, and stops the worker when the master goes away.
+// stop orders, and stops the worker when the master goes away. It also beats the
+// worker's heartbeat from the event loop, for the master to see the loop is not stuck.
 #pragma once
 
 #include <multinode/workers.hpp>
 
+#include "common/heartbeat.hpp"
 #include "control/channel.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <string>
 
 namespace multinode::detail {
@@ -30,16 +34,24 @@ class WorkerLink {
     ~Host() = default;
   };
 
-  WorkerLink(Host& host, int control_fd);
+  // heartbeat_fd: the master's heartbeat cell (-1: none), stamped every beat_interval.
+  WorkerLink(Host& host, int control_fd, int heartbeat_fd = -1,
+             std::chrono::milliseconds beat_interval = std::chrono::milliseconds{1000});
   void start();
-  void send_ready();
+  void send_ready();  // beats too: the master watches the heartbeat from ready on
   // Tells the master this worker stops on a signal it got itself (not on the master's order).
   void send_stopping(int signal_number);
+  // Also leaves the heartbeat saying "stopping": the loop may end now without being hung.
   void close();
 
  private:
+  void arm_beat();
+
   Host& host_;
   ControlChannel channel_;
+  HeartbeatCell heartbeat_;
+  boost::asio::steady_timer beat_timer_;
+  std::chrono::milliseconds beat_interval_;
 };
 
 }  // namespace multinode::detail
