@@ -292,8 +292,9 @@ void Supervisor::check_heartbeats() {
     // A stopped (SIGSTOP) or blocked process does not act on SIGABRT; SIGKILL it anyway,
     // unless its exit was seen meanwhile (then the pid is no longer ours).
     child->ready_timer->expires_after(grace);
-    child->ready_timer->async_wait([this, id](boost::system::error_code error) {
-      const auto it = children_.find(id);
+    const NodeId worker_id = id;  // a structured binding is not capturable in clang 14
+    child->ready_timer->async_wait([this, worker_id](boost::system::error_code error) {
+      const auto it = children_.find(worker_id);
       if (!error && it != children_.end()) ::kill(it->second->info.pid, SIGKILL);
     });
   }
