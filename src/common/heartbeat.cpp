@@ -21,9 +21,14 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 constexpr std::size_t cell_bytes = 4096;  // one page: the smallest shared mapping
 
+// Maps the cell of fd; on failure closes fd (both callers would) and throws.
 std::atomic<std::uint64_t>* map_cell(int fd) {
   void* memory = ::mmap(nullptr, cell_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (memory == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "heartbeat: mmap");
+  if (memory == MAP_FAILED) {
+    const int error = errno;
+    ::close(fd);
+    throw std::system_error(error, std::generic_category(), "heartbeat: mmap");
+  }
   return static_cast<std::atomic<std::uint64_t>*>(memory);
 }
 
@@ -43,26 +48,14 @@ HeartbeatCell HeartbeatCell::create() {
     ::close(fd);
     throw std::system_error(error, std::generic_category(), "heartbeat: sizing the memfd");
   }
-  std::atomic<std::uint64_t>* stamp = nullptr;
-  try {
-    stamp = map_cell(fd);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
+  std::atomic<std::uint64_t>* stamp = map_cell(fd);
   HeartbeatCell cell(new (stamp) std::atomic<std::uint64_t>(now_ms()), fd);
   return cell;
 }
 
 HeartbeatCell HeartbeatCell::adopt(int fd) {
-  std::atomic<std::uint64_t>* stamp = nullptr;
-  try {
-    stamp = map_cell(fd);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
+  std::atomic<std::uint64_t>* stamp = map_cell(fd);
+  ::close(fd);  // the mapping keeps the memory
   return HeartbeatCell(stamp, -1);
 }
 

@@ -164,42 +164,41 @@ inline constexpr const char* quoted_pair_in_chunk_extension =
     "a quoted-pair in a quoted chunk extension value: we accept it (RFC 9112 7.1.1)";
 }  // namespace difference
 
-// Evidence for difference::chunk_extensions: a chunk-size line where an extension
-// with a value is followed by another extension (llhttp 8.1 then reports an
-// "invalid character in chunk size").
-inline bool has_extension_after_valued_extension(std::string_view input) {
+// True when a chunk-size line of input (hex digits, then ';') has its extensions,
+// from the ';' on, matching `extensions(line, semicolon)`.
+template <typename Extensions>
+bool any_chunk_extension_line(std::string_view input, Extensions&& extensions) {
   std::size_t start = 0;
   while (start < input.size()) {
     std::size_t end = input.find("\r\n", start);
     if (end == std::string_view::npos) end = input.size();
     const std::string_view line = input.substr(start, end - start);
     const std::size_t digits = line.find_first_not_of("0123456789abcdefABCDEF");
-    if (digits != 0 && digits != std::string_view::npos && line[digits] == ';') {
-      const std::size_t equals = line.find('=', digits);
-      if (equals != std::string_view::npos && line.find(';', equals) != std::string_view::npos) return true;
-    }
+    if (digits != 0 && digits != std::string_view::npos && line[digits] == ';' && extensions(line, digits))
+      return true;
     start = end + 2;
   }
   return false;
+}
+
+// Evidence for difference::chunk_extensions: a chunk-size line where an extension
+// with a value is followed by another extension (llhttp 8.1 then reports an
+// "invalid character in chunk size").
+inline bool has_extension_after_valued_extension(std::string_view input) {
+  return any_chunk_extension_line(input, [](std::string_view line, std::size_t semicolon) {
+    const std::size_t equals = line.find('=', semicolon);
+    return equals != std::string_view::npos && line.find(';', equals) != std::string_view::npos;
+  });
 }
 
 // Evidence for difference::quoted_pair_in_chunk_extension: a chunk-size line with a
 // backslash after the opening quote of an extension value (llhttp 8.1 then reports
 // an "invalid character in chunk extensions quoted value").
 inline bool has_quoted_pair_in_chunk_extension(std::string_view input) {
-  std::size_t start = 0;
-  while (start < input.size()) {
-    std::size_t end = input.find("\r\n", start);
-    if (end == std::string_view::npos) end = input.size();
-    const std::string_view line = input.substr(start, end - start);
-    const std::size_t digits = line.find_first_not_of("0123456789abcdefABCDEF");
-    if (digits != 0 && digits != std::string_view::npos && line[digits] == ';') {
-      const std::size_t quote = line.find("=\"", digits);
-      if (quote != std::string_view::npos && line.find('\\', quote) != std::string_view::npos) return true;
-    }
-    start = end + 2;
-  }
-  return false;
+  return any_chunk_extension_line(input, [](std::string_view line, std::size_t semicolon) {
+    const std::size_t quote = line.find("=\"", semicolon);
+    return quote != std::string_view::npos && line.find('\\', quote) != std::string_view::npos;
+  });
 }
 
 // llhttp refused what we accept for one of the chunk extensions RFC 9112 allows.
