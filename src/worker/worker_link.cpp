@@ -18,7 +18,9 @@ void WorkerLink::arm_beat() {
   heartbeat_.beat();
   beat_timer_.expires_after(beat_interval_);
   beat_timer_.async_wait([this](boost::system::error_code error) {
-    if (!error) arm_beat();
+    // cancel() does not reach a wait that has already expired and is queued with
+    // success: without the flag that beat would re-arm and keep a stopping loop alive.
+    if (!error && !closed_) arm_beat();
   });
 }
 
@@ -59,6 +61,7 @@ void WorkerLink::send_stopping(int signal_number) {
 }
 
 void WorkerLink::close() {
+  closed_ = true;
   channel_.close();
   beat_timer_.cancel();
   if (heartbeat_) heartbeat_.mark_stopping();

@@ -52,6 +52,7 @@ class WorkerLink {
   HeartbeatCell heartbeat_;
   boost::asio::steady_timer beat_timer_;
   std::chrono::milliseconds beat_interval_;
+  bool closed_ = false;
 };
 
 }  // namespace multinode::detail
