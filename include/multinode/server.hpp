@@ -5,10 +5,18 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <vector>
 
 namespace multinode {
+
+// What a server tells the supervisor about its work, for status, metrics and
+// Options::max_requests.
+struct ServerCounters {
+  std::uint64_t connections_open = 0;  // connections this process holds now
+  std::uint64_t requests = 0;          // requests (the TCP server: connections) taken since start()
+};
 
 class Server {
  public:
@@ -28,6 +36,9 @@ class Server {
   // them to you) calls it at once. The process keeps its streams to other
   // processes open until then, so requests still in flight can use them.
   virtual void on_drained(std::function<void()> done) { done(); }
+
+  // This process's figures so far (cheap: read at every request by max_requests).
+  virtual ServerCounters counters() const noexcept { return {}; }
 
   // The process's io_context is about to be destroyed (the Nodes handle is going
   // away; a server is usually declared before it and outlives it). Destroy every

@@ -28,6 +28,9 @@ class Server final : public multinode::Server {
   void stop() override;
   void destroy_io_objects() noexcept override;
 
+  // requests: connections accepted; connections_open: 0, since the sockets are yours.
+  ServerCounters counters() const noexcept override;
+
   // Connections accepted by this process so far.
   std::uint64_t accepted() const noexcept;
 

@@ -178,6 +178,11 @@ const Options& Server::options() const noexcept {
   return impl_->options();
 }
 
+ServerCounters Server::counters() const noexcept {
+  const Stats& figures = impl_->stats();
+  return {figures.connections_open, figures.requests};
+}
+
 const Stats& Server::stats() const noexcept {
   return impl_->stats();
 }

@@ -43,6 +43,10 @@ void Server::destroy_io_objects() noexcept {
   impl_->acceptors.clear();
 }
 
+ServerCounters Server::counters() const noexcept {
+  return {0, impl_->accepted};
+}
+
 std::uint64_t Server::accepted() const noexcept {
   return impl_->accepted;
 }

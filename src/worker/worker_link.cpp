@@ -37,6 +37,9 @@ void WorkerLink::start() {
             break;
           case RecordType::ready:
           case RecordType::stopping:
+          case RecordType::recycle:
+          case RecordType::stats_request:
+          case RecordType::stats:
             log(LogLevel::warning, "ignoring an unexpected record from the master");
             break;
         }

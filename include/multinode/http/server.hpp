@@ -55,6 +55,8 @@ class Server final : public multinode::Server {
   // object of this server now (Response handles kept by the application go stale).
   void destroy_io_objects() noexcept override;
 
+  ServerCounters counters() const noexcept override;
+
   const Options& options() const noexcept;
   const Stats& stats() const noexcept;
 
