@@ -4,7 +4,7 @@
 //
 //   hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]
 //         [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]
-//         [--heartbeat-timeout MS]
+//         [--heartbeat-timeout MS] [--max-requests N] [--max-requests-jitter N] [--max-rss MB]
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
@@ -39,6 +39,12 @@ int main(int argc, char** argv) {
       options.group = argv[++i];
     else if (arg == "--heartbeat-timeout" && has_value)
       options.heartbeat_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
+    else if (arg == "--max-requests" && has_value)
+      options.max_requests = std::strtoull(argv[++i], nullptr, 10);
+    else if (arg == "--max-requests-jitter" && has_value)
+      options.max_requests_jitter = std::strtoull(argv[++i], nullptr, 10);
+    else if (arg == "--max-rss" && has_value)
+      options.max_rss = std::strtoull(argv[++i], nullptr, 10);
     else if (arg == "--log-format" && has_value) {
       const std::string_view format = argv[++i];
       if (format == "text") {
@@ -52,7 +58,7 @@ int main(int argc, char** argv) {
     } else {
       std::cerr << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]"
                    " [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]"
-                   " [--heartbeat-timeout MS]\n";
+                   " [--heartbeat-timeout MS] [--max-requests N] [--max-requests-jitter N] [--max-rss MB]\n";
       return 2;
     }
   }

@@ -84,6 +84,19 @@ struct Options {
   // SIGABRT (for a core or backtrace), SIGKILL shortly after, and a replacement.
   // The loop stamps memory shared with the master; no message per beat. 0 turns it off.
   std::chrono::milliseconds heartbeat_timeout{30000};
+  // Worker recycling, through the rolling path (the replacement is ready before the
+  // old worker stops accepting; it finishes its requests in hand). Workers only: a
+  // serving master (master_listen) is never recycled. 0 turns each off.
+  // A worker is recycled once it has taken max_requests requests (the TCP server:
+  // connections) plus a random 0 .. max_requests_jitter of its own, drawn at its
+  // start, so that workers started together do not recycle together. The worker
+  // reads its Server's counters() on a timer, not per request: it asks a little
+  // after the limit (docs/architecture.md, "Recycling").
+  std::uint64_t max_requests = 0;
+  std::uint64_t max_requests_jitter = 0;
+  // A worker whose resident memory (RSS, read by the master from /proc every
+  // second) is above this many MiB is recycled.
+  std::uint64_t max_rss = 0;
 };
 
 }  // namespace multinode

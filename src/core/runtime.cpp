@@ -5,6 +5,7 @@
 #include "common/heartbeat.hpp"
 #include "common/log.hpp"
 #include "common/privileges.hpp"
+#include "worker/recycle.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -14,6 +15,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <random>
 #include <system_error>
 
 extern char** environ;
@@ -189,6 +191,23 @@ void Runtime::start_worker() {
   if (!fds.empty()) port_ = local_port(fds.front());
   start_serving(fds, false);
   worker_->start();
+  watch_request_limit();
+}
+
+void Runtime::watch_request_limit() {
+  if (options_.max_requests == 0) return;
+  if (server_ == nullptr) {
+    log(LogLevel::warning,
+        "max_requests ignored: it counts the requests of the Server given to listen(), "
+        "and this program serves the listeners itself (take_listeners)");
+    return;
+  }
+  // Each worker draws its own jitter, so that workers started together do not recycle together.
+  std::mt19937_64 random(std::random_device{}());
+  const std::uint64_t limit = request_limit(options_.max_requests, options_.max_requests_jitter, random());
+  log(LogLevel::debug, "recycled after ", limit, " requests (max_requests ", options_.max_requests,
+      ", max_requests_jitter ", options_.max_requests_jitter, ")");
+  worker_->watch_requests(limit, [this] { return server_->counters().requests; });
 }
 
 void Runtime::start_serving(const std::vector<int>& fds, bool duplicate) {

@@ -80,6 +80,8 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
 
   void start_master();
   void start_worker();
+  // Options::max_requests: this worker's own limit (with jitter), watched by the worker link.
+  void watch_request_limit();
   void start_serving(const std::vector<int>& fds, bool duplicate);
   void watch_signals();
   void close_peers();

@@ -5,6 +5,7 @@
 
 #include "common/environment.hpp"
 #include "common/log.hpp"
+#include "common/process_memory.hpp"
 
 #include <fcntl.h>
 #include <sys/prctl.h>
@@ -21,6 +22,7 @@
 #include <iterator>
 #include <sstream>
 #include <system_error>
+#include <utility>
 
 extern char** environ;
 
@@ -29,6 +31,11 @@ namespace {
 
 using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
+
+// How often the master reads its workers' resident memory with max_rss: one read
+// of /proc/PID/statm per worker, a few microseconds each.
+constexpr std::chrono::milliseconds memory_check_interval{1000};
+constexpr std::uint64_t mebibyte = std::uint64_t{1024} * 1024;
 
 // Streamed into one string, as log() does.
 template <typename... Args>
@@ -254,6 +261,7 @@ void Supervisor::spawn(unsigned index) {
   children_.emplace(id, std::move(child));
   log(LogLevel::debug, "started worker ", id, " (slot ", index, ", pid ", pid, ")");
   if (start.heartbeat) arm_heartbeat_check();
+  if (host_.options().max_rss > 0) arm_memory_check();
   host_.worker_started(info);
 }
 
@@ -300,12 +308,77 @@ void Supervisor::check_heartbeats() {
   }
 }
 
+void Supervisor::arm_memory_check() {
+  if (memory_armed_ || stopping_) return;
+  if (!memory_timer_) memory_timer_ = std::make_unique<boost::asio::steady_timer>(host_.io());
+  memory_armed_ = true;
+  memory_timer_->expires_after(memory_check_interval);
+  memory_timer_->async_wait([this](boost::system::error_code error) {
+    if (error) return;
+    memory_armed_ = false;
+    if (stopping_) return;
+    check_memory();
+    if (!children_.empty()) arm_memory_check();  // as the heartbeat's: not while idle
+  });
+}
+
+void Supervisor::check_memory() {
+  const std::uint64_t limit = host_.options().max_rss;
+  std::vector<std::pair<NodeId, std::uint64_t>> above;
+  for (const auto& [id, child] : children_) {
+    // Only a serving worker not on its way out already (nor being replaced: then
+    // the slot's current worker is its replacement).
+    if (!child->ready || child->retiring || !child->recycle_reason.empty() ||
+        slot(child->info.slot).current != id)
+      continue;
+    const auto resident = resident_bytes(child->info.pid);
+    if (resident && *resident > limit * mebibyte) above.emplace_back(id, *resident);
+  }
+  // Recycling may spawn a replacement: not while walking children_.
+  for (const auto& [id, resident] : above) {
+    const auto it = children_.find(id);
+    if (it == children_.end()) continue;
+    char mib[32];
+    std::snprintf(mib, sizeof mib, "%.1f", static_cast<double>(resident) / static_cast<double>(mebibyte));
+    recycle(*it->second, text("has ", mib, " MiB resident, above max_rss ", limit, " MiB"));
+  }
+}
+
+void Supervisor::recycle(Child& child, const std::string& why) {
+  if (stopping_ || child.retiring || !child.recycle_reason.empty()) return;
+  // A worker already being replaced (a rolling restart's step) is on its way out.
+  if (slot(child.info.slot).current != child.info.id) return;
+  child.recycle_reason = why;
+  log(LogLevel::info, "worker ", child.info.id, " (slot ", child.info.slot, ", pid ", child.info.pid, ") ",
+      why, ": recycling it (a replacement starts; it stops once that one is ready)");
+  queue_recycle(child.info.slot, child.info.id);
+}
+
+void Supervisor::queue_recycle(unsigned index, NodeId worker) {
+  const auto queued = std::find_if(rolling_queue_.begin(), rolling_queue_.end(),
+                                   [index](const RollingStep& step) { return step.slot == index; });
+  if (queued == rolling_queue_.end()) {
+    rolling_queue_.push_back({index, false, worker});
+  } else if (!queued->reload) {
+    queued->recycle_of = worker;  // a step for a worker of the slot gone since
+  }                               // else: the rolling restart's step replaces it anyway
+  if (!rolling_) continue_rolling_restart();
+}
+
 void Supervisor::on_record(NodeId id, const Record& record, int fd) {
   if (fd >= 0) ::close(fd);  // workers pass no fds to the master
   const auto it = children_.find(id);
   if (it == children_.end()) return;
   if (record.type == RecordType::ready && !it->second->ready) on_ready(*it->second);
   if (record.type == RecordType::stopping) it->second->stopped_on_signal = static_cast<int>(record.value);
+  if (record.type == RecordType::recycle && it->second->ready) {
+    const Options& options = host_.options();
+    recycle(*it->second, text("served ", record.value, " requests (max_requests ", options.max_requests,
+                              options.max_requests_jitter > 0
+                                  ? text(" + up to ", options.max_requests_jitter, " of jitter")
+                                  : std::string(),
+                              ")"));
+  }
 }
 
 void Supervisor::on_ready(Child& child) {
@@ -316,6 +389,7 @@ void Supervisor::on_ready(Child& child) {
   if (!child.retiring) mesh(child);
   const WorkerInfo info = child.info;
   const NodeId replaced = child.replaces;
+  const bool reload_step = child.reload_step;
   host_.worker_ready(info);
   if (!started_ && std::erase(starting_slots_, info.slot) > 0 && starting_slots_.empty()) {
     started_ = true;
@@ -323,8 +397,15 @@ void Supervisor::on_ready(Child& child) {
   }
   if (replaced != 0) {
     const auto old = children_.find(replaced);
-    if (old != children_.end()) retire(*old->second);
-    if (reloading_) host_.rolling_restart_progress(++rolling_replaced_, rolling_slots_);
+    if (old != children_.end()) {
+      if (!old->second->recycle_reason.empty()) {
+        log(LogLevel::info, "worker ", replaced, " (slot ", info.slot, ") recycled: worker ", info.id,
+            " serves in its place; it finishes its requests in hand and stops");
+      }
+      retire(*old->second);
+    }
+    slot(info.slot).failed_recycles = 0;
+    if (reloading_ && reload_step) host_.rolling_restart_progress(++rolling_replaced_, rolling_slots_);
     continue_rolling_restart();
   }
 }
@@ -387,10 +468,42 @@ void Supervisor::on_exit(NodeId id, int status) {
     // A replacement that dies before it is ready ends that step of a rolling restart:
     // the old worker keeps serving.
     const auto old = children_.find(child->replaces);
-    if (old != children_.end() && !old->second->retiring) s.current = child->replaces;
+    const bool old_serves = old != children_.end() && !old->second->retiring;
     level = LogLevel::error;
-    message = text(what, "; it was to replace worker ", child->replaces, ", which keeps serving");
     after = AfterExit::continue_rolling_restart;
+    if (old_serves && !s.active) {
+      // SIGTTOU removed the slot meanwhile: the old worker goes too.
+      message =
+          text(what, "; it was to replace worker ", child->replaces, ", which stops (its slot was removed)");
+      retire(*old->second);
+    } else if (old_serves) {
+      s.current = child->replaces;
+      message = text(what, "; it was to replace worker ", child->replaces, ", which keeps serving");
+      if (!old->second->recycle_reason.empty() && !stopping_) {
+        // The recycle is still due: tried again with the slot's backoff, not at once.
+        const unsigned failures = ++s.failed_recycles;
+        if (failures >= options.crash_loop_limit) {
+          message =
+              text(message, "; ", failures,
+                   " replacements in a row died before ready: not recycling it "
+                   "any more. Fix what makes a new worker fail at start, then send SIGHUP to the master");
+        } else {
+          const auto retry = restart_delay_after(options, failures);
+          message = text(message, "; recycling it again in ", retry.count(), " ms");
+          const unsigned index = child->info.slot;
+          const NodeId worker = child->replaces;
+          s.restart_timer->expires_after(retry);
+          s.restart_timer->async_wait([this, index, worker](boost::system::error_code error) {
+            if (error || stopping_) return;
+            const auto it = children_.find(worker);
+            if (it != children_.end() && !it->second->retiring && slot(index).current == worker)
+              queue_recycle(index, worker);
+          });
+        }
+      }
+    } else {
+      message = text(what, "; it was to replace worker ", child->replaces, ", which is gone");
+    }
   } else if (stopping_ || child->retiring || !was_current) {
     level = exit.exit_status == 0 ? LogLevel::info : LogLevel::warning;
   } else if (!options.restart_children) {
@@ -482,8 +595,12 @@ void Supervisor::rolling_restart() {
       s.given_up = false;
       s.young_deaths = 0;
     }
-    if (std::find(rolling_queue_.begin(), rolling_queue_.end(), index) == rolling_queue_.end()) {
-      rolling_queue_.push_back(index);
+    const auto queued = std::find_if(rolling_queue_.begin(), rolling_queue_.end(),
+                                     [index](const RollingStep& step) { return step.slot == index; });
+    if (queued == rolling_queue_.end()) {
+      rolling_queue_.push_back({index, true, 0});
+    } else {
+      queued->reload = true;  // a recycle waiting for its turn becomes this restart's step
     }
   }
   if (!reloading_) {
@@ -499,15 +616,26 @@ void Supervisor::rolling_restart() {
 void Supervisor::continue_rolling_restart() {
   rolling_ = false;
   while (!rolling_queue_.empty() && !stopping_) {
-    const unsigned index = rolling_queue_.front();
+    const RollingStep step = rolling_queue_.front();
     rolling_queue_.pop_front();
+    const unsigned index = step.slot;
     const auto found = slots_.find(index);
     if (found == slots_.end() || !found->second.active) continue;
     Slot& s = found->second;
+    if (!step.reload) {
+      // A recycle, only while the worker that asked for it still fills the slot
+      // (it may have died and been replaced meanwhile, or be stopping).
+      const auto asked = children_.find(step.recycle_of);
+      if (s.current != step.recycle_of || asked == children_.end() || asked->second->retiring) continue;
+    }
     const NodeId old = s.current;
     s.restart_timer->cancel();
     spawn(index);  // becomes the slot's current worker
-    if (old != 0) {
+    if (s.current != old) {
+      const auto it = children_.find(s.current);
+      if (it != children_.end()) it->second->reload_step = step.reload;
+    }
+    if (old != 0 && s.current != old) {  // (a spawn that failed leaves the old worker current)
       const auto it = children_.find(s.current);
       if (it != children_.end()) it->second->replaces = old;
       rolling_ = true;
@@ -582,6 +710,7 @@ void Supervisor::stop_all() {
     if (s.restart_timer) s.restart_timer->cancel();
   }
   if (heartbeat_timer_) heartbeat_timer_->cancel();
+  if (memory_timer_) memory_timer_->cancel();
   for (auto& [id, child] : children_) {
     if (!child->hung) child->ready_timer->cancel();  // a hung one's SIGKILL stays on the way
     child->retiring = true;

@@ -102,6 +102,10 @@ class Supervisor {
     std::unique_ptr<boost::asio::steady_timer> ready_timer;  // once ready: the SIGKILL after a hang
     HeartbeatCell heartbeat;                                 // empty when heartbeats are off
     bool hung = false;                                       // found hung: SIGABRT sent, SIGKILL follows
+    // Recycling (max_requests, max_rss): why this worker is to be replaced, for the
+    // log; empty when it is not. Set once: it is not asked for twice.
+    std::string recycle_reason;
+    bool reload_step = false;  // a replacement started by a SIGHUP rolling restart (not a recycle)
   };
   struct Slot {
     NodeId current = 0;  // the worker filling the slot, 0 when none
@@ -110,6 +114,14 @@ class Supervisor {
     bool active = true;  // false once SIGTTOU removed the slot's worker
     std::unique_ptr<boost::asio::steady_timer> restart_timer;
     std::vector<ListenSocket> own_sockets;  // reuseport mode only
+    unsigned failed_recycles = 0;           // replacements of a recycle that died before ready, in a row
+  };
+  // One slot of the rolling path: replaced for a SIGHUP (reload), or for a recycle
+  // asked by worker recycle_of (skipped if another worker fills the slot by then).
+  struct RollingStep {
+    unsigned slot = 0;
+    bool reload = false;
+    NodeId recycle_of = 0;
   };
 
   void spawn(unsigned slot);
@@ -123,6 +135,13 @@ class Supervisor {
   void retire(Child& child);
   void mesh(Child& child);
   void continue_rolling_restart();
+  // Recycling: the worker is replaced through the rolling path (why: for the log).
+  void recycle(Child& child, const std::string& why);
+  void queue_recycle(unsigned slot, NodeId worker);
+  // Every memory_check_interval while workers live, with max_rss: recycles the
+  // serving workers whose resident memory is above it.
+  void arm_memory_check();
+  void check_memory();
   // One worker's part of healthy(): not past its ready_timeout without reporting ready.
   bool worker_healthy(const Child& child, std::chrono::steady_clock::time_point now) const;
   void stop_if_nothing_serves();
@@ -140,7 +159,7 @@ class Supervisor {
   NodeId next_id_ = 1;
   std::vector<std::string> argv_;
   std::vector<std::string> base_env_;
-  std::deque<unsigned> rolling_queue_;
+  std::deque<RollingStep> rolling_queue_;
   bool rolling_ = false;
   // From rolling_restart() until continue_rolling_restart() has dealt with every slot.
   bool reloading_ = false;
@@ -152,6 +171,8 @@ class Supervisor {
   bool stopping_ = false;
   std::unique_ptr<boost::asio::steady_timer> heartbeat_timer_;
   bool heartbeat_armed_ = false;
+  std::unique_ptr<boost::asio::steady_timer> memory_timer_;
+  bool memory_armed_ = false;
 };
 
 }  // namespace multinode::detail

@@ -1,6 +1,8 @@
 // The worker's end of the control channel (worker_link.hpp).
 #include "worker/worker_link.hpp"
 
+#include "worker/recycle.hpp"
+
 #include "common/log.hpp"
 
 #include <unistd.h>
@@ -8,7 +10,11 @@
 namespace multinode::detail {
 
 WorkerLink::WorkerLink(Host& host, int control_fd, int heartbeat_fd, std::chrono::milliseconds beat_interval)
-    : host_(host), channel_(host.io(), control_fd), beat_timer_(host.io()), beat_interval_(beat_interval) {
+    : host_(host),
+      channel_(host.io(), control_fd),
+      beat_timer_(host.io()),
+      beat_interval_(beat_interval),
+      request_timer_(host.io()) {
   if (heartbeat_fd >= 0) heartbeat_ = HeartbeatCell::adopt(heartbeat_fd);
 }
 
@@ -63,10 +69,42 @@ void WorkerLink::send_stopping(int signal_number) {
   channel_.send({RecordType::stopping, host_.id(), host_.slot(), static_cast<std::uint64_t>(signal_number)});
 }
 
+void WorkerLink::watch_requests(std::uint64_t limit, std::function<std::uint64_t()> served) {
+  request_limit_ = limit;
+  served_ = std::move(served);
+  last_served_ = served_();
+  last_check_ = std::chrono::steady_clock::now();
+  arm_request_check(request_check_max);
+}
+
+void WorkerLink::arm_request_check(std::chrono::milliseconds wait) {
+  request_timer_.expires_after(wait);
+  request_timer_.async_wait([this](boost::system::error_code error) {
+    if (!error && !closed_) check_requests();  // the flag: as for the beat timer
+  });
+}
+
+void WorkerLink::check_requests() {
+  const std::uint64_t served = served_();
+  if (served >= request_limit_) {
+    log(LogLevel::debug, "served ", served, " requests, the limit ", request_limit_,
+        " (max_requests): asking the master to recycle this worker");
+    channel_.send({RecordType::recycle, host_.id(), host_.slot(), served});
+    return;  // asked once; the master retries a replacement that fails by itself
+  }
+  const auto now = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(now - last_check_).count();
+  const double rate = seconds > 0 ? static_cast<double>(served - last_served_) / seconds : 0;
+  last_served_ = served;
+  last_check_ = now;
+  arm_request_check(next_request_check(request_limit_ - served, rate));
+}
+
 void WorkerLink::close() {
   closed_ = true;
   channel_.close();
   beat_timer_.cancel();
+  request_timer_.cancel();
   if (heartbeat_) heartbeat_.mark_stopping();
 }
 

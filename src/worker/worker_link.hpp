@@ -12,6 +12,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <string>
 
 namespace multinode::detail {
@@ -41,11 +43,17 @@ class WorkerLink {
   void send_ready();  // beats too: the master watches the heartbeat from ready on
   // Tells the master this worker stops on a signal it got itself (not on the master's order).
   void send_stopping(int signal_number);
+  // Options::max_requests: reads served() on a timer (worker/recycle.hpp) and, once
+  // it reaches limit, sends the master one `recycle` record. Serving on meanwhile
+  // is the master's business: it stops this worker once a replacement is ready.
+  void watch_requests(std::uint64_t limit, std::function<std::uint64_t()> served);
   // Also leaves the heartbeat saying "stopping": the loop may end now without being hung.
   void close();
 
  private:
   void arm_beat();
+  void arm_request_check(std::chrono::milliseconds wait);
+  void check_requests();
 
   Host& host_;
   ControlChannel channel_;
@@ -53,6 +61,12 @@ class WorkerLink {
   boost::asio::steady_timer beat_timer_;
   std::chrono::milliseconds beat_interval_;
   bool closed_ = false;
+  // max_requests: the count to reach, how to read it, the last reading and when.
+  boost::asio::steady_timer request_timer_;
+  std::uint64_t request_limit_ = 0;
+  std::function<std::uint64_t()> served_;
+  std::uint64_t last_served_ = 0;
+  std::chrono::steady_clock::time_point last_check_{};
 };
 
 }  // namespace multinode::detail
