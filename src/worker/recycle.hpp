@@ -9,8 +9,8 @@
 namespace multinode::detail {
 
 // The longest and shortest wait between two reads of the request count: an idle
-// worker wakes 4 times a second; one about to reach its limit every 10 ms.
-inline constexpr std::chrono::milliseconds request_check_max{250};
+// worker wakes 10 times a second; one about to reach its limit every 10 ms.
+inline constexpr std::chrono::milliseconds request_check_max{100};
 inline constexpr std::chrono::milliseconds request_check_min{10};
 
 // max_requests plus `random` folded into 0 .. jitter (saturating, never past the

@@ -74,7 +74,7 @@ void WorkerLink::watch_requests(std::uint64_t limit, std::function<std::uint64_t
   served_ = std::move(served);
   last_served_ = served_();
   last_check_ = std::chrono::steady_clock::now();
-  arm_request_check(request_check_max);
+  arm_request_check(request_check_min);  // a new worker may be busy at once: learn its rate early
 }
 
 void WorkerLink::arm_request_check(std::chrono::milliseconds wait) {
