@@ -91,7 +91,7 @@ struct Options {
   // connections) plus a random 0 .. max_requests_jitter of its own, drawn at its
   // start, so that workers started together do not recycle together. The worker
   // reads its Server's counters() on a timer, not per request: it asks a little
-  // after the limit (docs/architecture.md, "Recycling").
+  // after the limit (docs/architecture.md, "Supervision").
   std::uint64_t max_requests = 0;
   std::uint64_t max_requests_jitter = 0;
   // A worker whose resident memory (RSS, read by the master from /proc every
