@@ -595,6 +595,7 @@ void Supervisor::rolling_restart() {
       s.given_up = false;
       s.young_deaths = 0;
     }
+    s.failed_recycles = 0;  // a recycle given up after failed replacements: this restart tries afresh
     const auto queued = std::find_if(rolling_queue_.begin(), rolling_queue_.end(),
                                      [index](const RollingStep& step) { return step.slot == index; });
     if (queued == rolling_queue_.end()) {
