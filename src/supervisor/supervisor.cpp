@@ -20,6 +20,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <sstream>
 #include <system_error>
 #include <utility>
@@ -324,6 +325,8 @@ void Supervisor::arm_memory_check() {
 
 void Supervisor::check_memory() {
   const std::uint64_t limit = host_.options().max_rss;
+  // A limit past what 64 bits of bytes can hold is never reached.
+  if (limit > std::numeric_limits<std::uint64_t>::max() / mebibyte) return;
   std::vector<std::pair<NodeId, std::uint64_t>> above;
   for (const auto& [id, child] : children_) {
     // Only a serving worker not on its way out already (nor being replaced: then
