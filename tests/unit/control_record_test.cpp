@@ -32,7 +32,10 @@ TEST(ControlRecord, RejectsWrongSizesAndUnknownTypes) {
   EXPECT_FALSE(decode_record(wire, record_size + 1, decoded));
   wire[0] = 0;
   EXPECT_FALSE(decode_record(wire, record_size, decoded));
-  wire[0] = 5;
+  wire[0] = 5;  // recycle
+  EXPECT_TRUE(decode_record(wire, record_size, decoded));
+  EXPECT_EQ(decoded.type, RecordType::recycle);
+  wire[0] = 8;  // past the last type (stats, 7)
   EXPECT_FALSE(decode_record(wire, record_size, decoded));
 }
 
