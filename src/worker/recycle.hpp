@@ -19,9 +19,13 @@ inline constexpr std::chrono::milliseconds request_check_min{10};
 std::uint64_t request_limit(std::uint64_t max_requests, std::uint64_t jitter, std::uint64_t random) noexcept;
 
 // The wait before the next read of the count, `remaining` requests before the
-// limit at the rate seen since the last read: half the time the limit is expected
-// in, within request_check_min .. request_check_max. Reads come closer as the limit
-// nears, so a steady load passes it by at most about request_check_min of requests.
-std::chrono::milliseconds next_request_check(std::uint64_t remaining, double requests_per_second) noexcept;
+// limit at the rate seen since the last read (`last_wait` ago): half the time the
+// limit is expected in, within request_check_min .. request_check_max. Reads come
+// closer as the limit nears, so a steady load passes it by at most about
+// request_check_min of requests. With no request since the last read the wait
+// doubles up to request_check_max: a worker that has just started, or been idle
+// briefly, is read again soon when its load begins.
+std::chrono::milliseconds next_request_check(std::uint64_t remaining, double requests_per_second,
+                                             std::chrono::milliseconds last_wait) noexcept;
 
 }  // namespace multinode::detail

@@ -78,6 +78,7 @@ void WorkerLink::watch_requests(std::uint64_t limit, std::function<std::uint64_t
 }
 
 void WorkerLink::arm_request_check(std::chrono::milliseconds wait) {
+  last_wait_ = wait;
   request_timer_.expires_after(wait);
   request_timer_.async_wait([this](boost::system::error_code error) {
     if (!error && !closed_) check_requests();  // the flag: as for the beat timer
@@ -97,7 +98,7 @@ void WorkerLink::check_requests() {
   const double rate = seconds > 0 ? static_cast<double>(served - last_served_) / seconds : 0;
   last_served_ = served;
   last_check_ = now;
-  arm_request_check(next_request_check(request_limit_ - served, rate));
+  arm_request_check(next_request_check(request_limit_ - served, rate, last_wait_));
 }
 
 void WorkerLink::close() {

@@ -67,6 +67,7 @@ class WorkerLink {
   std::function<std::uint64_t()> served_;
   std::uint64_t last_served_ = 0;
   std::chrono::steady_clock::time_point last_check_{};
+  std::chrono::milliseconds last_wait_{0};
 };
 
 }  // namespace multinode::detail
