@@ -357,10 +357,16 @@ void Supervisor::recycle(Child& child, const std::string& why) {
   queue_recycle(child.info.slot, child.info.id);
 }
 
+Supervisor::RollingStep* Supervisor::queued_step(unsigned index) {
+  for (auto& step : rolling_queue_) {
+    if (step.slot == index) return &step;
+  }
+  return nullptr;
+}
+
 void Supervisor::queue_recycle(unsigned index, NodeId worker) {
-  const auto queued = std::find_if(rolling_queue_.begin(), rolling_queue_.end(),
-                                   [index](const RollingStep& step) { return step.slot == index; });
-  if (queued == rolling_queue_.end()) {
+  RollingStep* const queued = queued_step(index);
+  if (queued == nullptr) {
     rolling_queue_.push_back({index, false, worker});
   } else if (!queued->reload) {
     queued->recycle_of = worker;  // a step for a worker of the slot gone since
@@ -599,9 +605,8 @@ void Supervisor::rolling_restart() {
       s.young_deaths = 0;
     }
     s.failed_recycles = 0;  // a recycle given up after failed replacements: this restart tries afresh
-    const auto queued = std::find_if(rolling_queue_.begin(), rolling_queue_.end(),
-                                     [index](const RollingStep& step) { return step.slot == index; });
-    if (queued == rolling_queue_.end()) {
+    RollingStep* const queued = queued_step(index);
+    if (queued == nullptr) {
       rolling_queue_.push_back({index, true, 0});
     } else {
       queued->reload = true;  // a recycle waiting for its turn becomes this restart's step

@@ -138,6 +138,8 @@ class Supervisor {
   // Recycling: the worker is replaced through the rolling path (why: for the log).
   void recycle(Child& child, const std::string& why);
   void queue_recycle(unsigned slot, NodeId worker);
+  // The slot's step waiting in rolling_queue_ (at most one per slot), or nullptr.
+  RollingStep* queued_step(unsigned slot);
   // Every memory_check_interval while workers live, with max_rss: recycles the
   // serving workers whose resident memory is above it.
   void arm_memory_check();
