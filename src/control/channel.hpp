@@ -18,7 +18,7 @@ enum class RecordType : std::uint16_t {
   stop = 2,      // master -> worker: stop gracefully
   peer = 3,      // master -> worker, with an fd: a mesh stream to process peer_id in slot peer_slot
   stopping = 4,  // worker -> master: stopping on a signal of its own; value = the signal number
-  recycle = 5,  // worker -> master: reached max_requests, replace me through the rolling path; value = requests
+  recycle = 5,   // worker -> master: reached max_requests, replace me (rolling path); value = requests
   // Reserved for the operations work (docs/protocol.md gets their layout with them):
   stats_request = 6,  // master -> worker: send your server counters
   stats = 7,          // worker -> master: the counters asked for
