@@ -4,7 +4,8 @@
 //
 //   hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]
 //         [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]
-//         [--heartbeat-timeout MS]
+//         [--heartbeat-timeout MS] [--control PATH] [--metrics-listen HOST:PORT]
+//         [--control-timeout MS] [--control-max-clients N]
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
@@ -39,6 +40,14 @@ int main(int argc, char** argv) {
       options.group = argv[++i];
     else if (arg == "--heartbeat-timeout" && has_value)
       options.heartbeat_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
+    else if (arg == "--control" && has_value)
+      options.control_socket = argv[++i];
+    else if (arg == "--metrics-listen" && has_value)
+      options.metrics_listen = argv[++i];
+    else if (arg == "--control-timeout" && has_value)
+      options.control_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
+    else if (arg == "--control-max-clients" && has_value)
+      options.control_max_clients = static_cast<unsigned>(std::atoi(argv[++i]));
     else if (arg == "--log-format" && has_value) {
       const std::string_view format = argv[++i];
       if (format == "text") {
@@ -52,7 +61,8 @@ int main(int argc, char** argv) {
     } else {
       std::cerr << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]"
                    " [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]"
-                   " [--heartbeat-timeout MS]\n";
+                   " [--heartbeat-timeout MS] [--control PATH] [--metrics-listen HOST:PORT]"
+                   " [--control-timeout MS] [--control-max-clients N]\n";
       return 2;
     }
   }

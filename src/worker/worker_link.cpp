@@ -4,6 +4,8 @@
 #include "common/log.hpp"
 
 #include <unistd.h>
+#include <algorithm>
+#include <limits>
 
 namespace multinode::detail {
 
@@ -35,10 +37,12 @@ void WorkerLink::start() {
           case RecordType::stop:
             host_.begin_stop("the master asked", 0);
             break;
+          case RecordType::stats_request:
+            send_stats(static_cast<std::uint32_t>(record.value));
+            break;
           case RecordType::ready:
           case RecordType::stopping:
           case RecordType::recycle:
-          case RecordType::stats_request:
           case RecordType::stats:
             log(LogLevel::warning, "ignoring an unexpected record from the master");
             break;
@@ -61,6 +65,14 @@ void WorkerLink::send_ready() {
 
 void WorkerLink::send_stopping(int signal_number) {
   channel_.send({RecordType::stopping, host_.id(), host_.slot(), static_cast<std::uint64_t>(signal_number)});
+}
+
+void WorkerLink::send_stats(std::uint32_t serial) {
+  const ServerCounters counters = host_.server_counters();
+  // The record has 32 bits for the open connections: more than 4 billion reads as that.
+  const auto connections = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(counters.connections_open, std::numeric_limits<std::uint32_t>::max()));
+  channel_.send({RecordType::stats, serial, connections, counters.requests});
 }
 
 void WorkerLink::close() {

@@ -3,6 +3,7 @@
 // worker's heartbeat from the event loop, for the master to see the loop is not stuck.
 #pragma once
 
+#include <multinode/server.hpp>
 #include <multinode/workers.hpp>
 
 #include "common/heartbeat.hpp"
@@ -29,6 +30,8 @@ class WorkerLink {
     virtual void add_peer(int fd, NodeId peer, unsigned peer_slot) = 0;
     virtual void begin_stop(const std::string& reason, int exit_status) = 0;
     virtual bool stopping() const noexcept = 0;
+    // This worker's server counters, sent when the master asks (stats_request).
+    virtual ServerCounters server_counters() const noexcept = 0;
 
    protected:
     ~Host() = default;
@@ -46,6 +49,8 @@ class WorkerLink {
 
  private:
   void arm_beat();
+  // Answers the master's stats_request of that serial.
+  void send_stats(std::uint32_t serial);
 
   Host& host_;
   ControlChannel channel_;
