@@ -103,8 +103,21 @@ CommandParse parse_line(std::string_view line) {
 bool token_char(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -171,8 +184,8 @@ CommandParse parse_command(std::string_view received, bool at_end) {
   if (newline != std::string_view::npos || received.size() >= max_command_line) {
     return error("command line longer than " + std::to_string(max_command_line) + " bytes");
   }
-  if (at_end) return parse_line(received);
-  return {};
+  if (at_end && !received.empty()) return parse_line(received);
+  return {};  // nothing sent at all is nothing to answer
 }
 
 MetricsRequest parse_metrics_request(std::string_view received) {

@@ -41,7 +41,7 @@ struct CommandParse {
 // The first line of what the client sent (bytes after its newline are ignored).
 // A line ends with LF, or CR LF; words are separated by spaces or tabs, blanks
 // around them are ignored. `at_end` says the client closed its side: what it sent
-// is then the whole line, newline or not.
+// is then the whole line, newline or not (nothing at all stays incomplete).
 CommandParse parse_command(std::string_view received, bool at_end = false);
 
 // The metrics endpoint's request: GET (or HEAD) /metrics, HTTP/1.0 or 1.1.

@@ -46,7 +46,8 @@ std::string exchange(const std::string& path, std::string_view command, std::chr
   address.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof address.sun_path) {
     throw failure(ENAMETOOLONG, "control socket path '" + path + "' is empty or longer than " +
-                                    std::to_string(sizeof address.sun_path - 1) + " bytes: use a shorter one");
+                                    std::to_string(sizeof address.sun_path - 1) +
+                                    " bytes: use a shorter one");
   }
   std::memcpy(address.sun_path, path.data(), path.size());
   // Non-blocking: a full backlog fails connect() with EAGAIN instead of blocking past the deadline.
@@ -55,7 +56,8 @@ std::string exchange(const std::string& path, std::string_view command, std::chr
   if (::connect(socket.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
     const int code = errno;
     std::string hint = "is the master running with control_socket = " + path + "?";
-    if (code == EACCES || code == EPERM) hint = "run as the user the master runs as (the socket is mode 0600)";
+    if (code == EACCES || code == EPERM)
+      hint = "run as the user the master runs as (the socket is mode 0600)";
     if (code == EAGAIN) hint = "the master is busy with other control clients: try again";
     throw failure(code, "cannot connect to the control socket " + path + ": " + std::strerror(code) + " (" +
                             hint + ")");
@@ -70,7 +72,8 @@ std::string exchange(const std::string& path, std::string_view command, std::chr
     }
     const ssize_t n = ::send(socket.fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n < 0) throw failure(errno, "cannot send to the control socket " + path + ": " + std::strerror(errno));
+    if (n < 0)
+      throw failure(errno, "cannot send to the control socket " + path + ": " + std::strerror(errno));
     sent += static_cast<std::size_t>(n);
   }
   std::string reply;
@@ -85,8 +88,8 @@ std::string exchange(const std::string& path, std::string_view command, std::chr
     if (n == 0) return reply;
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) {
-      throw failure(errno, "reading the reply of the control socket " + path + " failed: " +
-                               std::strerror(errno));
+      throw failure(errno,
+                    "reading the reply of the control socket " + path + " failed: " + std::strerror(errno));
     }
     reply.append(buffer, static_cast<std::size_t>(n));
     if (reply.size() > max_reply) {

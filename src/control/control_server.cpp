@@ -4,7 +4,6 @@
 #include "common/log.hpp"
 
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/write.hpp>
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -150,18 +149,36 @@ class ControlServer::Client : public std::enable_shared_from_this<Client> {
     if (state_ != State::answering) return;
     state_ = State::writing;
     out_ = std::move(text);
-    auto self = shared_from_this();
-    boost::asio::async_write(socket_, boost::asio::buffer(out_),
-                             [self](boost::system::error_code error, std::size_t) {
-                               if (self->state_ != State::writing) return;
-                               if (error) return self->finish();
-                               // Half-close, then read what the client may still send until it
-                               // closes: closing with unread bytes would reset the connection
-                               // and could destroy the reply before the client read it.
-                               ::shutdown(self->socket_.native_handle(), SHUT_WR);
-                               self->state_ = State::draining;
-                               self->read();
-                             });
+    written_ = 0;
+    write();
+  }
+
+  // send(2) with MSG_NOSIGNAL, not write(2) as a descriptor's async_write would:
+  // a client gone before its reply must not SIGPIPE the master.
+  void write() {
+    while (written_ < out_.size()) {
+      const ssize_t n = ::send(socket_.native_handle(), out_.data() + written_, out_.size() - written_,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        auto self = shared_from_this();
+        socket_.async_wait(boost::asio::posix::descriptor_base::wait_write,
+                           [self](boost::system::error_code error) {
+                             if (self->state_ != State::writing) return;
+                             if (error) return self->finish();
+                             self->write();
+                           });
+        return;
+      }
+      if (n < 0) return finish();
+      written_ += static_cast<std::size_t>(n);
+    }
+    // Half-close, then read what the client may still send until it closes:
+    // closing with unread bytes would reset the connection and could destroy the
+    // reply before the client read it.
+    ::shutdown(socket_.native_handle(), SHUT_WR);
+    state_ = State::draining;
+    read();
   }
 
   void finish() {
@@ -181,6 +198,7 @@ class ControlServer::Client : public std::enable_shared_from_this<Client> {
   std::array<char, 1024> buffer_{};
   std::string received_;
   std::string out_;
+  std::size_t written_ = 0;
   State state_ = State::reading;
   bool head_ = false;
 };
@@ -226,7 +244,8 @@ void ControlServer::wait_for_clients(Listener& listener) {
 
 void ControlServer::accept_burst(Listener& listener) {
   for (int i = 0; i < accept_burst_size; ++i) {
-    const int fd = ::accept4(listener.socket->native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd =
+        ::accept4(listener.socket->native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;

@@ -98,7 +98,9 @@ void Runtime::start_operator_interface(const std::optional<Identity>& identity) 
   }
   control_server_ = std::make_unique<ControlServer>(
       io_, ControlServer::Limits{options_.control_timeout, options_.control_max_clients},
-      [this](const Command& command, ControlServer::Reply reply) { operator_command(command, std::move(reply)); });
+      [this](const Command& command, ControlServer::Reply reply) {
+        operator_command(command, std::move(reply));
+      });
   if (!options_.metrics_listen.empty()) {
     const auto where = split_host_port(options_.metrics_listen);
     if (!where) {

@@ -56,7 +56,8 @@ class Exposition {
 
 std::string status_json(const StatusSnapshot& status) {
   const MasterStatus& m = status.master;
-  std::string out = "{\"master\":{\"pid\":" + std::to_string(m.pid) + ",\"uptime_s\":" + decimal3(m.uptime_s) +
+  std::string out = "{\"master\":{\"pid\":" + std::to_string(m.pid) +
+                    ",\"uptime_s\":" + decimal3(m.uptime_s) +
                     ",\"generation\":" + std::to_string(m.generation);
   if (m.counters) {
     out += ",\"connections\":" + std::to_string(m.counters->connections_open) +

@@ -32,8 +32,28 @@ TEST(ControlRecord, RejectsWrongSizesAndUnknownTypes) {
   EXPECT_FALSE(decode_record(wire, record_size + 1, decoded));
   wire[0] = 0;
   EXPECT_FALSE(decode_record(wire, record_size, decoded));
-  wire[0] = 5;
+  wire[0] = 8;  // one past the last type (stats)
   EXPECT_FALSE(decode_record(wire, record_size, decoded));
+  wire[0] = 0;
+  wire[1] = 1;  // type 256
+  EXPECT_FALSE(decode_record(wire, record_size, decoded));
+}
+
+TEST(ControlRecord, StatsRecordsCarryTheSerialAndBothCounters) {
+  // docs/protocol.md: stats_request's value is a serial; stats answers with it in
+  // peer id, the open connections in peer slot and the requests in value.
+  const Record request{RecordType::stats_request, 0, 0, 7};
+  const Record answer{RecordType::stats, 7, 12, 0x100000000ull};
+  for (const Record& record : {request, answer}) {
+    unsigned char wire[record_size];
+    encode_record(record, wire);
+    Record decoded;
+    ASSERT_TRUE(decode_record(wire, record_size, decoded));
+    EXPECT_EQ(decoded.type, record.type);
+    EXPECT_EQ(decoded.peer_id, record.peer_id);
+    EXPECT_EQ(decoded.peer_slot, record.peer_slot);
+    EXPECT_EQ(decoded.value, record.value);
+  }
 }
 
 }  // namespace
