@@ -680,9 +680,11 @@ void Supervisor::on_stats(Child& child, const Record& record) {
 
 bool Supervisor::status_answered() const {
   for (const auto& [id, child] : children_) {
-    // One that is told to stop, or stops, has closed its end or soon will: it is not
-    // waited for (its figures are the last it sent).
-    const bool can_answer = child->control->is_open() && !child->retiring && child->stopped_on_signal == 0 &&
+    // Only ready workers are waited for: one still starting may not have reached
+    // listen() (its answer comes later), and one that is told to stop, or stops,
+    // has closed its end or soon will. The others show the figures they last sent.
+    const bool can_answer = child->ready && child->control->is_open() && !child->retiring &&
+                            child->stopped_on_signal == 0 &&
                             !(child->heartbeat && child->heartbeat.stopping());
     if (can_answer && child->stats_answered != stats_serial_) return false;
   }

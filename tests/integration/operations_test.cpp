@@ -294,6 +294,34 @@ TEST(ControlSocket, StatusAndMetricsAgreeWithTheRequestsMadeAndWithGetMetrics) {
   }
 }
 
+TEST(ControlSocket, AHungWorkerDoesNotHoldStatusUpAndItsHeartbeatAgeShowsIt) {
+  TempDir dir;
+  const std::string socket = dir.file("control.sock");
+  const std::uint16_t port = free_port();
+  auto server = start_hello(socket, port, {"--nodes", "3", "--no-master-listen"});
+  ASSERT_TRUE(server.wait_for_log_count("is ready", 3, 10s)) << server.error_output();
+  const json::object before = wait_for_workers(socket, 3);
+  const auto& first = before.at("workers").as_array()[0].as_object();
+  const auto hung = static_cast<pid_t>(number(first.at("pid")));
+  ASSERT_EQ(::kill(hung, SIGSTOP), 0);
+  std::this_thread::sleep_for(1500ms);  // past the 1 s beat interval of the default heartbeat_timeout
+  // Answered (the gathering gives up on it after at most 1 s), with the others' figures.
+  const json::object status = status_of(socket);
+  ::kill(hung, SIGCONT);
+  const auto& workers = status.at("workers").as_array();
+  ASSERT_EQ(workers.size(), 3u) << json::serialize(status);
+  for (const auto& value : workers) {
+    const json::object& w = value.as_object();
+    EXPECT_EQ(w.at("state"), "ready");
+    if (static_cast<pid_t>(number(w.at("pid"))) == hung) {
+      EXPECT_GE(number(w.at("heartbeat_age_ms")), 1500u) << json::serialize(w);
+      EXPECT_EQ(number(w.at("requests")), 0u) << "its last figures";
+    } else {
+      EXPECT_EQ(number(w.at("requests")), 0u) << "answered: not null";
+    }
+  }
+}
+
 TEST(ControlSocket, TheMetricsEndpointAnswersOnlyGetMetrics) {
   TempDir dir;
   const std::uint16_t metrics_port = free_port();
