@@ -28,7 +28,8 @@ void check_command(std::string_view input, std::size_t cut) {
   }
   for (const CommandParse* parse : {&whole, &at_end}) {
     if (parse->outcome == CommandParse::Outcome::error) {
-      if (parse->error.rfind("error: ", 0) != 0 || parse->error.find('\n') != std::string::npos) __builtin_trap();
+      if (parse->error.rfind("error: ", 0) != 0 || parse->error.find('\n') != std::string::npos)
+        __builtin_trap();
     }
     if (parse->outcome == CommandParse::Outcome::command && parse->command.kind == CommandKind::scale &&
         parse->command.workers > max_scale_workers) {
