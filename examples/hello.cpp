@@ -5,6 +5,7 @@
 //   hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]
 //         [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]
 //         [--heartbeat-timeout MS] [--max-requests N] [--max-requests-jitter N] [--max-rss MB]
+//         [--control PATH] [--metrics-listen HOST:PORT] [--control-timeout MS] [--control-max-clients N]
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
@@ -45,6 +46,14 @@ int main(int argc, char** argv) {
       options.max_requests_jitter = std::strtoull(argv[++i], nullptr, 10);
     else if (arg == "--max-rss" && has_value)
       options.max_rss = std::strtoull(argv[++i], nullptr, 10);
+    else if (arg == "--control" && has_value)
+      options.control_socket = argv[++i];
+    else if (arg == "--metrics-listen" && has_value)
+      options.metrics_listen = argv[++i];
+    else if (arg == "--control-timeout" && has_value)
+      options.control_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
+    else if (arg == "--control-max-clients" && has_value)
+      options.control_max_clients = static_cast<unsigned>(std::atoi(argv[++i]));
     else if (arg == "--log-format" && has_value) {
       const std::string_view format = argv[++i];
       if (format == "text") {
@@ -58,7 +67,9 @@ int main(int argc, char** argv) {
     } else {
       std::cerr << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]"
                    " [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]"
-                   " [--heartbeat-timeout MS] [--max-requests N] [--max-requests-jitter N] [--max-rss MB]\n";
+                   " [--heartbeat-timeout MS] [--max-requests N] [--max-requests-jitter N] [--max-rss MB]\n"
+                   "       [--control PATH] [--metrics-listen HOST:PORT] [--control-timeout MS] "
+                   "[--control-max-clients N]\n";
       return 2;
     }
   }

@@ -97,6 +97,23 @@ struct Options {
   // A worker whose resident memory (RSS, read by the master from /proc every
   // second) is above this many MiB is recycled.
   std::uint64_t max_rss = 0;
+
+  // --- the operator interface (README, "Control socket"; docs/operations.md) ---
+  // Path of the master's control socket (a Unix stream socket, mode 0600, owned by
+  // the user the master runs as): `status`, `metrics`, `reload`, `scale N`, `stop`.
+  // multinode::control_command() is its client. Empty: none. A stale socket file
+  // left by a dead master is replaced; one a live master answers on is refused.
+  std::string control_socket;
+  // "HOST:PORT" where the master serves GET /metrics (Prometheus text), e.g.
+  // "127.0.0.1:9100", "[::1]:9100", ":9100" (every address). Empty: not served.
+  std::string metrics_listen;
+  // A control or metrics client has this long from connecting to the end of its
+  // reply; a silent one is cut off then. Also bounds (half of it, at most 1 s)
+  // how long status waits for the workers' figures.
+  std::chrono::milliseconds control_timeout{5000};
+  // Control and metrics clients at once; one more gets "too many" and is closed,
+  // so a flood of them costs the serving loop a bounded number of fds and timers.
+  unsigned control_max_clients = 64;
 };
 
 }  // namespace multinode

@@ -14,14 +14,13 @@
 namespace multinode::detail {
 
 enum class RecordType : std::uint16_t {
-  ready = 1,     // worker -> master: serving; value = worker's pid
-  stop = 2,      // master -> worker: stop gracefully
-  peer = 3,      // master -> worker, with an fd: a mesh stream to process peer_id in slot peer_slot
-  stopping = 4,  // worker -> master: stopping on a signal of its own; value = the signal number
-  recycle = 5,   // worker -> master: reached max_requests, replace me (rolling path); value = requests
-  // Reserved for the operations work (docs/protocol.md gets their layout with them):
-  stats_request = 6,  // master -> worker: send your server counters
-  stats = 7,          // worker -> master: the counters asked for
+  ready = 1,          // worker -> master: serving; value = worker's pid
+  stop = 2,           // master -> worker: stop gracefully
+  peer = 3,           // master -> worker, with an fd: a mesh stream to process peer_id in slot peer_slot
+  stopping = 4,       // worker -> master: stopping on a signal of its own; value = the signal number
+  recycle = 5,        // worker -> master: reached max_requests, replace me (rolling path); value = requests
+  stats_request = 6,  // master -> worker: send your server counters; value = the request's serial
+  stats = 7,  // worker -> master: peer_id = that serial, peer_slot = connections open, value = requests
 };
 
 struct Record {
@@ -55,6 +54,7 @@ class ControlChannel {
   // Queues a record; fd_to_pass (owned from now on, closed once sent) travels with it.
   void send(const Record& record, int fd_to_pass = -1);
   void close();
+  bool is_open() const noexcept { return socket_.is_open(); }
 
  private:
   struct Pending {

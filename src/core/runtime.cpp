@@ -40,6 +40,8 @@ Runtime::Runtime(const Options& options, Server* server) : options_(options), se
 
 Runtime::~Runtime() {
   supervisor_.reset();  // kills and reaps workers still running (run() was never called)
+  control_server_.reset();
+  remove_control_socket();
   // The server's acceptors and timers belong to io_, which goes next.
   if (server_ != nullptr && serving_) server_->destroy_io_objects();
   for (const int fd : own_listen_fds_) ::close(fd);
@@ -84,6 +86,7 @@ void Runtime::start_master() {
     shared = bind_listeners(options_, options_.port, false);
   }
   supervisor_ = std::make_unique<Supervisor>(*this, std::move(shared));
+  start_operator_interface(identity);  // as root still: the socket is given to the user below
 
   const unsigned workers = options_.master_listen ? options_.nodes - 1 : options_.nodes;
   if (identity) {
@@ -207,7 +210,7 @@ void Runtime::watch_request_limit() {
   const std::uint64_t limit = request_limit(options_.max_requests, options_.max_requests_jitter, random());
   log(LogLevel::debug, "recycled after ", limit, " requests (max_requests ", options_.max_requests,
       ", max_requests_jitter ", options_.max_requests_jitter, ")");
-  worker_->watch_requests(limit, [this] { return server_->counters().requests; });
+  worker_->watch_requests(limit);
 }
 
 void Runtime::start_serving(const std::vector<int>& fds, bool duplicate) {
@@ -304,6 +307,7 @@ void Runtime::begin_stop(const std::string& reason, int exit_status) {
   ::pthread_sigmask(SIG_UNBLOCK, &usr1, nullptr);
   for (const int fd : own_listen_fds_) ::close(fd);
   own_listen_fds_.clear();
+  stop_operator_interface();
   if (supervisor_) supervisor_->stop_all();
   if (worker_) worker_->close();
   for (auto& handler : on_stop_) handler();

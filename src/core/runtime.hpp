@@ -6,7 +6,9 @@
 #include <multinode/nodes.hpp>
 
 #include "common/log.hpp"
+#include "common/privileges.hpp"
 #include "common/sd_notify.hpp"
+#include "control/control_server.hpp"
 #include "net/listeners.hpp"
 #include "supervisor/supervisor.hpp"
 #include "worker/worker_link.hpp"
@@ -73,6 +75,15 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
   void rolling_restart_began(unsigned slots) override;
   void rolling_restart_progress(unsigned replaced, unsigned slots) override;
   void rolling_restart_done() override;
+  std::optional<ServerCounters> master_counters() const override;
+  // WorkerLink::Host: what this worker's server has done, for the master's status.
+  ServerCounters server_counters() const noexcept override;
+  // The operator interface (src/core/operations.cpp): the control socket and GET
+  // /metrics, bound before the privilege drop, closed when the stop begins.
+  void start_operator_interface(const std::optional<Identity>& identity);
+  void stop_operator_interface();
+  void remove_control_socket() noexcept;
+  void operator_command(const Command& command, ControlServer::Reply reply);
   // "serving on 127.0.0.1:8080 with 4 processes", the STATUS= of READY=1.
   std::string serving_status() const;
   // WATCHDOG=1 every half WATCHDOG_USEC from this loop, while the supervisor is healthy.
@@ -123,6 +134,13 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
 
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<WorkerLink> worker_;
+
+  // The master's operator interface, and the socket file it bound (removed at the
+  // stop, if it is still the one bound: same device and inode).
+  std::unique_ptr<ControlServer> control_server_;
+  std::string control_path_;
+  dev_t control_device_ = 0;
+  ino_t control_inode_ = 0;
 };
 
 }  // namespace multinode::detail

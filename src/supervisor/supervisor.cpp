@@ -7,6 +7,8 @@
 #include "common/log.hpp"
 #include "common/process_memory.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -388,6 +390,7 @@ void Supervisor::on_record(NodeId id, const Record& record, int fd) {
                                   : std::string(),
                               ")"));
   }
+  if (record.type == RecordType::stats) on_stats(*it->second, record);
 }
 
 void Supervisor::on_ready(Child& child) {
@@ -453,6 +456,7 @@ void Supervisor::on_exit(NodeId id, int status) {
   std::unique_ptr<Child> child = std::move(it->second);
   children_.erase(it);
   child->ready_timer->cancel();
+  if (gathering_ && status_answered()) boost::asio::post(host_.io(), [this] { finish_status(); });
 
   const auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - child->started);
   const Options& options = host_.options();
@@ -536,6 +540,7 @@ void Supervisor::on_exit(NodeId id, int status) {
       if (child->stopped_on_signal != 0) delay = std::max(delay, std::chrono::milliseconds{200});
       exit.restarting = true;
       after = AfterExit::restart;
+      ++s.restarts;
       if (young) {
         message =
             text(what, "; it died young (", s.young_deaths, " of ", options.crash_loop_limit,
@@ -594,9 +599,10 @@ void Supervisor::stop_if_nothing_serves() {
   host_.begin_stop("no process is serving any more", any_given_up ? 1 : 0);
 }
 
-void Supervisor::rolling_restart() {
+void Supervisor::rolling_restart(const char* cause) {
   if (stopping_) return;
-  log(LogLevel::info, "rolling restart of every worker (SIGHUP)");
+  ++generation_;
+  log(LogLevel::info, "rolling restart of every worker (", cause, ")");
   for (auto& [index, s] : slots_) {
     // The master's own slot (there with Balancing::reuseport, for its sockets) has no worker to replace.
     if (index == host_.slot()) continue;
@@ -681,34 +687,45 @@ bool Supervisor::healthy() const {
   return true;
 }
 
-void Supervisor::add_worker() {
-  if (stopping_) return;
+bool Supervisor::add_worker(const char* cause) {
+  if (stopping_) return false;
   unsigned index = 1;
   for (auto it = slots_.find(index); it != slots_.end() && it->second.active; it = slots_.find(++index)) {
   }
-  log(LogLevel::info, "adding a worker in slot ", index, " (SIGTTIN)");
+  log(LogLevel::info, "adding a worker in slot ", index, " (", cause, ")");
   try {
     sockets_for(index);
   } catch (const std::system_error& e) {
     log(LogLevel::error, "cannot add a worker: ", e.what());
-    return;
+    return false;
   }
   slot(index).active = true;
   spawn(index);
+  return true;
 }
 
 void Supervisor::remove_worker() {
   if (stopping_) return;
   for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
-    if (it->second.current == 0) continue;
-    const auto child = children_.find(it->second.current);
-    if (child == children_.end()) continue;
-    log(LogLevel::info, "removing worker ", child->first, " from slot ", it->first, " (SIGTTOU)");
-    it->second.active = false;
-    retire(*child->second);
+    if (it->first == host_.slot() || !it->second.active || it->second.current == 0) continue;
+    remove_slot(it->first, "SIGTTOU");
     return;
   }
   log(LogLevel::warning, "SIGTTOU: no worker left to remove");
+}
+
+void Supervisor::remove_slot(unsigned index, const char* cause) {
+  Slot& s = slot(index);
+  s.active = false;
+  if (s.restart_timer) s.restart_timer->cancel();
+  std::erase_if(rolling_queue_, [index](const RollingStep& step) { return step.slot == index; });
+  // Every worker of the slot: the current one, and one that replaces it in a rolling
+  // restart or a recycle. Each drains; none is replaced.
+  for (auto& [id, child] : children_) {
+    if (child->info.slot != index || child->retiring) continue;
+    log(LogLevel::info, "removing worker ", id, " from slot ", index, " (", cause, ")");
+    retire(*child);
+  }
 }
 
 void Supervisor::stop_all() {
@@ -737,6 +754,123 @@ void Supervisor::kill_all_and_reap() {
     }
   }
   children_.clear();
+}
+
+}  // namespace multinode::detail
+
+namespace multinode::detail {
+
+unsigned Supervisor::worker_slots() const {
+  unsigned count = 0;
+  for (const auto& [index, s] : slots_) count += s.active && index != host_.slot() ? 1 : 0;
+  return count;
+}
+
+std::string Supervisor::scale(unsigned workers) {
+  if (stopping_) return "error: the master is stopping: nothing to scale\n";
+  const bool master_serves = host_.options().master_listen;
+  if (workers == 0 && !master_serves) {
+    return "error: scale 0 would leave nothing serving (master_listen is off, so the master does not serve): "
+           "send stop instead\n";
+  }
+  const unsigned before = worker_slots();
+  log(LogLevel::info, "scaling from ", before, " to ", workers, " worker(s) (control socket)");
+  while (worker_slots() < workers) {
+    if (!add_worker("scale")) {
+      return "error: could add only " + std::to_string(worker_slots() - before) + " of " +
+             std::to_string(workers - before) + " workers; the master's log says why\n";
+    }
+  }
+  // Retired from the highest slot down, as SIGTTOU does.
+  for (auto it = slots_.rbegin(); it != slots_.rend() && worker_slots() > workers; ++it) {
+    if (it->first == host_.slot() || !it->second.active) continue;
+    remove_slot(it->first, "scale");
+  }
+  std::string reply = "ok: " + std::to_string(workers) + (workers == 1 ? " worker" : " workers") + " (was " +
+                      std::to_string(before) + ")";
+  if (master_serves) reply += " and the master: " + std::to_string(workers + 1) + " serving processes";
+  return reply + "\n";
+}
+
+void Supervisor::collect_status(std::chrono::milliseconds deadline,
+                                std::function<void(const StatusSnapshot&)> done) {
+  status_waiters_.push_back(std::move(done));
+  if (gathering_) return;
+  gathering_ = true;
+  ++stats_serial_;
+  for (auto& [id, child] : children_) {
+    child->control->send({RecordType::stats_request, 0, 0, stats_serial_});
+  }
+  if (!stats_timer_) stats_timer_ = std::make_unique<boost::asio::steady_timer>(host_.io());
+  stats_timer_->expires_after(deadline);
+  stats_timer_->async_wait([this](boost::system::error_code error) {
+    if (!error && gathering_) finish_status();
+  });
+  if (status_answered()) boost::asio::post(host_.io(), [this] { finish_status(); });
+}
+
+void Supervisor::on_stats(Child& child, const Record& record) {
+  child.counters = ServerCounters{record.peer_slot, record.value};
+  child.stats_answered = record.peer_id;
+  if (gathering_ && record.peer_id == stats_serial_ && status_answered()) finish_status();
+}
+
+bool Supervisor::status_answered() const {
+  for (const auto& [id, child] : children_) {
+    // Only ready workers are waited for: one still starting may not have reached
+    // listen() (its answer comes later), and one that is told to stop, or stops,
+    // has closed its end or soon will. The others show the figures they last sent.
+    const bool can_answer = child->ready && child->control->is_open() && !child->retiring &&
+                            child->stopped_on_signal == 0 &&
+                            !(child->heartbeat && child->heartbeat.stopping());
+    if (can_answer && child->stats_answered != stats_serial_) return false;
+  }
+  return true;
+}
+
+void Supervisor::finish_status() {
+  if (!gathering_) return;
+  gathering_ = false;
+  stats_timer_->cancel();
+  const StatusSnapshot status = snapshot();
+  auto waiters = std::move(status_waiters_);
+  status_waiters_.clear();
+  for (auto& done : waiters) done(status);
+}
+
+StatusSnapshot Supervisor::snapshot() const {
+  const auto now = clock::now();
+  const auto seconds = [now](clock::time_point since) {
+    return std::chrono::duration<double>(now - since).count();
+  };
+  StatusSnapshot status;
+  status.master = {::getpid(), seconds(started_at_), generation_, host_.master_counters()};
+  for (const auto& [id, child] : children_) {
+    WorkerStatus w;
+    w.id = id;
+    w.slot = child->info.slot;
+    w.pid = child->info.pid;
+    if (stopping_ || child->stopped_on_signal != 0) {
+      w.state = "stopping";
+    } else if (child->retiring) {
+      w.state = "draining";
+    } else {
+      w.state = child->ready ? "ready" : "starting";
+    }
+    w.uptime_s = seconds(child->started);
+    const auto s = slots_.find(child->info.slot);
+    w.restarts = s == slots_.end() ? 0 : s->second.restarts;
+    w.rss_bytes = resident_bytes(child->info.pid);
+    if (child->heartbeat && !child->heartbeat.stopping()) {
+      w.heartbeat_age_ms = static_cast<std::uint64_t>(child->heartbeat.age().count());
+    }
+    w.counters = child->counters;
+    status.workers.push_back(w);
+  }
+  std::sort(status.workers.begin(), status.workers.end(), [](const WorkerStatus& a, const WorkerStatus& b) {
+    return a.slot != b.slot ? a.slot < b.slot : a.id < b.id;
+  });
+  return status;
 }
 
 }  // namespace multinode::detail

@@ -10,6 +10,7 @@
 #include "common/log.hpp"
 #include "control/channel.hpp"
 #include "net/listeners.hpp"
+#include "supervisor/status.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -17,6 +18,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -52,6 +54,8 @@ class Supervisor {
     virtual void rolling_restart_began(unsigned slots) = 0;
     virtual void rolling_restart_progress(unsigned replaced, unsigned slots) = 0;
     virtual void rolling_restart_done() = 0;
+    // The master's own server counters, for status; nullopt when it does not serve.
+    virtual std::optional<ServerCounters> master_counters() const = 0;
 
    protected:
     ~Host() = default;
@@ -73,9 +77,9 @@ class Supervisor {
 
   // SIGHUP: replaces the workers one slot at a time; each old worker is told to
   // stop only once its replacement is ready, so no request fails. Given-up slots get another try.
-  void rolling_restart();
-  // SIGTTIN / SIGTTOU: one worker more or less.
-  void add_worker();
+  void rolling_restart(const char* cause = "SIGHUP");
+  // SIGTTIN / SIGTTOU: one worker more or less. add_worker is false when it could not.
+  bool add_worker(const char* cause = "SIGTTIN");
   void remove_worker();
 
   // Graceful stop: every worker is told to stop; nothing is restarted any more.
@@ -88,6 +92,18 @@ class Supervisor {
   // What the watchdog pings vouch for: no slot given up after a crash loop and
   // every worker healthy (worker_healthy()).
   bool healthy() const;
+
+  // The control socket's `status` and `metrics`: asks every worker for its server
+  // counters (a stats_request record) and calls done with the snapshot once each
+  // worker that can answer has, or after `deadline` with the figures last known:
+  // a hung worker cannot hold the reply up. Requests while one is out share it.
+  void collect_status(std::chrono::milliseconds deadline, std::function<void(const StatusSnapshot&)> done);
+  // The control socket's `scale N`: N worker slots (the master not counted), added
+  // as TTIN adds them or retired from the highest slot down as TTOU retires them.
+  // The reply line: "ok: ..." or "error: ...".
+  std::string scale(unsigned workers);
+  // Worker slots configured now (active), the master's own not counted.
+  unsigned worker_slots() const;
 
  private:
   struct Child {
@@ -106,6 +122,8 @@ class Supervisor {
     // log; empty when it is not. Set once: it is not asked for twice.
     std::string recycle_reason;
     bool reload_step = false;  // a replacement started by a SIGHUP rolling restart (not a recycle)
+    std::optional<ServerCounters> counters;  // its last stats record, for status
+    std::uint32_t stats_answered = 0;        // the serial of that record
   };
   struct Slot {
     NodeId current = 0;  // the worker filling the slot, 0 when none
@@ -115,6 +133,7 @@ class Supervisor {
     std::unique_ptr<boost::asio::steady_timer> restart_timer;
     std::vector<ListenSocket> own_sockets;  // reuseport mode only
     unsigned failed_recycles = 0;           // replacements of a recycle that died before ready, in a row
+    unsigned restarts = 0;                  // workers restarted in it after a death (status)
   };
   // One slot of the rolling path: replaced for a SIGHUP (reload), or for a recycle
   // asked by worker recycle_of (skipped if another worker fills the slot by then).
@@ -133,6 +152,8 @@ class Supervisor {
   // The one place every worker exit goes through: the log line, then the host's event.
   void report_exit(LogLevel level, const std::string& message, const WorkerExit& exit);
   void retire(Child& child);
+  // SIGTTOU and scale: the slot is no more; its workers drain and are not replaced.
+  void remove_slot(unsigned index, const char* cause);
   void mesh(Child& child);
   void continue_rolling_restart();
   // Recycling: the worker is replaced through the rolling path (why: for the log).
@@ -153,6 +174,11 @@ class Supervisor {
   void check_heartbeats();
   bool heartbeat_late(const Child& child) const;
   Slot& slot(unsigned index);
+  // Status: a worker's stats record; whether every worker asked has answered; the reply.
+  void on_stats(Child& child, const Record& record);
+  bool status_answered() const;
+  void finish_status();
+  StatusSnapshot snapshot() const;
 
   Host& host_;
   std::vector<ListenSocket> shared_;
@@ -175,6 +201,13 @@ class Supervisor {
   bool heartbeat_armed_ = false;
   std::unique_ptr<boost::asio::steady_timer> memory_timer_;
   bool memory_armed_ = false;
+  // Status: when the master started, reloads begun, the gathering under way.
+  std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
+  std::uint64_t generation_ = 0;
+  std::uint32_t stats_serial_ = 0;
+  bool gathering_ = false;
+  std::vector<std::function<void(const StatusSnapshot&)>> status_waiters_;
+  std::unique_ptr<boost::asio::steady_timer> stats_timer_;
 };
 
 }  // namespace multinode::detail

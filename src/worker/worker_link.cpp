@@ -6,6 +6,8 @@
 #include "common/log.hpp"
 
 #include <unistd.h>
+#include <algorithm>
+#include <limits>
 
 namespace multinode::detail {
 
@@ -41,10 +43,12 @@ void WorkerLink::start() {
           case RecordType::stop:
             host_.begin_stop("the master asked", 0);
             break;
+          case RecordType::stats_request:
+            send_stats(static_cast<std::uint32_t>(record.value));
+            break;
           case RecordType::ready:
           case RecordType::stopping:
           case RecordType::recycle:
-          case RecordType::stats_request:
           case RecordType::stats:
             log(LogLevel::warning, "ignoring an unexpected record from the master");
             break;
@@ -69,10 +73,9 @@ void WorkerLink::send_stopping(int signal_number) {
   channel_.send({RecordType::stopping, host_.id(), host_.slot(), static_cast<std::uint64_t>(signal_number)});
 }
 
-void WorkerLink::watch_requests(std::uint64_t limit, std::function<std::uint64_t()> served) {
+void WorkerLink::watch_requests(std::uint64_t limit) {
   request_limit_ = limit;
-  served_ = std::move(served);
-  last_served_ = served_();
+  last_served_ = host_.server_counters().requests;
   last_check_ = std::chrono::steady_clock::now();
   arm_request_check(request_check_min);  // a new worker may be busy at once: learn its rate early
 }
@@ -86,7 +89,7 @@ void WorkerLink::arm_request_check(std::chrono::milliseconds wait) {
 }
 
 void WorkerLink::check_requests() {
-  const std::uint64_t served = served_();
+  const std::uint64_t served = host_.server_counters().requests;
   if (served >= request_limit_) {
     log(LogLevel::debug, "served ", served, " requests, the limit ", request_limit_,
         " (max_requests): asking the master to recycle this worker");
@@ -101,12 +104,20 @@ void WorkerLink::check_requests() {
   arm_request_check(next_request_check(request_limit_ - served, rate, last_wait_));
 }
 
-void WorkerLink::close() {
-  closed_ = true;
-  channel_.close();
-  beat_timer_.cancel();
-  request_timer_.cancel();
-  if (heartbeat_) heartbeat_.mark_stopping();
+void WorkerLink::send_stats(std::uint32_t serial) {
+    const ServerCounters counters = host_.server_counters();
+    // The record has 32 bits for the open connections: more than 4 billion reads as that.
+    const auto connections = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(counters.connections_open, std::numeric_limits<std::uint32_t>::max()));
+    channel_.send({RecordType::stats, serial, connections, counters.requests});
 }
+
+  void WorkerLink::close() {
+    closed_ = true;
+    channel_.close();
+    beat_timer_.cancel();
+    request_timer_.cancel();
+    if (heartbeat_) heartbeat_.mark_stopping();
+  }
 
 }  // namespace multinode::detail

@@ -3,6 +3,7 @@
 // worker's heartbeat from the event loop, for the master to see the loop is not stuck.
 #pragma once
 
+#include <multinode/server.hpp>
 #include <multinode/workers.hpp>
 
 #include "common/heartbeat.hpp"
@@ -31,6 +32,8 @@ class WorkerLink {
     virtual void add_peer(int fd, NodeId peer, unsigned peer_slot) = 0;
     virtual void begin_stop(const std::string& reason, int exit_status) = 0;
     virtual bool stopping() const noexcept = 0;
+    // This worker's server counters, sent when the master asks (stats_request).
+    virtual ServerCounters server_counters() const noexcept = 0;
 
    protected:
     ~Host() = default;
@@ -43,10 +46,10 @@ class WorkerLink {
   void send_ready();  // beats too: the master watches the heartbeat from ready on
   // Tells the master this worker stops on a signal it got itself (not on the master's order).
   void send_stopping(int signal_number);
-  // Options::max_requests: reads served() on a timer (worker/recycle.hpp) and, once
+  // Options::max_requests: reads the host's server_counters() on a timer (worker/recycle.hpp) and, once
   // it reaches limit, sends the master one `recycle` record. Serving on meanwhile
   // is the master's business: it stops this worker once a replacement is ready.
-  void watch_requests(std::uint64_t limit, std::function<std::uint64_t()> served);
+  void watch_requests(std::uint64_t limit);
   // Also leaves the heartbeat saying "stopping": the loop may end now without being hung.
   void close();
 
@@ -54,6 +57,8 @@ class WorkerLink {
   void arm_beat();
   void arm_request_check(std::chrono::milliseconds wait);
   void check_requests();
+  // Answers the master's stats_request of that serial.
+  void send_stats(std::uint32_t serial);
 
   Host& host_;
   ControlChannel channel_;
@@ -64,7 +69,6 @@ class WorkerLink {
   // max_requests: the count to reach, how to read it, the last reading and when.
   boost::asio::steady_timer request_timer_;
   std::uint64_t request_limit_ = 0;
-  std::function<std::uint64_t()> served_;
   std::uint64_t last_served_ = 0;
   std::chrono::steady_clock::time_point last_check_{};
   std::chrono::milliseconds last_wait_{0};

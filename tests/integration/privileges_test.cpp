@@ -5,6 +5,10 @@
 // change ids are refused with what to do. Root only (skipped otherwise).
 #include "process.hpp"
 
+#include <multinode/control.hpp>
+
+#include <boost/json.hpp>
+
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -133,6 +137,52 @@ TEST_F(Privileges, EveryProcessRunsAsNobodyAndThePortIsServed) {
   ASSERT_EQ(::kill(workers.front(), SIGKILL), 0);
   ASSERT_TRUE(server.wait_for_log_count("is ready", 3, 10s)) << server.error_output();
   for (const pid_t worker : wait_for_children(server.pid(), 2)) expect_nobody(worker);
+}
+
+TEST_F(Privileges, TheControlSocketBelongsToTheUserAndEveryProcessItListsRunsAsIt) {
+  char pattern[] = "/tmp/multinode-privileges-XXXXXX";
+  const std::string dir = ::mkdtemp(pattern);
+  ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
+  const std::string socket = dir + "/control.sock";
+  const std::uint16_t port = free_port();
+  {
+    auto server =
+        ChildProcess::start({example_path("hello"), "--nodes", "3", "--user", "nobody", "--group", "nogroup",
+                             "--port", std::to_string(port), "--host", "127.0.0.1", "--control", socket});
+    ASSERT_TRUE(server.wait_for_log_count("is ready", 2, 10s)) << server.error_output();
+    struct stat st {};
+    ASSERT_EQ(::stat(socket.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 65534u) << "the control socket belongs to nobody";
+    EXPECT_EQ(st.st_gid, 65534u);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_GT(greet(port), 0) << server.error_output();
+    // Every process status lists runs as nobody, and so does the master.
+    const auto status = boost::json::parse(control_command(socket, "status")).as_object();
+    const auto& master = status.at("master").as_object();
+    EXPECT_EQ(master.at("pid").to_number<pid_t>(), server.pid());
+    expect_nobody(server.pid());
+    const auto& workers = status.at("workers").as_array();
+    ASSERT_EQ(workers.size(), 2u);
+    for (const auto& worker : workers) expect_nobody(worker.as_object().at("pid").to_number<pid_t>());
+    // nobody (the master) can still reload through its own socket, and stop.
+    EXPECT_EQ(control_command(socket, "reload").rfind("ok: rolling restart", 0), 0u);
+    ASSERT_TRUE(server.wait_for_log_count("is ready", 4, 15s)) << server.error_output();
+    EXPECT_EQ(control_command(socket, "stop"), "ok: stopping gracefully\n");
+    const auto exited = server.wait(10s);
+    ASSERT_TRUE(exited.has_value());
+    EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 0) << server.error_output();
+    // nobody may not write root's 0755 directory: the socket file stays, the master
+    // says so, and the next start replaces the stale file.
+    EXPECT_NE(server.error_output().find("cannot remove the control socket " + socket), std::string::npos)
+        << server.error_output();
+  }
+  auto again = ChildProcess::start({example_path("hello"), "--nodes", "2", "--user", "nobody", "--port",
+                                    std::to_string(free_port()), "--host", "127.0.0.1", "--control", socket});
+  ASSERT_TRUE(again.wait_for_log_count("is ready", 1, 10s)) << again.error_output();
+  EXPECT_EQ(boost::json::parse(control_command(socket, "status")).at("master").at("pid").to_number<pid_t>(),
+            again.pid());
+  again.kill_all();
+  std::system(("rm -rf '" + dir + "'").c_str());
 }
 
 TEST_F(Privileges, APortBelow1024IsBoundFirstAndServedAfterTheDrop) {

@@ -1,0 +1,146 @@
+// The status snapshot as JSON and as Prometheus text (status.hpp). Every key and
+// label value is the code's own (numbers, fixed words): nothing needs escaping.
+#include "supervisor/status.hpp"
+
+#include <cstdio>
+#include <functional>
+
+namespace multinode::detail {
+namespace {
+
+std::string decimal3(double value) {
+  char out[48];
+  std::snprintf(out, sizeof out, "%.3f", value);
+  return out;
+}
+
+template <typename T>
+std::string json_or_null(const std::optional<T>& value) {
+  return value ? std::to_string(*value) : "null";
+}
+
+std::string labels(NodeId id, unsigned slot) {
+  return "{id=\"" + std::to_string(id) + "\",slot=\"" + std::to_string(slot) + "\"}";
+}
+
+class Exposition {
+ public:
+  // One metric family: HELP, TYPE, then its samples.
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+    name_ = name;
+  }
+  void sample(std::string_view label_set, const std::string& value) {
+    out_ += name_;
+    out_ += label_set;
+    out_ += ' ';
+    out_ += value;
+    out_ += '\n';
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+  std::string name_;
+};
+
+}  // namespace
+
+std::string status_json(const StatusSnapshot& status) {
+  const MasterStatus& m = status.master;
+  std::string out = "{\"master\":{\"pid\":" + std::to_string(m.pid) +
+                    ",\"uptime_s\":" + decimal3(m.uptime_s) +
+                    ",\"generation\":" + std::to_string(m.generation);
+  if (m.counters) {
+    out += ",\"connections\":" + std::to_string(m.counters->connections_open) +
+           ",\"requests\":" + std::to_string(m.counters->requests);
+  }
+  out += "},\"workers\":[";
+  bool first = true;
+  for (const WorkerStatus& w : status.workers) {
+    if (!first) out += ',';
+    first = false;
+    const auto connections = w.counters ? std::optional(w.counters->connections_open) : std::nullopt;
+    const auto requests = w.counters ? std::optional(w.counters->requests) : std::nullopt;
+    out += "{\"id\":" + std::to_string(w.id) + ",\"slot\":" + std::to_string(w.slot) +
+           ",\"pid\":" + std::to_string(w.pid) + ",\"state\":\"" + std::string(w.state) +
+           "\",\"uptime_s\":" + decimal3(w.uptime_s) + ",\"restarts\":" + std::to_string(w.restarts) +
+           ",\"rss_bytes\":" + json_or_null(w.rss_bytes) +
+           ",\"heartbeat_age_ms\":" + json_or_null(w.heartbeat_age_ms) +
+           ",\"connections\":" + json_or_null(connections) + ",\"requests\":" + json_or_null(requests) + "}";
+  }
+  out += "]}\n";
+  return out;
+}
+
+std::string status_prometheus(const StatusSnapshot& status) {
+  Exposition e;
+  const MasterStatus& m = status.master;
+  e.family("multinode_master_uptime_seconds", "gauge", "Seconds since the master started.");
+  e.sample("", decimal3(m.uptime_s));
+  e.family("multinode_generation", "gauge", "Reloads (rolling restarts) begun since the master started.");
+  e.sample("", std::to_string(m.generation));
+
+  static constexpr std::string_view states[] = {"starting", "ready", "draining", "stopping"};
+  unsigned counts[std::size(states)] = {};
+  for (const WorkerStatus& w : status.workers) {
+    for (std::size_t i = 0; i < std::size(states); ++i) counts[i] += w.state == states[i] ? 1 : 0;
+  }
+  e.family("multinode_workers_ready", "gauge", "Worker processes ready and serving.");
+  e.sample("", std::to_string(counts[1]));
+  e.family("multinode_workers", "gauge", "Worker processes by state.");
+  for (std::size_t i = 0; i < std::size(states); ++i) {
+    e.sample("{state=\"" + std::string(states[i]) + "\"}", std::to_string(counts[i]));
+  }
+
+  using Field = std::function<std::optional<std::string>(const WorkerStatus&)>;
+  const auto per_worker = [&](std::string_view name, std::string_view type, std::string_view help,
+                              const Field& field) {
+    e.family(name, type, help);
+    for (const WorkerStatus& w : status.workers) {
+      if (auto value = field(w)) e.sample(labels(w.id, w.slot), *value);
+    }
+  };
+  per_worker("multinode_worker_uptime_seconds", "gauge", "Seconds since the worker was started.",
+             [](const WorkerStatus& w) { return decimal3(w.uptime_s); });
+  per_worker("multinode_worker_restarts_total", "counter",
+             "Restarts of the worker's slot after a worker in it died (crash, kill, hang).",
+             [](const WorkerStatus& w) { return std::to_string(w.restarts); });
+  per_worker("multinode_worker_rss_bytes", "gauge", "Resident memory of the worker process.",
+             [](const WorkerStatus& w) -> std::optional<std::string> {
+               if (!w.rss_bytes) return std::nullopt;
+               return std::to_string(*w.rss_bytes);
+             });
+  per_worker("multinode_worker_heartbeat_age_seconds", "gauge",
+             "Seconds since the worker's event loop last beat (absent without heartbeats).",
+             [](const WorkerStatus& w) -> std::optional<std::string> {
+               if (!w.heartbeat_age_ms) return std::nullopt;
+               return decimal3(static_cast<double>(*w.heartbeat_age_ms) / 1000);
+             });
+
+  const auto serving = [&](std::string_view name, std::string_view type, std::string_view help,
+                           std::uint64_t ServerCounters::*member) {
+    e.family(name, type, help);
+    if (m.counters) e.sample(labels(0, 0), std::to_string((*m.counters).*member));
+    for (const WorkerStatus& w : status.workers) {
+      if (w.counters) e.sample(labels(w.id, w.slot), std::to_string((*w.counters).*member));
+    }
+  };
+  serving("multinode_connections_open", "gauge",
+          "Connections the process holds open now (id 0 is the master, when it serves).",
+          &ServerCounters::connections_open);
+  serving("multinode_requests_total", "counter",
+          "Requests the process has taken (the TCP server: connections) since it started.",
+          &ServerCounters::requests);
+  return e.take();
+}
+
+}  // namespace multinode::detail
