@@ -4,7 +4,7 @@
 //
 //   hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]
 //         [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]
-//         [--heartbeat-timeout MS]
+//         [--heartbeat-timeout MS] [--balancing shared|reuseport]
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
@@ -39,7 +39,17 @@ int main(int argc, char** argv) {
       options.group = argv[++i];
     else if (arg == "--heartbeat-timeout" && has_value)
       options.heartbeat_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
-    else if (arg == "--log-format" && has_value) {
+    else if (arg == "--balancing" && has_value) {
+      const std::string_view mode = argv[++i];
+      if (mode == "shared") {
+        options.balancing = multinode::Balancing::shared;
+      } else if (mode == "reuseport") {
+        options.balancing = multinode::Balancing::reuseport;
+      } else {
+        std::cerr << "hello: --balancing must be shared or reuseport, not '" << mode << "'\n";
+        return 2;
+      }
+    } else if (arg == "--log-format" && has_value) {
       const std::string_view format = argv[++i];
       if (format == "text") {
         options.log_format = multinode::LogFormat::text;
@@ -52,7 +62,7 @@ int main(int argc, char** argv) {
     } else {
       std::cerr << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]"
                    " [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]"
-                   " [--heartbeat-timeout MS]\n";
+                   " [--heartbeat-timeout MS] [--balancing shared|reuseport]\n";
       return 2;
     }
   }

@@ -9,6 +9,7 @@
 #include "common/heartbeat.hpp"
 #include "common/log.hpp"
 #include "control/channel.hpp"
+#include "net/balance.hpp"
 #include "net/listeners.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -19,6 +20,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +66,10 @@ class Supervisor {
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
+  // Even balancing over the shared socket: every worker gets an entry in this table
+  // (owned by the host, which outlives the supervisor). nullptr: not balanced.
+  void set_balance(BalanceTable* table) noexcept { balance_ = table; }
+
   // The listening fds of a slot (binding them first in reuseport mode).
   const std::vector<ListenSocket>& sockets_for(unsigned slot);
   std::uint16_t port();
@@ -102,6 +108,7 @@ class Supervisor {
     std::unique_ptr<boost::asio::steady_timer> ready_timer;  // once ready: the SIGKILL after a hang
     HeartbeatCell heartbeat;                                 // empty when heartbeats are off
     bool hung = false;                                       // found hung: SIGABRT sent, SIGKILL follows
+    std::optional<unsigned> balance_entry;                   // its entry in balance_, if any
   };
   struct Slot {
     NodeId current = 0;  // the worker filling the slot, 0 when none
@@ -152,6 +159,7 @@ class Supervisor {
   bool stopping_ = false;
   std::unique_ptr<boost::asio::steady_timer> heartbeat_timer_;
   bool heartbeat_armed_ = false;
+  BalanceTable* balance_ = nullptr;
 };
 
 }  // namespace multinode::detail
