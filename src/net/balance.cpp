@@ -94,7 +94,8 @@ BalanceTable BalanceTable::adopt(int table_fd, int doorbell_fd, int wake_fd, uns
   void* memory = nullptr;
   try {
     if (entry >= capacity)
-      throw std::system_error(std::make_error_code(std::errc::invalid_argument), "balance: entry out of range");
+      throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                              "balance: entry out of range");
     memory = map_table(table_fd);
   } catch (...) {
     ::close(table_fd);

@@ -11,9 +11,9 @@
 // the master wakes every serving process through an eventfd of its own, so that
 // they look again. (One eventfd read by all would not do: the first to read it
 // empties it for the others, and one never read stays readable, which Asio's
-// wait, re-armed with EPOLL_CTL_MOD, reports at once, again and again.) A process that is hung while it holds the fewest would keep
-// the others from accepting: a connection left in the queue longer than
-// fallback_wait is accepted by whichever process sees it, balanced or not.
+// wait, re-armed with EPOLL_CTL_MOD, reports at once, again and again.) A process that is hung while it holds
+// the fewest would keep the others from accepting: a connection left in the queue longer than fallback_wait
+// is accepted by whichever process sees it, balanced or not.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -38,7 +38,8 @@ class BalanceTable {
   // A process accepts while it holds fewer than the least-loaded other one + slack.
   static constexpr std::uint32_t slack = 2;
   // See above: the most a connection waits in the queue because of balancing.
-  static constexpr std::chrono::milliseconds fallback_wait{200};
+  // Long enough for a busy machine to schedule the process that should take it.
+  static constexpr std::chrono::milliseconds fallback_wait{500};
 
   // The master's: a new table (a sealed memfd) and its doorbell (an eventfd).
   static BalanceTable create();
