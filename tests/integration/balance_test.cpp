@@ -10,10 +10,10 @@
 #include <csignal>
 #include <fstream>
 #include <map>
-#include <sstream>
-#include <thread>
 #include <regex>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace multinode::test {
@@ -85,7 +85,8 @@ void expect_even(std::uint16_t port, std::size_t processes, int rounds) {
   for (int round = 0; round < rounds; ++round) {
     wait_for_closes(port);
     const auto count = shares(port, 64);
-    EXPECT_EQ(count.count(0), 0u) << "connections without an answer, round " << round << ": " << describe(count);
+    EXPECT_EQ(count.count(0), 0u) << "connections without an answer, round " << round << ": "
+                                  << describe(count);
     EXPECT_EQ(count.size(), processes) << "round " << round << ": " << describe(count);
     const int mean = 64 / static_cast<int>(processes);
     for (const auto& [pid, n] : count) {
