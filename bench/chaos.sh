@@ -77,10 +77,41 @@ start_multinode() {
 }
 start_nginx() { bench_start_nginx "$2" "$bench_work/nginx-$1" "$1" "$workers"; }
 
-# A random element of the arguments (bash's RANDOM, seeded per server).
+# Sets picked to a random element of the arguments (bash's RANDOM, seeded per
+# server; not in a command substitution, whose subshell would draw its own numbers).
 pick() {
   local items=("$@")
-  echo "${items[RANDOM % ${#items[@]}]}"
+  picked=${items[RANDOM % ${#items[@]}]}
+}
+
+# Hung workers: when each stopped one is gone (killed by the master) and replaced
+# (a new worker runs). Uses run_server's variables.
+watch_stopped() {
+  local now=$1 victim child
+  for victim in "${stopped[@]}"; do
+    if [ -z "${gone_at[$victim]:-}" ] && ! { bench_proc_stat "$victim" && [ "$proc_state" != Z ]; }; then
+      gone_at[$victim]=$now
+    fi
+  done
+  for child in $(bench_children "$master"); do
+    if [[ "$known" != *" $child "* ]]; then
+      known+="$child "
+      # A new worker replaces the oldest hung one that is gone and not replaced yet.
+      for victim in "${stopped[@]}"; do
+        if [ -n "${gone_at[$victim]:-}" ] && [ -z "${replaced_at[$victim]:-}" ]; then
+          replaced_at[$victim]=$now
+          break
+        fi
+      done
+    fi
+  done
+}
+
+# Whether a stopped worker is still waiting to be replaced.
+stopped_pending() {
+  local victim
+  for victim in "${stopped[@]}"; do [ -z "${replaced_at[$victim]:-}" ] && return 0; done
+  return 1
 }
 
 run_server() {
@@ -112,25 +143,7 @@ $(tail -n 20 "$log")"
   while [ -n "$(bench_group_members "$wrk_pid")" ]; do
     local now
     now=$(now_ms)
-    # Hung workers: gone (killed by the master) and replaced (a new worker runs).
-    for victim in "${stopped[@]}"; do
-      if [ -z "${gone_at[$victim]:-}" ] && ! { bench_proc_stat "$victim" && [ "$proc_state" != Z ]; }; then
-        gone_at[$victim]=$now
-      fi
-    done
-    local child
-    for child in $(bench_children "$master"); do
-      if [[ "$known" != *" $child "* ]]; then
-        known+="$child "
-        # A new worker replaces the oldest hung one that is gone and not replaced yet.
-        for victim in "${stopped[@]}"; do
-          if [ -n "${gone_at[$victim]:-}" ] && [ -z "${replaced_at[$victim]:-}" ]; then
-            replaced_at[$victim]=$now
-            break
-          fi
-        done
-      fi
-    done
+    watch_stopped "$now"
     if [ "$now" -ge "$next" ] && [ "$now" -lt $((t0 + duration * 1000 - 500)) ]; then
       if [ "${#order[@]}" -eq 0 ]; then
         order=(kill9 stop restart)
@@ -149,13 +162,15 @@ $(tail -n 20 "$log")"
       else
         case "$event" in
           kill9)
-            victim=$(pick "${live[@]}")
+            pick "${live[@]}"
+            victim=$picked
             held=$(held_by "$victim")
             kill -KILL "$victim" 2>/dev/null || true
             events+=("{\"type\":\"kill9\",\"at_ms\":$((now - t0)),\"pid\":$victim,\"held\":$held}")
             ;;
           stop)
-            victim=$(pick "${live[@]}")
+            pick "${live[@]}"
+            victim=$picked
             held=$(held_by "$victim")
             kill -STOP "$victim" 2>/dev/null || true
             stopped+=("$victim")
@@ -173,6 +188,12 @@ $(tail -n 20 "$log")"
     sleep 0.05
   done
   bench_stop "$wrk_pid" || true
+  # A worker stopped near the end gets its chance to be found and replaced.
+  local until=$(($(now_ms) + heartbeat_timeout + 2000))
+  while stopped_pending && [ "$(now_ms)" -lt "$until" ]; do
+    watch_stopped "$(now_ms)"
+    sleep 0.05
+  done
   line=$(grep '^RELIABILITY_RESULT ' "$wrk_log") || bench_die "wrk against $server printed no result:
 $(cat "$wrk_log")"
   for victim in "${stopped[@]}"; do
