@@ -12,7 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
   cat <<'EOF'
 usage: bench/http.sh [--json] [--rounds N] [--duration S] [--processes P]
-                     [--connections C] [--servers LIST] [--no-build]
+                     [--connections C] [--balancing MODE] [--servers LIST] [--no-build]
 
   --json           print the results as one JSON object instead of tables
   --rounds N       rounds of alternation, each runs every server once per mode (default 3)
@@ -21,17 +21,22 @@ usage: bench/http.sh [--json] [--rounds N] [--duration S] [--processes P]
                    serves too), nginx worker_processes P, h2o num-threads P,
                    Node cluster workers P (default 2)
   --connections C  wrk connections (default 64); wrk runs with one thread (-t1)
+  --balancing MODE multinode --balancing shared|reuseport (default: the library's default)
   --servers LIST   comma-separated subset of multinode,nginx,h2o,node (default: all);
                    ratios need nginx in the list
   --no-build       use build/release as it is instead of bootstrapping and building
+
+Halfway through each run, ss counts the connections each serving process holds
+(the "connections per process" table).
 
 Takes about rounds x servers x 2 x (duration + 1) seconds, plus the build.
 EOF
 }
 
-json=0 rounds=3 duration=5 processes=2 connections=64 servers=multinode,nginx,h2o,node build=1
+json=0 rounds=3 duration=5 processes=2 connections=64 servers=multinode,nginx,h2o,node build=1 balancing=""
 depth=16 warmup=2
-bench_parse_args "--json --rounds=#1 --duration=#1 --processes=#1 --connections=#1 --servers= --no-build" "$@"
+bench_parse_args "--json --rounds=#1 --duration=#1 --processes=#1 --connections=#1 --balancing= --servers= --no-build" "$@"
+case "$balancing" in "" | shared | reuseport) ;; *) bench_die "--balancing wants shared or reuseport, got '$balancing'" ;; esac
 bench_server_list multinode nginx h2o node
 
 tools=(python3 wrk timeout setsid)
@@ -57,7 +62,8 @@ results="$bench_work/results.jsonl"
 declare -A server_pid server_port server_children
 
 start_multinode() {
-  bench_start "$bench_work/multinode.log" "$hello_bin" --port "$1" --nodes "$processes" --host 127.0.0.1
+  bench_start "$bench_work/multinode.log" "$hello_bin" --port "$1" --nodes "$processes" --host 127.0.0.1 \
+    ${balancing:+--balancing "$balancing"}
 }
 
 start_nginx() {
@@ -146,8 +152,12 @@ done
 
 # run_wrk SERVER MODE ROUND SECONDS: one wrk run; appends a "run" line unless ROUND is 0 (warm-up).
 run_wrk() {
-  local server=$1 mode=$2 round=$3 seconds=$4 depth_now=1 output line
+  local server=$1 mode=$2 round=$3 seconds=$4 depth_now=1 output line sampler shares_file
   [ "$mode" = pipelined ] && depth_now=$depth
+  shares_file="$bench_work/shares-$server-$mode-$round.json"
+  # Halfway through: which process holds how many of wrk's connections.
+  (sleep "$(awk -v s="$seconds" 'BEGIN { print s / 2 }')" && bench_shares "${server_port[$server]}" >"$shares_file") &
+  sampler=$!
   if ! output=$(timeout --foreground -k 5 $((seconds + 30)) \
     wrk -t1 -c"$connections" -d"${seconds}s" --timeout 5s -s "$bench_dir/pipeline.lua" \
     "http://127.0.0.1:${server_port[$server]}/" -- "$depth_now" 2>&1); then
@@ -157,17 +167,20 @@ $output"
   line=$(grep '^BENCH_RESULT ' <<<"$output") ||
     bench_die "wrk against $server ($mode) printed no BENCH_RESULT line:
 $output"
+  wait "$sampler" || true
+  local shares='{}'
+  [ -s "$shares_file" ] && shares=$(cat "$shares_file")
   [ "$round" = 0 ] && return 0
-  printf '{"kind":"run","server":"%s","mode":"%s","round":%d,"wrk":%s}\n' \
-    "$server" "$mode" "$round" "${line#BENCH_RESULT }" >>"$results"
-  bench_log "round $round/$rounds $mode $server: $(grep -o 'Requests/sec: *[0-9.]*' <<<"$output" | tr -s ' ')"
+  printf '{"kind":"run","server":"%s","mode":"%s","round":%d,"wrk":%s,"shares":%s}\n' \
+    "$server" "$mode" "$round" "${line#BENCH_RESULT }" "$shares" >>"$results"
+  bench_log "round $round/$rounds $mode $server: $(grep -o 'Requests/sec: *[0-9.]*' <<<"$output" | tr -s ' '); connections per process $shares"
 }
 
 quoted_servers=$(printf '"%s",' "${server_list[@]}")
 bench_config_line \
   "command=$(bench_json_string "$bench_command")" \
   "servers=[${quoted_servers%,}]" \
-  "processes=$processes" "rounds=$rounds" "duration_s=$duration" "connections=$connections" "depth=$depth" \
+  "processes=$processes" "balancing=$(bench_json_string "${balancing:-default}")" "rounds=$rounds" "duration_s=$duration" "connections=$connections" "depth=$depth" \
   "ports=$(bench_json_string "$(for s in "${server_list[@]}"; do printf '%s:%s ' "$s" "${server_port[$s]}"; done)")" \
   "versions=$(bench_json_string "$(
     bench_wants nginx && nginx -v 2>&1 | tr '\n' ' '

@@ -163,7 +163,9 @@ def http_summary(records):
     config = records["config"]
     runs = records["run"]
     servers = config.get("servers") or sorted({r["server"] for r in runs})
-    summary = {"benchmark": "http", "config": config, "servers": {}, "goals": [], "events": records["event"]}
+    summary = {"benchmark": "http", "config": config, "servers": {}, "goals": [], "events": records["event"],
+               "runs": [{"server": r["server"], "mode": r["mode"], "round": r["round"], "shares": r.get("shares", {})}
+                        for r in runs]}
 
     def rps(run):
         wrk = run["wrk"]
@@ -226,6 +228,34 @@ def http_summary(records):
     return summary
 
 
+def share_spread(shares):
+    """(min, max, deviation from the mean in %) of one sample {"pid": connections}."""
+    counts = list(shares.values())
+    if not counts:
+        return None
+    mean = sum(counts) / len(counts)
+    worst = max(abs(c - mean) for c in counts) / mean * 100 if mean else 0.0
+    return min(counts), max(counts), worst
+
+
+def print_shares(runs):
+    """Connections per serving process, sampled with ss halfway through each run."""
+    rows = []
+    for run in runs:
+        shares = run.get("shares")
+        if not shares:
+            continue
+        low, high, worst = share_spread(shares)
+        rows.append([run["server"], run["mode"], run["round"], len(shares),
+                     " ".join(str(n) for n in sorted(shares.values(), reverse=True)),
+                     f"{low}-{high}", f"{worst:.0f} %", "yes" if worst <= 25 else "no"])
+    if not rows:
+        return
+    print("\nconnections per process, halfway through each run (ss; goal: within 25 % of the mean)")
+    print_table(["server", "mode", "round", "processes", "connections each", "range", "worst vs mean", "<= 25 %"],
+                rows)
+
+
 def verdict(passed):
     return {True: "PASS", False: "FAIL", None: "n/a"}[passed]
 
@@ -272,6 +302,7 @@ def print_http(summary):
                      mb(entry["worker_rss_kb_sum"]),
                      ", ".join(f"{p['role']}{' (serves)' if p['serves'] else ''} {mb(p['rss_kb'])}" for p in others) or "-"])
     print_table(["server", "per worker", "workers' sum", "other processes"], rows)
+    print_shares(summary.get("runs", []))
     print_events(summary["events"])
     print_goals(summary["goals"])
 

@@ -16,6 +16,7 @@
 #   bench_children PID           the live child processes of PID
 #   bench_rss_kb PID             VmRSS of PID in kB
 #   bench_py ARGS...             bench/lib.py (ports, waiting for a server, medians and reports)
+#   bench_shares PORT            established connections on local PORT per process, as JSON {"pid":n}
 # Every server started with bench_start is stopped by the EXIT trap, whatever ends the script.
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -297,6 +298,16 @@ trap 'bench_log "terminated"; exit 143' TERM
 
 # A line for the results file describing the run: bench_config_line KEY=JSONVALUE...
 # (values must already be JSON: numbers, or strings made with bench_json_string).
+# The connections each process holds on local port $1, from ss (server-agnostic:
+# any server, nginx too): a JSON object {"PID": COUNT, ...}; {} when none or no ss.
+# A socket shared by several processes (inherited, not yet closed) counts for each.
+bench_shares() {
+  command -v ss >/dev/null 2>&1 || { echo '{}'; return 0; }
+  ss -tnpH state established "( sport = :$1 )" 2>/dev/null |
+    grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -n | uniq -c |
+    awk 'BEGIN { printf "{" } { printf "%s\"%s\":%d", (NR > 1 ? "," : ""), $2, $1 } END { print "}" }'
+}
+
 bench_json_string() {
   python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"
 }

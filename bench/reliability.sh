@@ -227,7 +227,7 @@ event_kill9() {
 # --- one run -------------------------------------------------------------------
 
 run_one() {
-  local round=$1 event=$2 wrk_log wrk_pid t0 i target now line event_records="" leftover="" pid forced=false
+  local round=$1 event=$2 wrk_log wrk_pid t0 i target now line event_records="" leftover="" pid forced=false shares='{}'
   server=$3
   want=$(worker_count "$server")
   read -r port <<<"$(bench_py free-ports 1)"
@@ -266,6 +266,8 @@ $(tail -n 20 "$log")"
       event_records+="${event_records:+,}{\"type\":\"$event\",\"skipped\":\"the load had ended before it was due\"}"
       continue
     fi
+    # What each process holds just before the first event (ss, any server).
+    [ "$i" = 1 ] && shares=$(bench_shares "$port")
     "event_$event" "$target"
     event_records+="${event_records:+,}$event_json"
   done
@@ -287,8 +289,8 @@ $(cat "$wrk_log")"
   done
   [ -z "$leftover" ] || bench_die "processes of $server still running after it was stopped:$leftover"
 
-  printf '{"kind":"run","server":"%s","event":"%s","round":%d,"port":%d,"workers":%d,"wrk":%s,"events":[%s],"processes_seen":%d,"all_stopped":true,"kill_needed_to_stop":%s}\n' \
-    "$server" "$event" "$round" "$port" "$want" "${line#RELIABILITY_RESULT }" "$event_records" \
+  printf '{"kind":"run","server":"%s","event":"%s","round":%d,"port":%d,"workers":%d,"wrk":%s,"events":[%s],"shares":%s,"processes_seen":%d,"all_stopped":true,"kill_needed_to_stop":%s}\n' \
+    "$server" "$event" "$round" "$port" "$want" "${line#RELIABILITY_RESULT }" "$event_records" "$shares" \
     "${#seen[@]}" "$forced" >>"$results"
   bench_log "round $round/$rounds $event $server: $(python3 -c '
 import json, sys
@@ -451,6 +453,17 @@ for event in ("restart", "kill9"):
     header = ["server", "event", "done", "requests", "req/s (median)", "failed" + (" (each round)" if config.get("rounds", 1) > 1 else ""), "conn read write timeout status",
               "ms until replaced (polled)" if event == "kill9" else "ms until all replaced (polled)"]
     table(header + (["held by killed worker"] if event == "kill9" else []), rows)
+print("\nconnections per worker before the first event (ss), and held by each worker at each kill -9")
+rows = []
+for r in sorted(runs, key=lambda r: (r["event"], r["server"], r["round"])):
+    counts = sorted(r.get("shares", {}).values(), reverse=True)
+    mean = sum(counts) / len(counts) if counts else 0
+    worst = max((abs(c - mean) for c in counts), default=0) / mean * 100 if mean else 0
+    at_kills = "; ".join(" ".join(str(n) for n in sorted(e["held_by_each_worker"].values(), reverse=True))
+                         for e in r["events"] if e.get("type") == "kill9" and "held_by_each_worker" in e)
+    rows.append([r["server"], r["event"], r["round"], " ".join(map(str, counts)) or "-",
+                 f"{worst:.0f} %" if counts else "-", at_kills or "-"])
+table(["server", "run", "round", "before the first event", "worst vs mean", "at each kill"], rows)
 print("\nchecks (failed requests = wrk connect + read + write + timeout errors + non-2xx/3xx responses)")
 rows = [[e["server"], EVENT_TITLES[e["event"]], e["check"]["target"], e["failed"], verdict[e["check"]["pass"]],
          e["check"]["note"]] for e in summary["results"]]

@@ -6,6 +6,7 @@
 //         [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]
 //         [--heartbeat-timeout MS] [--max-requests N] [--max-requests-jitter N] [--max-rss MB]
 //         [--control PATH] [--metrics-listen HOST:PORT] [--control-timeout MS] [--control-max-clients N]
+//         [--balancing shared|reuseport]
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
@@ -54,7 +55,17 @@ int main(int argc, char** argv) {
       options.control_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
     else if (arg == "--control-max-clients" && has_value)
       options.control_max_clients = static_cast<unsigned>(std::atoi(argv[++i]));
-    else if (arg == "--log-format" && has_value) {
+    else if (arg == "--balancing" && has_value) {
+      const std::string_view mode = argv[++i];
+      if (mode == "shared") {
+        options.balancing = multinode::Balancing::shared;
+      } else if (mode == "reuseport") {
+        options.balancing = multinode::Balancing::reuseport;
+      } else {
+        std::cerr << "hello: --balancing must be shared or reuseport, not '" << mode << "'\n";
+        return 2;
+      }
+    } else if (arg == "--log-format" && has_value) {
       const std::string_view format = argv[++i];
       if (format == "text") {
         options.log_format = multinode::LogFormat::text;
@@ -69,7 +80,7 @@ int main(int argc, char** argv) {
                    " [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]"
                    " [--heartbeat-timeout MS] [--max-requests N] [--max-requests-jitter N] [--max-rss MB]\n"
                    "       [--control PATH] [--metrics-listen HOST:PORT] [--control-timeout MS] "
-                   "[--control-max-clients N]\n";
+                   "[--control-max-clients N] [--balancing shared|reuseport]\n";
       return 2;
     }
   }

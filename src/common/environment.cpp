@@ -58,6 +58,11 @@ WorkerEntries encode_worker(const WorkerStart& start) {
   out.entries.push_back(make_entry(master_pid, std::to_string(start.master_pid)));
   if (start.heartbeat)
     out.entries.push_back(make_entry(heartbeat_fd, std::to_string(first_listen_fd + count + 1)));
+  if (start.balance_entry >= 0) {
+    const std::size_t table = first_listen_fd + count + 1 + (start.heartbeat ? 1 : 0);
+    out.entries.push_back(make_entry(balance_fd, std::to_string(table)));
+    out.entries.push_back(make_entry(balance_entry, std::to_string(start.balance_entry)));
+  }
   out.entries.push_back(make_entry(listen_fds, std::to_string(count)));
   out.entries.push_back(make_entry(listen_fdnames, names));
   out.entries.push_back(make_entry(listen_pid, std::string(listen_pid_room, ' ')));
@@ -101,6 +106,12 @@ std::optional<WorkerIdentity> decode_worker(const char* const* envp) {
   identity.master_pid = master && *master <= INT_MAX ? static_cast<pid_t>(*master) : 0;
   const auto heartbeat = decode_number(find(envp, heartbeat_fd));
   identity.heartbeat_fd = heartbeat && *heartbeat <= INT_MAX ? static_cast<int>(*heartbeat) : -1;
+  const auto table = decode_number(find(envp, balance_fd));
+  const auto entry = decode_number(find(envp, balance_entry));
+  if (table && entry && *table < INT_MAX && *entry <= INT_MAX) {
+    identity.balance_fd = static_cast<int>(*table);
+    identity.balance_entry = static_cast<int>(*entry);
+  }
   return identity;
 }
 

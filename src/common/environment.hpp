@@ -30,17 +30,23 @@ inline constexpr const char* control_fd = "MULTINODE_CONTROL_FD";
 inline constexpr const char* master_pid = "MULTINODE_MASTER_PID";
 // The worker's heartbeat cell (common/heartbeat.hpp), after the control channel; absent when off.
 inline constexpr const char* heartbeat_fd = "MULTINODE_HEARTBEAT_FD";
+// The shared load table of even balancing (net/balance.hpp), then the master's
+// doorbell and the worker's own wake-up at the next two fds; after the heartbeat cell. With the process's
+// entry in the table. Absent when not balanced.
+inline constexpr const char* balance_fd = "MULTINODE_BALANCE_FD";
+inline constexpr const char* balance_entry = "MULTINODE_BALANCE_ENTRY";
 // systemd's sd_notify(3) convention, read by the master only (common/sd_notify.hpp):
 // the service manager's datagram socket and its watchdog.
 inline constexpr const char* notify_socket = "NOTIFY_SOCKET";
 inline constexpr const char* watchdog_usec = "WATCHDOG_USEC";
 inline constexpr const char* watchdog_pid = "WATCHDOG_PID";
 
-inline constexpr std::array<const char*, 8> all_variables = {
-    listen_fds, listen_pid, listen_fdnames, worker_id, slot, control_fd, master_pid, heartbeat_fd};
+inline constexpr std::array<const char*, 10> all_variables = {
+    listen_fds, listen_pid, listen_fdnames, worker_id,  slot,
+    control_fd, master_pid, heartbeat_fd,   balance_fd, balance_entry};
 inline constexpr std::array<const char*, 3> listen_variables = {listen_fds, listen_pid, listen_fdnames};
-inline constexpr std::array<const char*, 5> worker_variables = {worker_id, slot, control_fd, master_pid,
-                                                                heartbeat_fd};
+inline constexpr std::array<const char*, 7> worker_variables = {
+    worker_id, slot, control_fd, master_pid, heartbeat_fd, balance_fd, balance_entry};
 // Not in all_variables (a worker is never given them); is_own_entry() knows them too.
 inline constexpr std::array<const char*, 3> notify_variables = {notify_socket, watchdog_usec, watchdog_pid};
 
@@ -62,6 +68,7 @@ struct WorkerStart {
   pid_t master_pid = 0;
   std::vector<std::string> listen_names;  // one per listening socket, at fds 3, 4, ...
   bool heartbeat = false;                 // a heartbeat cell follows the control channel's fd
+  int balance_entry = -1;                 // >= 0: the balance table and doorbell follow
 };
 
 // The worker's entries, made before fork(). LISTEN_PID is the last entry, with room
@@ -86,6 +93,8 @@ struct WorkerIdentity {
   int control_fd = -1;
   pid_t master_pid = 0;   // 0 when absent
   int heartbeat_fd = -1;  // -1 when absent (heartbeats off)
+  int balance_fd = -1;    // -1 when absent (not balanced); doorbell + 1, wake-up + 2
+  int balance_entry = -1;
 };
 bool names_a_worker(const char* const* envp) noexcept;  // MULTINODE_WORKER_ID is set
 std::optional<WorkerIdentity> decode_worker(const char* const* envp);

@@ -44,6 +44,7 @@ Runtime::~Runtime() {
   remove_control_socket();
   // The server's acceptors and timers belong to io_, which goes next.
   if (server_ != nullptr && serving_) server_->destroy_io_objects();
+  if (accept_balance_) accept_balance_->destroy_io_objects();
   for (const int fd : own_listen_fds_) ::close(fd);
 }
 
@@ -87,6 +88,17 @@ void Runtime::start_master() {
   }
   supervisor_ = std::make_unique<Supervisor>(*this, std::move(shared));
   start_operator_interface(identity);  // as root still: the socket is given to the user below
+  if (!reuseport) {
+    // One queue for every process: each takes no more than its share of it.
+    try {
+      balance_table_ = BalanceTable::create();
+      if (const auto entry = balance_table_.allocate(); entry && options_.master_listen)
+        balance_table_.set_entry(*entry);
+      supervisor_->set_balance(&balance_table_);
+    } catch (const std::system_error& e) {
+      log(LogLevel::warning, "connections are not balanced evenly: ", e.what());
+    }
+  }
 
   const unsigned workers = options_.master_listen ? options_.nodes - 1 : options_.nodes;
   if (identity) {
@@ -102,6 +114,13 @@ void Runtime::start_master() {
     std::vector<int> fds;
     for (const auto& socket : supervisor_->sockets_for(0)) fds.push_back(socket.fd);
     start_serving(fds, true);  // the master keeps its own fds for its whole life
+  }
+  if (balance_table_ && !accept_balance_) {
+    // The master serves nothing itself, but passes the workers' doorbell on.
+    accept_balance_ = std::make_unique<AcceptBalance>(io_, balance_table_, nullptr);
+    boost::asio::post(io_, [this] {
+      if (!stopping_ && accept_balance_) accept_balance_->start();
+    });
   }
   supervisor_->start_workers(1, workers);
   port_ = supervisor_->port();
@@ -189,6 +208,16 @@ void Runtime::start_worker() {
   worker_ =
       std::make_unique<WorkerLink>(*this, control, identity->heartbeat_fd, heartbeat_beat_interval(timeout));
 
+  if (identity->balance_fd >= 0) {
+    try {
+      balance_table_ =
+          BalanceTable::adopt(identity->balance_fd, identity->balance_fd + 1, identity->balance_fd + 2,
+                              static_cast<unsigned>(identity->balance_entry));
+    } catch (const std::system_error& e) {
+      log(LogLevel::warning, "connections are not balanced evenly: ", e.what());
+    }
+  }
+
   std::vector<int> fds;
   for (const auto& socket : *inherited) fds.push_back(socket.fd);
   if (!fds.empty()) port_ = local_port(fds.front());
@@ -226,6 +255,15 @@ void Runtime::start_serving(const std::vector<int>& fds, bool duplicate) {
   if (server_ == nullptr) {
     own_listen_fds_ = std::move(mine);  // for take_listeners()
     return;
+  }
+  if (balance_table_ && balance_table_.entry()) {
+    accept_balance_ = std::make_unique<AcceptBalance>(
+        io_, balance_table_, [this] { return server_->counters().connections_open; });
+    // Counted from run() on, when this process really accepts (code between listen()
+    // and run() may take its time); before the acceptors' first bursts, posted next.
+    boost::asio::post(io_, [this] {
+      if (!stopping_ && accept_balance_) accept_balance_->start();
+    });
   }
   std::vector<boost::asio::ip::tcp::acceptor> acceptors;
   for (const int fd : mine) acceptors.push_back(make_acceptor(io_, fd));
@@ -308,6 +346,7 @@ void Runtime::begin_stop(const std::string& reason, int exit_status) {
   for (const int fd : own_listen_fds_) ::close(fd);
   own_listen_fds_.clear();
   stop_operator_interface();
+  if (accept_balance_) accept_balance_->stop();  // its load no longer holds the others back
   if (supervisor_) supervisor_->stop_all();
   if (worker_) worker_->close();
   for (auto& handler : on_stop_) handler();

@@ -9,6 +9,7 @@
 #include "common/privileges.hpp"
 #include "common/sd_notify.hpp"
 #include "control/control_server.hpp"
+#include "net/balance.hpp"
 #include "net/listeners.hpp"
 #include "supervisor/supervisor.hpp"
 #include "worker/worker_link.hpp"
@@ -131,6 +132,11 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
   SdNotifier notifier_;
   std::unique_ptr<boost::asio::steady_timer> watchdog_timer_;
   std::string serving_on_;
+
+  // Even balancing over shared sockets (net/balance.hpp): the table (the master
+  // creates it and gives each worker an entry) and this process's use of it.
+  BalanceTable balance_table_;
+  std::unique_ptr<AcceptBalance> accept_balance_;
 
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<WorkerLink> worker_;

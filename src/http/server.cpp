@@ -4,6 +4,7 @@
 #include "http/server_impl.hpp"
 
 #include "http/connection.hpp"
+#include "net/balance.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -68,6 +69,8 @@ void ServerImpl::unlink(Connection& connection) noexcept {
 void ServerImpl::connection_closed() noexcept {
   --open_;
   stats_.connections_open = open_;
+  // Even balancing (net/balance.hpp): the others see this process's load drop now.
+  if (auto* balance = multinode::detail::AcceptBalance::current()) balance->closed();
   if (open_ > 0) return;
   if (sweep_armed_) {
     // Nothing left to watch: let the io_context run out of work.

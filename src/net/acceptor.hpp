@@ -5,12 +5,17 @@
 //
 // Asio's async_accept calls plain accept() in Boost 1.81: no SOCK_CLOEXEC, and one
 // wake-up per connection. This replaces it for both servers.
+//
+// With a shared socket and an AcceptBalance (net/balance.hpp), a process that holds
+// more than its share stops accepting, within a burst too, and leaves the
+// connection queued for another process.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -50,13 +55,21 @@ class Acceptor {
     // Out of fds or memory: accepting pauses a moment instead of spinning on a
     // socket that stays readable.
     std::optional<boost::asio::steady_timer> pause;
+    // Balancing left connections queued: if they are still there after
+    // BalanceTable::fallback_wait, this process takes them anyway.
+    std::optional<boost::asio::steady_timer> fallback;
     Handler handler;
     std::string what;
     bool closed = false;
+    bool waiting = false;  // an async_wait on the listener is pending
+    bool fallback_armed = false;
+    std::uint64_t balance_key = 0;  // the doorbell's retry, 0 when not balanced
   };
 
   static void wait(const std::shared_ptr<State>& state);
-  static void accept_burst(const std::shared_ptr<State>& state);
+  // balanced: stop when AcceptBalance says this process holds enough.
+  static void accept_burst(const std::shared_ptr<State>& state, bool balanced = true);
+  static void arm_fallback(const std::shared_ptr<State>& state);
   static void pause(const std::shared_ptr<State>& state, int error);
 
   std::shared_ptr<State> state_;

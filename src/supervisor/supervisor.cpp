@@ -190,6 +190,8 @@ void Supervisor::spawn(unsigned index) {
       log(LogLevel::error, "worker in slot ", index, " starts without a heartbeat: ", e.what());
     }
   }
+  std::optional<unsigned> balance_entry = balance_ ? balance_->allocate() : std::nullopt;
+  if (balance_entry) start.balance_entry = static_cast<int>(*balance_entry);
   auto entries = environment::encode_worker(start);
   for (auto& e : entries.entries) env.push_back(std::move(e));  // LISTEN_PID stays last
 
@@ -209,6 +211,12 @@ void Supervisor::spawn(unsigned index) {
     plan.fds.push_back(heartbeat.fd());  // right after the control channel (environment.hpp)
     highest = std::max(highest, heartbeat.fd());
   }
+  if (balance_entry) {  // the table, the doorbell, its wake-up, after the heartbeat (environment.hpp)
+    for (const int fd : {balance_->table_fd(), balance_->doorbell_fd(), balance_->wake_fd(*balance_entry)}) {
+      plan.fds.push_back(fd);
+      highest = std::max(highest, fd);
+    }
+  }
   plan.scratch.resize(plan.fds.size());
   plan.scratch_base = std::max(highest, 3 + static_cast<int>(plan.fds.size())) + 1;
   plan.master_pid = ::getpid();
@@ -218,6 +226,7 @@ void Supervisor::spawn(unsigned index) {
   ::close(pair[1]);
   heartbeat.close_fd();  // the mapping stays
   if (pid < 0) {
+    if (balance_entry) balance_->release(*balance_entry);
     ::close(pair[0]);
     log(LogLevel::error, "cannot start a worker for slot ", index, ": fork failed: ", std::strerror(errno));
     return;
@@ -233,11 +242,13 @@ void Supervisor::spawn(unsigned index) {
         " (Linux 5.3 or newer is needed)");
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
+    if (balance_entry) balance_->release(*balance_entry);
     return;
   }
   child->pidfd = std::make_unique<boost::asio::posix::stream_descriptor>(host_.io(), pidfd);
   child->ready_timer = std::make_unique<boost::asio::steady_timer>(host_.io());
   child->heartbeat = std::move(heartbeat);
+  child->balance_entry = balance_entry;
   s.current = id;
 
   child->control->start([this, id](const Record& record, int fd) { on_record(id, record, fd); },
@@ -457,6 +468,8 @@ void Supervisor::on_exit(NodeId id, int status) {
   children_.erase(it);
   child->ready_timer->cancel();
   if (gathering_ && status_answered()) boost::asio::post(host_.io(), [this] { finish_status(); });
+  // Its load counts no more (a kill -9 left it there); the others look at the queue again.
+  if (child->balance_entry && balance_) balance_->release(*child->balance_entry);
 
   const auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - child->started);
   const Options& options = host_.options();

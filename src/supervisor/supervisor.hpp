@@ -9,6 +9,7 @@
 #include "common/heartbeat.hpp"
 #include "common/log.hpp"
 #include "control/channel.hpp"
+#include "net/balance.hpp"
 #include "net/listeners.hpp"
 #include "supervisor/status.hpp"
 
@@ -21,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +69,10 @@ class Supervisor {
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
+
+  // Even balancing over the shared socket: every worker gets an entry in this table
+  // (owned by the host, which outlives the supervisor). nullptr: not balanced.
+  void set_balance(BalanceTable* table) noexcept { balance_ = table; }
 
   // The listening fds of a slot (binding them first in reuseport mode).
   const std::vector<ListenSocket>& sockets_for(unsigned slot);
@@ -124,6 +130,7 @@ class Supervisor {
     bool reload_step = false;  // a replacement started by a SIGHUP rolling restart (not a recycle)
     std::optional<ServerCounters> counters;  // its last stats record, for status
     std::uint32_t stats_answered = 0;        // the serial of that record
+    std::optional<unsigned> balance_entry;   // its entry in balance_, if any
   };
   struct Slot {
     NodeId current = 0;  // the worker filling the slot, 0 when none
@@ -208,6 +215,7 @@ class Supervisor {
   bool gathering_ = false;
   std::vector<std::function<void(const StatusSnapshot&)>> status_waiters_;
   std::unique_ptr<boost::asio::steady_timer> stats_timer_;
+  BalanceTable* balance_ = nullptr;
 };
 
 }  // namespace multinode::detail

@@ -105,19 +105,19 @@ void WorkerLink::check_requests() {
 }
 
 void WorkerLink::send_stats(std::uint32_t serial) {
-    const ServerCounters counters = host_.server_counters();
-    // The record has 32 bits for the open connections: more than 4 billion reads as that.
-    const auto connections = static_cast<std::uint32_t>(
-        std::min<std::uint64_t>(counters.connections_open, std::numeric_limits<std::uint32_t>::max()));
-    channel_.send({RecordType::stats, serial, connections, counters.requests});
+  const ServerCounters counters = host_.server_counters();
+  // The record has 32 bits for the open connections: more than 4 billion reads as that.
+  const auto connections = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(counters.connections_open, std::numeric_limits<std::uint32_t>::max()));
+  channel_.send({RecordType::stats, serial, connections, counters.requests});
 }
 
-  void WorkerLink::close() {
-    closed_ = true;
-    channel_.close();
-    beat_timer_.cancel();
-    request_timer_.cancel();
-    if (heartbeat_) heartbeat_.mark_stopping();
-  }
+void WorkerLink::close() {
+  closed_ = true;
+  channel_.close();
+  beat_timer_.cancel();
+  request_timer_.cancel();
+  if (heartbeat_) heartbeat_.mark_stopping();
+}
 
 }  // namespace multinode::detail
