@@ -50,7 +50,8 @@ inline std::string frame(unsigned opcode, std::string_view payload, bool fin = t
     out.push_back(static_cast<char>(payload.size() & 0xFF));
   } else {
     out.push_back(static_cast<char>(mask_bit | 127));
-    for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xFF));
+    for (int i = 7; i >= 0; --i)
+      out.push_back(static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xFF));
   }
   const unsigned char key[4] = {0x37, 0xFA, 0x21, 0x3D};
   if (masked) out.append(reinterpret_cast<const char*>(key), 4);
@@ -85,7 +86,8 @@ class RawClient {
     address.sin_family = AF_INET;
     address.sin_port = htons(port);
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) ADD_FAILURE() << "connect failed";
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+      ADD_FAILURE() << "connect failed";
   }
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
@@ -190,7 +192,8 @@ class RawClient {
   bool fill(std::chrono::steady_clock::time_point deadline) {
     if (closed_) return false;
     const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+            .count();
     if (left <= 0) return false;
     pollfd p{fd_, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left)) <= 0) return false;

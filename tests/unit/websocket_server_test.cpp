@@ -135,10 +135,11 @@ TEST(WebSocketHandshake, RefusesWhatIsNotAValidUpgrade) {
     int status;
   };
   const std::vector<Case> cases = {
-      {base + "Sec-WebSocket-Version: 13\r\n\r\n", 400},                                      // no key
-      {base + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short==\r\n\r\n", 400},        // malformed key
+      {base + "Sec-WebSocket-Version: 13\r\n\r\n", 400},                                // no key
+      {base + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short==\r\n\r\n", 400},  // malformed key
       {base + "Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", 426},
-      {"POST / HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n",
+       400},
   };
   for (const Case& c : cases) {
     http::test::Client client(port_of(echo));
@@ -159,7 +160,8 @@ TEST(WebSocketHandshake, ChecksTheOriginAndSelectsASubprotocol) {
     EXPECT_EQ(refused.handshake("Origin: https://evil.example\r\n"), 403);
   }
   RawClient client(port_of(echo));
-  ASSERT_EQ(client.handshake("Origin: HTTPS://chat.example\r\nSec-WebSocket-Protocol: chat.v1, chat.v2\r\n"), 101);
+  ASSERT_EQ(client.handshake("Origin: HTTPS://chat.example\r\nSec-WebSocket-Protocol: chat.v1, chat.v2\r\n"),
+            101);
   EXPECT_EQ(client.header("Sec-WebSocket-Protocol"), "chat.v2");
   RawClient none(port_of(echo));
   ASSERT_EQ(none.handshake("Origin: https://chat.example\r\nSec-WebSocket-Protocol: other\r\n"), 101);
@@ -604,12 +606,13 @@ class EchoTunnel final : public http::TakenOver, public std::enable_shared_from_
 
  private:
   void read() {
-    socket_->async_read_some(boost::asio::buffer(buffer_), [self = shared_from_this()](auto ec, std::size_t n) {
-      if (ec || !self->socket_) return self->finish();
-      boost::system::error_code write_ec;
-      boost::asio::write(*self->socket_, boost::asio::buffer(self->buffer_.data(), n), write_ec);
-      self->read();
-    });
+    socket_->async_read_some(
+        boost::asio::buffer(buffer_), [self = shared_from_this()](auto ec, std::size_t n) {
+          if (ec || !self->socket_) return self->finish();
+          boost::system::error_code write_ec;
+          boost::asio::write(*self->socket_, boost::asio::buffer(self->buffer_.data(), n), write_ec);
+          self->read();
+        });
   }
   void finish() {
     boost::system::error_code ec;
