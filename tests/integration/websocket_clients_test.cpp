@@ -20,8 +20,8 @@ struct Echo {
     EXPECT_TRUE(process.wait_for_log_count("is ready", 1, 10s)) << process.error_output();
   }
   ChildProcess start() const {
-    return ChildProcess::start(
-        {example_path("websocket_echo"), "--port", std::to_string(port), "--nodes", "2", "--host", "127.0.0.1"});
+    return ChildProcess::start({example_path("websocket_echo"), "--port", std::to_string(port), "--nodes",
+                                "2", "--host", "127.0.0.1"});
   }
   std::uint16_t port;
   ChildProcess process;
@@ -43,7 +43,8 @@ TEST(WebSocketClients, NodeWs) {
   ASSERT_TRUE(std::filesystem::exists(std::string(MULTINODE_SOURCE_DIR) + "/node_modules/ws"))
       << "Node's ws is missing: run scripts/bootstrap.sh test (npm ci)";
   Echo echo;
-  for (int i = 0; i < 3; ++i) run_client({"/usr/bin/node", script("node_client.js"), std::to_string(echo.port)});
+  for (int i = 0; i < 3; ++i)
+    run_client({"/usr/bin/node", script("node_client.js"), std::to_string(echo.port)});
 }
 
 TEST(WebSocketClients, PythonWebsockets) {
