@@ -11,4 +11,5 @@
 #include <multinode/server.hpp>
 #include <multinode/stream.hpp>
 #include <multinode/tcp.hpp>
+#include <multinode/websocket.hpp>
 #include <multinode/workers.hpp>
