@@ -88,7 +88,7 @@ results="$bench_work/results.jsonl"
 # --- the servers ------------------------------------------------------------
 # start_<server> PORT starts the server of the current $kind (echo | broadcast).
 declare -A server_pid server_port
-kind=echo
+kind="echo"
 
 start_multinode() {
   if [ "$kind" = echo ]; then
@@ -250,7 +250,7 @@ bench_config_line \
 # Idle first, on fresh servers each round: memory a previous load freed and kept
 # in the allocator would hide what a new connection costs.
 if wants_scenario idle; then
-  kind=echo
+  kind="echo"
   for round in $(seq "$rounds"); do
     for server_name in "${server_list[@]}"; do
       saved=("${server_list[@]}")
@@ -264,7 +264,7 @@ if wants_scenario idle; then
 fi
 
 if wants_scenario echo; then
-  kind=echo
+  kind="echo"
   start_servers
   for server_name in "${server_list[@]}"; do run_echo 0 1 0; done  # warm-up, not recorded
   for round in $(seq "$rounds"); do
