@@ -18,8 +18,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
   cat <<'EOF'
 usage: bench/websocket.sh [--json] [--rounds N] [--duration S] [--processes P]
-                          [--connections C] [--clients LIST] [--idle N]
-                          [--scenarios LIST] [--servers LIST] [--no-build]
+                          [--connections C] [--pipeline K] [--clients LIST]
+                          [--interval-ms MS] [--idle N] [--scenarios LIST]
+                          [--servers LIST] [--no-build]
 
   --json            print the results as one JSON object instead of tables
   --rounds N        rounds of alternation per scenario (default 3)
@@ -27,7 +28,10 @@ usage: bench/websocket.sh [--json] [--rounds N] [--duration S] [--processes P]
   --processes P     serving processes per server: multinode --nodes P (the master
                     serves too), Node cluster workers P (default 2)
   --connections C   echo connections (default 64)
+  --pipeline K      echo messages in flight per connection (default 1)
   --clients LIST    comma-separated fan-out client counts (default 1000,10000)
+  --interval-ms MS  fan-out: one message every MS ms (default 10); 10,000 clients
+                    at 10 ms ask for 1M deliveries/s
   --idle N          idle connections for the RSS measure (default 10000)
   --scenarios LIST  comma-separated subset of idle,echo,fanout (default all)
   --servers LIST    comma-separated subset of multinode,node (default both);
@@ -39,11 +43,11 @@ duration + 4 s per client count), plus the build.
 EOF
 }
 
-json=0 rounds=3 duration=5 processes=2 connections=64 clients=1000,10000 idle=10000
+json=0 rounds=3 duration=5 processes=2 connections=64 pipeline=1 clients=1000,10000 interval_ms=10 idle=10000
 scenarios=idle,echo,fanout servers=multinode,node build=1
-size=64 interval_ms=10 warmup=1 drain=5 settle=2
-bench_parse_args "--json --rounds=#1 --duration=#1 --processes=#1 --connections=#1 --clients= --idle=#1 \
-  --scenarios= --servers= --no-build" "$@"
+size=64 warmup=1 drain=5 settle=2
+bench_parse_args "--json --rounds=#1 --duration=#1 --processes=#1 --connections=#1 --pipeline=#1 --clients= \
+  --interval-ms=#1 --idle=#1 --scenarios= --servers= --no-build" "$@"
 bench_server_list multinode node
 
 IFS=, read -r -a scenario_list <<<"$scenarios"
@@ -214,7 +218,7 @@ print(f"{(a-b)*1024/int(sys.argv[3]):.0f} bytes per connection")' "$before" "$af
 run_echo() {
   local round=$1 seconds=$2 warm=$3
   start_load "echo-$server_name-$round" $((seconds + warm + connect_bound + 30)) echo \
-    --port "${server_port[$server_name]}" --connections "$connections" --size "$size" \
+    --port "${server_port[$server_name]}" --connections "$connections" --size "$size" --pipeline "$pipeline" \
     --duration "$seconds" --warmup "$warm" --connect-timeout "$connect_bound"
   finish_load
   [ "$round" = 0 ] && return 0
@@ -241,7 +245,7 @@ quoted_scenarios=$(printf '"%s",' "${scenario_list[@]}")
 bench_config_line \
   "command=$(bench_json_string "$bench_command")" \
   "servers=[${quoted_servers%,}]" "scenarios=[${quoted_scenarios%,}]" \
-  "processes=$processes" "rounds=$rounds" "duration_s=$duration" "connections=$connections" \
+  "processes=$processes" "rounds=$rounds" "duration_s=$duration" "connections=$connections" "pipeline=$pipeline" \
   "clients=[$clients]" "idle=$idle" "size=$size" "interval_ms=$interval_ms" "warmup_s=$warmup" "drain_s=$drain" \
   "versions=$(bench_json_string "$(
     bench_wants node && echo -n "node $(node -v), ws $(node -p "require('$repo_root/node_modules/ws/package.json').version")"

@@ -225,7 +225,7 @@ def print_report(summary):
 
     if summary["echo"]:
         print(f"\necho: {config.get('connections')} connections, {config.get('size')}-byte text messages, "
-              f"one in flight each, {config.get('duration_s')} s per run")
+              f"{config.get('pipeline', 1)} in flight each, {config.get('duration_s')} s per run")
         rows = []
         for server, entry in summary["echo"].items():
             rows.append([server, f"{entry['messages_per_s_median']:,.0f}", ratio_text(entry.get("ratio_to_node_median")),
