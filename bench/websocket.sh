@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# WebSocket: multinode against Node's `ws` 8 on cluster, in one run, loaded by
+# WebSocket: multinode against Node's `ws` 8 on cluster (and a Beast-only
+# reference for idle and echo), in one run, loaded by
 # bench/websocket_load (one epoll process, RFC 6455 client framing):
 #   idle    RSS per idle connection: every process of a fresh server summed before
 #           and while --idle connections are open
@@ -34,8 +35,9 @@ usage: bench/websocket.sh [--json] [--rounds N] [--duration S] [--processes P]
                     at 10 ms ask for 1M deliveries/s
   --idle N          idle connections for the RSS measure (default 10000)
   --scenarios LIST  comma-separated subset of idle,echo,fanout (default all)
-  --servers LIST    comma-separated subset of multinode,node (default both);
-                    ratios need both
+  --servers LIST    comma-separated subset of multinode,node,beast (default all);
+                    ratios need node; beast (bench/websocket_beast, Beast alone)
+                    is a reference for idle and echo, it does not broadcast
   --no-build        use build/release as it is instead of bootstrapping and building
 
 Takes about rounds x servers x (idle: 10 s + echo: duration + 2 s + fan-out:
@@ -44,11 +46,11 @@ EOF
 }
 
 json=0 rounds=3 duration=5 processes=2 connections=64 pipeline=1 clients=1000,10000 interval_ms=10 idle=10000
-scenarios=idle,echo,fanout servers=multinode,node build=1
+scenarios=idle,echo,fanout servers=multinode,node,beast build=1
 size=64 warmup=1 drain=5 settle=2
 bench_parse_args "--json --rounds=#1 --duration=#1 --processes=#1 --connections=#1 --pipeline=#1 --clients= \
   --interval-ms=#1 --idle=#1 --scenarios= --servers= --no-build" "$@"
-bench_server_list multinode node
+bench_server_list multinode node beast
 
 IFS=, read -r -a scenario_list <<<"$scenarios"
 for scenario in "${scenario_list[@]}"; do
@@ -82,6 +84,7 @@ if bench_wants multinode; then
   done
   programs+=(examples/websocket_echo bench/websocket_fanout)
 fi
+bench_wants beast && programs+=(bench/websocket_beast)
 bench_programs "${programs[@]}"
 if bench_wants node && [ ! -f "$repo_root/node_modules/ws/package.json" ]; then
   bench_die "node_modules/ws is missing: run scripts/bootstrap.sh bench (npm ci from package-lock.json)"
@@ -104,6 +107,11 @@ start_multinode() {
   fi
 }
 
+start_beast() {
+  bench_start "$bench_work/beast-$kind.log" "$build_dir/bench/websocket_beast" \
+    --port "$1" --nodes "$processes" --host 127.0.0.1
+}
+
 start_node() {
   bench_start "$bench_work/node-$kind.log" node "$bench_dir/websocket_node_cluster.js" \
     --mode "$kind" --port "$1" --nodes "$processes" --host 127.0.0.1
@@ -111,7 +119,7 @@ start_node() {
 
 expected_children() {
   case "$1" in
-    multinode) echo $((processes - 1)) ;;
+    multinode | beast) echo $((processes - 1)) ;;
     node) echo "$processes" ;;
   esac
 }
@@ -279,13 +287,19 @@ fi
 
 if wants_scenario fanout; then
   kind=broadcast
-  start_servers
-  for count in "${client_list[@]}"; do
-    for round in $(seq "$rounds"); do
-      for server_name in "${server_list[@]}"; do run_fanout "$round" "$count"; done
+  saved=("${server_list[@]}")
+  server_list=()
+  for server_name in "${saved[@]}"; do [ "$server_name" = beast ] || server_list+=("$server_name"); done
+  if [ "${#server_list[@]}" -gt 0 ]; then
+    start_servers
+    for count in "${client_list[@]}"; do
+      for round in $(seq "$rounds"); do
+        for server_name in "${server_list[@]}"; do run_fanout "$round" "$count"; done
+      done
     done
-  done
-  stop_servers
+    stop_servers
+  fi
+  server_list=("${saved[@]}")
 fi
 
 if [ "$json" = 1 ]; then

@@ -327,7 +327,7 @@ void on_signal(int) {
 
 class Load {
  public:
-  explicit Load(Config config) : c_(std::move(config)), read_buffer_(256 * 1024) {
+  explicit Load(Config config) : c_(std::move(config)), read_buffer_(std::size_t{256} * 1024) {
     raise_fd_limit(c_.connections + 64);
     epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epoll_ < 0) die("epoll_create1: " + errno_text(errno));
@@ -410,7 +410,8 @@ class Load {
   std::size_t parse_handshake(Connection& conn) {
     const std::size_t end = conn.in.find("\r\n\r\n");
     if (end == std::string::npos) {
-      if (conn.in.size() > 16 * 1024) die("the server's handshake answer has no end within 16 KB");
+      if (conn.in.size() > std::size_t{16} * 1024)
+        die("the server's handshake answer has no end within 16 KB");
       return 0;
     }
     const std::string_view head(conn.in.data(), end);

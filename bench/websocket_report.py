@@ -60,12 +60,12 @@ def spread(before, during):
     return [max(p["sockets"] - base.get(p["pid"], 0), 0) for p in during]
 
 
-def ratios(runs, value, reference="node"):
-    """value(run) of each multinode run over the same round's Node run."""
+def ratios(runs, value, server="multinode", reference="node"):
+    """value(run) of each of server's runs over the same round's Node run."""
     by_round = {r["round"]: r for r in runs if r["server"] == reference}
     out = []
     for run in runs:
-        if run["server"] != "multinode" or run["round"] not in by_round:
+        if run["server"] != server or run["round"] not in by_round:
             continue
         theirs = value(by_round[run["round"]])
         if theirs:
@@ -100,10 +100,11 @@ def summarize(records):
                 "error_count": sum(errors_of(r) for r in own),
                 "first_errors": [r["load"]["first_error"] for r in own if r["load"].get("first_error")],
             }
-    idle_ratios = ratios(records["idle"], per_connection)
-    if "multinode" in summary["idle"]:
-        summary["idle"]["multinode"]["ratio_to_node_median"] = median(idle_ratios)
-        summary["idle"]["multinode"]["ratio_to_node_rounds"] = [round(x, 3) for x in idle_ratios]
+    for server, entry in summary["idle"].items():
+        if server != "node":
+            own_ratios = ratios(records["idle"], per_connection, server)
+            entry["ratio_to_node_median"] = median(own_ratios)
+            entry["ratio_to_node_rounds"] = [round(x, 3) for x in own_ratios]
 
     def echo_rate(run):
         return run["load"]["messages_per_s"]
@@ -119,10 +120,11 @@ def summarize(records):
                 "error_count": sum(errors_of(r) for r in own),
                 "first_errors": [r["load"]["first_error"] for r in own if r["load"].get("first_error")],
             }
-    echo_ratios = ratios(records["echo"], echo_rate)
-    if "multinode" in summary["echo"]:
-        summary["echo"]["multinode"]["ratio_to_node_median"] = median(echo_ratios)
-        summary["echo"]["multinode"]["ratio_to_node_rounds"] = [round(x, 3) for x in echo_ratios]
+    for server, entry in summary["echo"].items():
+        if server != "node":
+            own_ratios = ratios(records["echo"], echo_rate, server)
+            entry["ratio_to_node_median"] = median(own_ratios)
+            entry["ratio_to_node_rounds"] = [round(x, 3) for x in own_ratios]
 
     def p99(run):
         return run["load"]["latency"]["p99_us"]
@@ -148,10 +150,11 @@ def summarize(records):
                 "error_count": sum(errors_of(r) for r in own),
                 "first_errors": [r["load"]["first_error"] for r in own if r["load"].get("first_error")],
             }
-        p99_ratios = ratios(runs, p99)
-        if "multinode" in entry:
-            entry["multinode"]["p99_ratio_to_node_median"] = median(p99_ratios)
-            entry["multinode"]["p99_ratio_to_node_rounds"] = [round(x, 3) for x in p99_ratios]
+        for server, figures in entry.items():
+            if server != "node":
+                own_ratios = ratios(runs, p99, server)
+                figures["p99_ratio_to_node_median"] = median(own_ratios)
+                figures["p99_ratio_to_node_rounds"] = [round(x, 3) for x in own_ratios]
         summary["fanout"][str(clients)] = entry
 
     if "multinode" not in servers:
