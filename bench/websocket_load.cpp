@@ -62,6 +62,15 @@ std::string errno_text(int error) {
   return std::string(std::strerror(error));
 }
 
+// CPU time this process has used, user and system: a load generator near a
+// whole core is the bottleneck, not the server.
+double cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
 std::int64_t now_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -782,19 +791,20 @@ class Load {
     run_for(c_.warmup_s);
     measuring_ = true;
     const std::int64_t started = now_ns();
+    const double cpu_before = cpu_seconds();
     run_for(c_.duration_s);
     const double elapsed = static_cast<double>(now_ns() - started) / 1e9;
+    const double cpu = cpu_seconds() - cpu_before;
     measuring_ = false;
     stopping_ = true;
     const std::size_t still_open = open_;
     close_all();
     std::printf(
-        "{\"mode\":\"echo\",\"connections\":%zu,\"size\":%zu,\"pipeline\":%zu,\"kind\":\"%s\",\"connect_s\":%"
-        ".3f,"
-        "\"duration_s\":%.3f,\"messages\":%llu,\"messages_per_s\":%.1f,\"mismatched\":%llu,\"unexpected\":%"
-        "llu,"
-        "\"pings\":%llu,\"errors\":%llu,\"still_open\":%zu,\"first_error\":%s,\"rtt\":{%s}}\n",
-        connections_.size(), c_.size, c_.pipeline, c_.binary ? "binary" : "text", connect_s, elapsed,
+        "{\"mode\":\"echo\",\"connections\":%zu,\"size\":%zu,\"pipeline\":%zu,\"kind\":\"%s\","
+        "\"connect_s\":%.3f,\"duration_s\":%.3f,\"load_cpu_s\":%.3f,\"messages\":%llu,"
+        "\"messages_per_s\":%.1f,\"mismatched\":%llu,\"unexpected\":%llu,\"pings\":%llu,\"errors\":%llu,"
+        "\"still_open\":%zu,\"first_error\":%s,\"rtt\":{%s}}\n",
+        connections_.size(), c_.size, c_.pipeline, c_.binary ? "binary" : "text", connect_s, elapsed, cpu,
         static_cast<unsigned long long>(messages_), static_cast<double>(messages_) / elapsed,
         static_cast<unsigned long long>(mismatched_), static_cast<unsigned long long>(unexpected_),
         static_cast<unsigned long long>(pings_), static_cast<unsigned long long>(errors_), still_open,
@@ -880,6 +890,8 @@ class Load {
       die("epoll_ctl(ADD timer): " + errno_text(errno));
 
     measuring_ = true;
+    const double cpu_before = cpu_seconds();
+    const std::int64_t run_started = now_ns();
     while (sent_ < total_messages_ && !stop_requested && connections_[0].state == State::open) poll(100);
     const std::int64_t last_send = now_ns();
     // Deliveries still on their way: wait for them, within --drain.
@@ -887,6 +899,7 @@ class Load {
     while (delivered_ < expected && now_ns() < drain_deadline && !stop_requested) poll(10);
     measuring_ = false;
     const std::int64_t drain_end = now_ns();
+    const double cpu = cpu_seconds() - cpu_before;
     ::close(timer_);
     // A delivery that never came counts with the latency it had reached at the end
     // of the drain: a server that drops or falls behind must not get a better p99
@@ -911,11 +924,13 @@ class Load {
         static_cast<double>(std::max(last_delivery_, last_send) - first_measured_send_) / 1e9;
     std::printf(
         "{\"mode\":\"fanout\",\"connections\":%zu,\"receivers\":%llu,\"size\":%zu,\"interval_ms\":%d,"
-        "\"connect_s\":%.3f,\"messages\":%llu,\"warmup_messages\":%llu,\"missed_ticks\":%llu,"
+        "\"connect_s\":%.3f,\"load_cpu_s\":%.3f,\"run_s\":%.3f,\"messages\":%llu,\"warmup_messages\":%llu,"
+        "\"missed_ticks\":%llu,"
         "\"expected\":%llu,\"delivered\":%llu,\"lost\":%llu,\"messages_complete\":%llu,\"duplicated\":%llu,"
         "\"to_sender\":%llu,\"window_s\":%.3f,\"delivered_per_s\":%.1f,\"mismatched\":%llu,\"pings\":%llu,"
         "\"errors\":%llu,\"still_open\":%zu,\"first_error\":%s,\"latency_censored\":%llu,\"latency\":{%s}}\n",
         connections_.size(), static_cast<unsigned long long>(receivers), c_.size, c_.interval_ms, connect_s,
+        cpu, static_cast<double>(drain_end - run_started) / 1e9,
         static_cast<unsigned long long>(total_messages_ - warmup_messages_),
         static_cast<unsigned long long>(warmup_messages_), static_cast<unsigned long long>(missed_ticks_),
         static_cast<unsigned long long>(expected), static_cast<unsigned long long>(delivered_),

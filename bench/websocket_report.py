@@ -117,6 +117,7 @@ def summarize(records):
                 "messages_per_s_rounds": [round(echo_rate(r)) for r in own],
                 "rtt_p50_us_median": median([r["load"]["rtt"]["p50_us"] for r in own]),
                 "rtt_p99_us_median": median([r["load"]["rtt"]["p99_us"] for r in own]),
+                "load_cpu_share_median": median([r["load"]["load_cpu_s"] / r["load"]["duration_s"] for r in own]),
                 "error_count": sum(errors_of(r) for r in own),
                 "first_errors": [r["load"]["first_error"] for r in own if r["load"].get("first_error")],
             }
@@ -146,6 +147,7 @@ def summarize(records):
                 "delivered": sum(r["load"]["delivered"] for r in own),
                 "lost": sum(r["load"]["lost"] for r in own),
                 "missed_ticks": sum(r["load"]["missed_ticks"] for r in own),
+                "load_cpu_share_median": median([r["load"]["load_cpu_s"] / r["load"]["run_s"] for r in own]),
                 "spread_rounds": [spread(r["before"], r["during"]) for r in own],
                 "error_count": sum(errors_of(r) for r in own),
                 "first_errors": [r["load"]["first_error"] for r in own if r["load"].get("first_error")],
@@ -203,6 +205,11 @@ def summarize(records):
     return summary
 
 
+def percent(share):
+    """The load generator's CPU time over the run's time: near 100 % it, not the server, set the pace."""
+    return f"{share * 100:.0f}%" if share is not None else "-"
+
+
 def ratio_text(value):
     return f"{value:.2f}x" if value is not None else "-"
 
@@ -232,9 +239,11 @@ def print_report(summary):
         rows = []
         for server, entry in summary["echo"].items():
             rows.append([server, f"{entry['messages_per_s_median']:,.0f}", ratio_text(entry.get("ratio_to_node_median")),
-                         ms(entry["rtt_p50_us_median"]), ms(entry["rtt_p99_us_median"]), entry["error_count"],
+                         ms(entry["rtt_p50_us_median"]), ms(entry["rtt_p99_us_median"]),
+                         percent(entry["load_cpu_share_median"]), entry["error_count"],
                          " ".join(f"{x / 1000:.0f}k" for x in entry["messages_per_s_rounds"])])
-        print_table(["server", "msg/s (median)", "vs Node", "rtt p50", "rtt p99", "errors", "each round"], rows)
+        print_table(["server", "msg/s (median)", "vs Node", "rtt p50", "rtt p99", "load CPU", "errors", "each round"],
+                    rows)
 
     for clients, entry in summary["fanout"].items():
         print(f"\nfan-out: {clients} clients, one sends {config.get('size')} bytes every {config.get('interval_ms')} ms "
@@ -245,9 +254,10 @@ def print_report(summary):
             rows.append([server, ms(figures["p50_us_median"]), ms(figures["p99_us_median"]),
                          ratio_text(figures.get("p99_ratio_to_node_median")),
                          f"{figures['delivered_per_s_median']:,.0f}", f"{figures['delivered']:,}/{figures['expected']:,}",
-                         "/".join(str(x) for x in figures["spread_rounds"][0]), figures["error_count"]])
+                         "/".join(str(x) for x in figures["spread_rounds"][0]),
+                         percent(figures["load_cpu_share_median"]), figures["missed_ticks"], figures["error_count"]])
         print_table(["server", "p50", "p99", "p99 vs Node", "delivered/s", "delivered/expected",
-                     "conns per process", "errors"], rows)
+                     "conns per process", "load CPU", "missed ticks", "errors"], rows)
 
     errors = [(kind, server, e) for kind in ("idle", "echo") for server, entry in summary[kind].items()
               for e in entry["first_errors"]]
