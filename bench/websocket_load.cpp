@@ -717,7 +717,7 @@ class Load {
   void fail(Connection& conn, const std::string& why) {
     if (conn.state == State::closed) return;
     if (first_error_.empty()) first_error_ = "connection " + std::to_string(conn.index) + ": " + why;
-    if (measuring_) ++errors_;
+    ++errors_;  // while connecting, a failure ends the run anyway
     if (conn.state == State::open) --open_;
     close_connection(conn);
     ++closed_;
