@@ -67,13 +67,19 @@ bench_workdir
 
 # Every connection is a file descriptor in the load generator and in one server
 # process; the servers inherit the limit from here.
-most=$idle
-for count in "${client_list[@]}"; do [ "$count" -gt "$most" ] && most=$count; done
-hard=$(ulimit -Hn)
-if [ "$hard" != unlimited ] && [ "$hard" -lt $((most + 1000)) ]; then
-  bench_die "the hard limit on open files (ulimit -Hn) is $hard; $((most + 1000)) are needed for $most connections: raise it or lower --idle/--clients"
+most=$connections
+if wants_scenario idle && [ "$idle" -gt "$most" ]; then most=$idle; fi
+if wants_scenario fanout; then
+  for count in "${client_list[@]}"; do [ "$count" -gt "$most" ] && most=$count; done
 fi
-ulimit -n "$hard"
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ]; then
+  ulimit -n $((most + 1000))
+elif [ "$hard" -lt $((most + 1000)) ]; then
+  bench_die "the hard limit on open files (ulimit -Hn) is $hard; $((most + 1000)) are needed for $most connections: raise it or lower --idle/--clients"
+else
+  ulimit -n "$hard"
+fi
 
 load_bin="$build_dir/bench/websocket_load"
 programs=(bench/websocket_load)
