@@ -846,10 +846,16 @@ class Load {
       ++to_sender_;
       return;
     }
+    // The server's delivery rate counts every delivery from the first measured
+    // send on, warm-up messages included: a server still delivering the backlog
+    // of the warm-up is delivering all the same.
+    if (first_measured_send_ != 0) {
+      ++delivered_in_window_;
+      last_delivery_ = read_at_;
+    }
     if (seq < warmup_messages_) return;
     ++delivered_;
     ++deliveries_[seq - warmup_messages_];
-    last_delivery_ = read_at_;
     latency_.add((read_at_ - static_cast<std::int64_t>(sent_bits)) / 1000);
   }
 
@@ -937,7 +943,7 @@ class Load {
         static_cast<unsigned long long>(expected > delivered_ ? expected - delivered_ : 0),
         static_cast<unsigned long long>(complete), static_cast<unsigned long long>(duplicated),
         static_cast<unsigned long long>(to_sender_), window,
-        window > 0 ? static_cast<double>(delivered_) / window : 0.0,
+        window > 0 ? static_cast<double>(delivered_in_window_) / window : 0.0,
         static_cast<unsigned long long>(mismatched_), static_cast<unsigned long long>(pings_),
         static_cast<unsigned long long>(errors_), still_open, json_string(first_error_).c_str(),
         static_cast<unsigned long long>(censored), latency_json(latency_).c_str());
@@ -977,7 +983,7 @@ class Load {
   Histogram latency_;
   // fan-out
   std::uint64_t sent_ = 0, total_messages_ = 0, warmup_messages_ = 0, missed_ticks_ = 0;
-  std::uint64_t delivered_ = 0, to_sender_ = 0;
+  std::uint64_t delivered_ = 0, delivered_in_window_ = 0, to_sender_ = 0;
   std::vector<std::uint32_t> deliveries_;  // per measured message
   std::vector<std::int64_t> send_times_;   // per measured message sent
   std::int64_t first_measured_send_ = 0, last_delivery_ = 0;
