@@ -19,6 +19,7 @@ const maxNickBytes = 32;
 const utf8 = new TextEncoder();
 
 let socket = null;
+let welcomed = false;   // this connection got its welcome
 let retryDelay = 500;  // after a close, reconnect (to whichever process accepts) with backoff
 
 function element(tag, className, content) {
@@ -67,6 +68,7 @@ function connect() {
       return;
     }
     if (message.type === "welcome") {
+      welcomed = true;
       retryDelay = 500;
       served.textContent = `served by node ${message.node} (pid ${message.pid})`;
       served.dataset.node = String(message.node);
@@ -90,7 +92,8 @@ function connect() {
     served.dataset.node = "";
     const why = event.reason ? `: ${event.reason}` : "";
     served.textContent = `disconnected (${event.code}${why}), reconnecting…`;
-    showSystem(`connection closed (${event.code}${why})`);
+    if (welcomed) showSystem(`connection closed (${event.code}${why}), reconnecting`);
+    welcomed = false;
     setTimeout(connect, retryDelay);
     retryDelay = Math.min(retryDelay * 2, 10000);
   });
