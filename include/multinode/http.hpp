@@ -19,3 +19,4 @@
 #include <multinode/http/request.hpp>
 #include <multinode/http/response.hpp>
 #include <multinode/http/server.hpp>
+#include <multinode/http/takeover.hpp>

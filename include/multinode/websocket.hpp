@@ -5,7 +5,9 @@
 //     if (request.path() != "/ws") return response.status(404).end("not found\n");
 //     auto socket = websocket::accept(request, response, ws_options);
 //     if (!socket) return;  // not a valid upgrade: accept() has answered it (400, 403, 426)
-//     socket->on_message([socket](std::string_view data, websocket::Kind kind) { socket->send(data, kind); });
+//     socket->on_message([socket](std::string_view data, websocket::Kind kind) {
+//       socket->send(data, kind);  // the handlers are let go of at the close: no cycle
+//     });
 //   });
 //
 // docs/websocket.md describes the choices behind it, the limits and what they cost.
@@ -36,7 +38,7 @@ inline constexpr std::uint16_t protocol_error = 1002;
 inline constexpr std::uint16_t unsupported_data = 1003;
 inline constexpr std::uint16_t no_status = 1005;  // reported only: the close frame had no code
 inline constexpr std::uint16_t abnormal = 1006;   // reported only: the connection ended without a close frame
-inline constexpr std::uint16_t invalid_payload = 1007;  // text that is not UTF-8
+inline constexpr std::uint16_t invalid_payload = 1007;   // text that is not UTF-8
 inline constexpr std::uint16_t policy_violation = 1008;  // e.g. past max_buffered_bytes
 inline constexpr std::uint16_t message_too_big = 1009;
 inline constexpr std::uint16_t internal_error = 1011;
@@ -63,7 +65,8 @@ struct Options {
   // in common selects none (the connection is still accepted).
   std::vector<std::string> subprotocols;
   // Output queued for a slow client past which send() refuses and the connection
-  // is closed with 1008 (the bytes already queued are dropped with it).
+  // is closed with 1008: nothing more is queued, what is queued (and the close
+  // frame) may still go out within handshake_timeout, then the TCP connection is cut.
   std::size_t max_buffered_bytes = std::size_t{4} * 1024 * 1024;
   // send() returns false once this much output is queued; on_drain tells when it is sent.
   std::size_t write_high_water = std::size_t{64} * 1024;
@@ -131,6 +134,7 @@ bool is_upgrade(const http::Request& request) noexcept;
 // Sec-WebSocket-Key, a version other than 13, a refused Origin) it answers the
 // request itself (400, 426 with Sec-WebSocket-Version: 13, or 403) and returns nullptr.
 // The connection lives until it is closed, whether or not the caller keeps the pointer.
-std::shared_ptr<Connection> accept(http::Request& request, http::Response& response, const Options& options = {});
+std::shared_ptr<Connection> accept(http::Request& request, http::Response& response,
+                                   const Options& options = {});
 
 }  // namespace multinode::websocket

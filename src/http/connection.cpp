@@ -453,8 +453,76 @@ void Connection::send_error(unsigned status) {
   write_error(output_, status, server_->date_line());
 }
 
+bool Connection::refused_connect_success() {
+  const unsigned status = response_.status;
+  if (response_.head_sent() || status < 200 || status > 299 || reader_.request().method() != "CONNECT")
+    return false;
+  ++server_->stats().handler_errors;
+  multinode::detail::log(multinode::detail::LogLevel::warning,
+                         "http: a 2xx answer to CONNECT must take the connection over (Response::take_over); "
+                         "RFC 9110 9.3.6 forbids a body: answered 501 instead");
+  send_error(501);
+  response_.stage = ResponseState::Stage::abandoned;
+  close_after_output();
+  response_done();
+  return true;
+}
+
+std::optional<Handover> Connection::take_over(std::uint64_t generation, TakenOver& owner, unsigned status) {
+  // (A read still pending would take bytes of the new protocol into this connection's buffer.)
+  if (!active(generation) || response_.head_sent() || state_ != State::open || owner.registered() || reading_)
+    return std::nullopt;
+  const Request& request = reader_.request();
+  const bool connect = request.method() == "CONNECT";
+  const bool upgrade =
+      status == 101 && !connect && request.version() >= 11 && request.find("upgrade") != nullptr;
+  if (!upgrade && !(connect && status >= 200 && status <= 299)) return std::nullopt;
+  // The request must be whole: the bytes after it belong to the new protocol.
+  const bool whole = exchange_ == Exchange::awaiting ||
+                     (exchange_ == Exchange::streaming && reader_.phase() == ReadPhase::complete);
+  if (!whole) return std::nullopt;
+
+  HeadFraming framing;
+  framing.upgrade = upgrade;
+  detail::write_head(output_, status, response_.user_date ? std::string_view() : server_->date_line(),
+                     framing, response_.headers);
+  response_.stage = ResponseState::Stage::ended;
+  exchange_ = Exchange::done;
+  // Written at once when the socket takes it (the usual case); the rest goes to the new owner.
+  for (int attempt = 0; attempt < 8 && !output_.empty() && !waiting_write_; ++attempt) {
+    output_.buffers(write_buffers_);
+    error_code ec;
+    ++server_->stats().writes;
+    const std::size_t written = socket().write_some(write_buffers_, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec == asio::error::interrupted) continue;
+    if (ec) {
+      close_now();
+      return std::nullopt;
+    }
+    output_.consume(written);
+  }
+  std::string unsent;
+  if (!output_.empty()) {
+    output_.buffers(write_buffers_, std::size_t(-1));
+    for (const auto& buffer : write_buffers_)
+      unsent.append(static_cast<const char*>(buffer.data()), buffer.size());
+    output_.clear();
+  }
+  Handover handover{std::move(socket()), std::string(reader_.unparsed_bytes()), std::move(unsent)};
+  // Closed for HTTP, without closing the socket; the server counts the connection
+  // as open until the new owner releases it.
+  state_ = State::closed;
+  socket_.reset();
+  server_->adopt(*this, owner);
+  if (!in_batch_) drop_callbacks();
+  drop_ref();  // the reference held while open; the caller's Response handle holds another
+  return handover;
+}
+
 bool Connection::write_body(std::uint64_t generation, std::string_view chunk) {
   if (!active(generation)) return false;
+  if (refused_connect_success()) return false;
   if (!response_.head_sent()) write_head(std::nullopt, true);
   if (!chunk.empty() && response_.body_allowed()) {
     if (response_.chunked)
@@ -473,6 +541,7 @@ bool Connection::write_body(std::uint64_t generation, std::string_view chunk) {
 
 void Connection::end_response(std::uint64_t generation, std::string_view body, std::string* owned) {
   if (!active(generation)) return;
+  if (refused_connect_success()) return;
   const std::string_view data = owned ? std::string_view(*owned) : body;
   if (!response_.head_sent()) {
     write_head(data.size(), false);

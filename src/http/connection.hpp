@@ -68,6 +68,7 @@ class Connection {
   bool write_body(std::uint64_t generation, std::string_view chunk);
   void end_response(std::uint64_t generation, std::string_view body, std::string* owned);
   void set_drain_handler(std::uint64_t generation, std::function<void()> handler);
+  std::optional<Handover> take_over(std::uint64_t generation, TakenOver& owner, unsigned status);
 
  private:
   ~Connection();
@@ -114,6 +115,8 @@ class Connection {
   // Response output (the bytes: serializer.hpp).
   void write_head(std::optional<std::uint64_t> content_length, bool streaming);
   void send_error(unsigned status);
+  // A 2xx to CONNECT that did not take the connection over (RFC 9110 9.3.6 forbids framing it).
+  bool refused_connect_success();
 
   void flush();
   void wait_writable();

@@ -151,6 +151,8 @@ class RequestReader {
   void finish_request() noexcept;
   // Bytes read but not parsed yet (the start of a next, pipelined request).
   std::size_t unparsed() const noexcept { return end_ - parse_pos_; }
+  // Those bytes (for a connection taken over after an upgrade: the new protocol's first bytes).
+  std::string_view unparsed_bytes() const noexcept { return {data_.get() + parse_pos_, end_ - parse_pos_}; }
   // Gives a grown buffer back when nothing is buffered.
   void free_memory() noexcept;
 

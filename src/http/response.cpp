@@ -113,6 +113,11 @@ void Response::on_drain(std::function<void()> handler) {
   if (connection_) connection_->set_drain_handler(generation_, std::move(handler));
 }
 
+std::optional<Handover> Response::take_over(TakenOver& owner, unsigned status) {
+  if (connection_ == nullptr) return std::nullopt;
+  return connection_->take_over(generation_, owner, status);
+}
+
 bool Response::ended() const noexcept {
   return connection_ == nullptr || connection_->response_ended(generation_);
 }

@@ -129,6 +129,8 @@ void write_head(OutputQueue& out, unsigned status, std::string_view date_line, c
     out.append("Connection: close\r\n");
   else if (framing.keep_alive)
     out.append("Connection: keep-alive\r\n");
+  else if (framing.upgrade)
+    out.append("Connection: upgrade\r\n");
   out.append(fields);
   out.append("\r\n");
 }

@@ -21,6 +21,7 @@ struct HeadFraming {
   bool chunked = false;                         // Transfer-Encoding: chunked
   bool close = false;                           // Connection: close
   bool keep_alive = false;                      // Connection: keep-alive (HTTP/1.0 clients that asked)
+  bool upgrade = false;                         // Connection: upgrade (a 101 that takes the connection over)
 };
 
 void write_status_line(OutputQueue& out, unsigned status);

@@ -82,6 +82,34 @@ void ServerImpl::connection_closed() noexcept {
   }
 }
 
+void ServerImpl::adopt(Connection&, TakenOver& owner) noexcept {
+  owner.server_ = shared_from_this();
+  owner.previous_ = nullptr;
+  owner.next_ = taken_over_;
+  if (taken_over_ != nullptr) taken_over_->previous_ = &owner;
+  taken_over_ = &owner;
+}
+
+void ServerImpl::release(TakenOver& owner) noexcept {
+  if (taken_over_cursor_ == &owner) taken_over_cursor_ = owner.next_;
+  if (owner.previous_ != nullptr)
+    owner.previous_->next_ = owner.next_;
+  else
+    taken_over_ = owner.next_;
+  if (owner.next_ != nullptr) owner.next_->previous_ = owner.previous_;
+  owner.previous_ = owner.next_ = nullptr;
+  connection_closed();
+}
+
+template <typename F>
+void ServerImpl::for_each_taken_over(F f) {
+  for (TakenOver* owner = taken_over_; owner != nullptr; owner = taken_over_cursor_) {
+    taken_over_cursor_ = owner->next_;
+    f(*owner);
+  }
+  taken_over_cursor_ = nullptr;
+}
+
 void ServerImpl::on_drained(std::function<void()> done) {
   if (stopping_ && open_ == 0) {
     if (io_ != nullptr)
@@ -120,6 +148,7 @@ void ServerImpl::for_each_connection(F f) {
 void ServerImpl::sweep() {
   const Clock::time_point now = refresh_clock();
   for_each_connection([now](Connection& connection) { connection.check_deadlines(now); });
+  for_each_taken_over([now](TakenOver& owner) { owner.check_deadlines(now); });
   if (open_ > 0) arm_sweep();
 }
 
@@ -129,11 +158,13 @@ void ServerImpl::stop() {
   for (auto& acceptor : acceptors_) acceptor->close();
   refresh_clock();
   for_each_connection([](Connection& connection) { connection.on_server_stop(); });
+  for_each_taken_over([](TakenOver& owner) { owner.on_server_stop(); });
 }
 
 void ServerImpl::close_all() {
   stop();
   for_each_connection([](Connection& connection) { connection.close_now(); });
+  for_each_taken_over([](TakenOver& owner) { owner.destroy_io_objects(); });
 }
 
 void ServerImpl::destroy_io_objects() noexcept {
@@ -150,6 +181,22 @@ void ServerImpl::destroy_io_objects() noexcept {
 }
 
 }  // namespace detail
+
+TakenOver::~TakenOver() {
+  release();
+}
+
+void TakenOver::release() noexcept {
+  if (!server_) return;
+  // The server may go with the last reference: keep it for the call.
+  const std::shared_ptr<detail::ServerImpl> server = std::move(server_);
+  server_.reset();
+  server->release(*this);
+}
+
+bool TakenOver::server_stopping() const noexcept {
+  return server_ && server_->stopping();
+}
 
 Server::Server(Handler handler, Options options)
     : impl_(std::make_shared<detail::ServerImpl>(std::move(handler), std::move(options))) {}

@@ -55,6 +55,10 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   void link(Connection& connection) noexcept;
   void unlink(Connection& connection) noexcept;
   void connection_closed() noexcept;
+  // A connection taken over (Response::take_over) is owned by `owner` from now on:
+  // it still counts as open until the owner releases it.
+  void adopt(Connection& connection, TakenOver& owner) noexcept;
+  void release(TakenOver& owner) noexcept;
   // The io_context is about to be destroyed: destroy every Asio object bound to it.
   void destroy_io_objects() noexcept;
 
@@ -65,6 +69,9 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   // Calls f(connection) for every live connection, each held for the call (f may close it).
   template <typename F>
   void for_each_connection(F f);
+  // Same for the taken-over connections (f may release the one it is given, or any other).
+  template <typename F>
+  void for_each_taken_over(F f);
 
   Server::Handler handler_;
   Options options_;
@@ -84,6 +91,10 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   struct Connections;
   std::unique_ptr<Connections> connections_;
   std::size_t open_ = 0;
+  // Taken-over connections (TakenOver::previous_/next_), newest first; the one a
+  // for_each_taken_over() visits next, moved on when that one is released.
+  TakenOver* taken_over_ = nullptr;
+  TakenOver* taken_over_cursor_ = nullptr;
   std::vector<std::function<void()>> drained_handlers_;
 };
 

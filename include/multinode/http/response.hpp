@@ -1,8 +1,11 @@
 // The answer to one HTTP request: a copyable handle that may be completed later.
 #pragma once
 
+#include <multinode/http/takeover.hpp>
+
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -49,6 +52,15 @@ class Response {
 
   // Runs once when the output that made write() return false has been sent.
   void on_drain(std::function<void()> handler);
+
+  // Takes the connection over (include/multinode/http/takeover.hpp): writes the
+  // head, with the fields set and no framing, and hands the socket to `owner`,
+  // which the server then lists until it calls release(). status: 101 for a
+  // request with Upgrade (the head says `Connection: upgrade`; set the Upgrade
+  // field), 200-299 for a CONNECT (RFC 9110 9.3.6: no framing, the tunnel follows).
+  // nullopt, and nothing written, when the status does not fit the request, the
+  // head is already out, the response has ended or the connection is gone.
+  std::optional<Handover> take_over(TakenOver& owner, unsigned status);
 
   bool ended() const noexcept;
   // The connection is still open (false once the client went away or timed out).

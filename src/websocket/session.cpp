@@ -1,0 +1,391 @@
+// One WebSocket connection (see session.hpp): reading through the per-thread
+// buffer, the decoder's events, output, the closing handshake, the sweep's timeouts.
+#include "websocket/session.hpp"
+
+#include "common/log.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+
+#include <array>
+#include <exception>
+
+namespace multinode::websocket::detail {
+
+namespace asio = boost::asio;
+using boost::asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+// Every connection of a thread reads into this buffer and decodes there; only a
+// frame cut by the end of a read is copied into the connection (pending_).
+constexpr std::size_t scratch_size = std::size_t{64} * 1024;
+
+std::span<char> scratch() {
+  thread_local std::unique_ptr<char[]> buffer = std::make_unique<char[]>(scratch_size);
+  return {buffer.get(), scratch_size};
+}
+
+// Output kept across messages while the connection is busy; more is given back at once.
+constexpr std::size_t keep_output_bytes = std::size_t{64} * 1024;
+
+template <typename F>
+void guarded(const char* what, F&& f) noexcept {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    multinode::detail::log(multinode::detail::LogLevel::warning, "websocket: ", what,
+                           " handler failed: ", e.what());
+  } catch (...) {
+    multinode::detail::log(multinode::detail::LogLevel::warning, "websocket: ", what, " handler failed");
+  }
+}
+
+}  // namespace
+
+Session::Session(const Options& options, std::string subprotocol)
+    : decoder_(options.max_message_bytes),
+      subprotocol_(std::move(subprotocol)),
+      max_buffered_bytes_(options.max_buffered_bytes),
+      write_high_water_(options.write_high_water),
+      ping_interval_(options.ping_interval),
+      pong_timeout_(options.pong_timeout),
+      handshake_timeout_(options.handshake_timeout) {}
+
+Session::~Session() = default;
+
+void Session::start(http::Handover handover) {
+  socket_.emplace(std::move(handover.socket));
+  self_ = shared_from_this();
+  last_receive_ = Clock::now();
+  if (!handover.unsent.empty()) output_.append(handover.unsent);
+  if (server_stopping()) start_close(close_code::going_away, "server stopping");
+  // The handler that accepted returns first: it sets on_message and the others.
+  asio::post(socket_->get_executor(),
+             [self = shared_from_this(), received = std::move(handover.received)]() mutable {
+               if (self->state_ == State::closed) return;
+               if (!received.empty()) {
+                 self->received_ = true;
+                 self->on_bytes(received.data(), received.size());
+               }
+               self->flush();
+               self->wait_readable();
+             });
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+void Session::wait_readable() {
+  if (reading_ || state_ == State::closed || state_ == State::draining) return;
+  reading_ = true;
+  socket_->async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
+    self->reading_ = false;
+    if (self->state_ == State::closed) return;
+    if (ec) {
+      self->finish();
+      return;
+    }
+    self->on_readable();
+  });
+}
+
+void Session::on_readable() {
+  const std::span<char> buffer = scratch();
+  bool drained = false;
+  // A few reads at most, so that one busy client does not starve the others.
+  for (int round = 0; round < 16 && !drained; ++round) {
+    error_code ec;
+    const std::size_t size = socket_->read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      drained = true;
+      break;
+    }
+    if (ec == asio::error::interrupted) continue;
+    if (ec) {  // the peer closed (eof) or reset: without a close frame, 1006
+      finish();
+      return;
+    }
+    received_ = true;
+    on_bytes(buffer.data(), size);
+    if (state_ == State::closed) return;
+    // A read shorter than asked took all the socket had; bytes arriving after it
+    // raise a new readiness edge, which the wait armed below sees (one thread runs the loop).
+    drained = size < buffer.size();
+  }
+  flush();
+  if (state_ == State::closed) return;
+  if (drained) {
+    wait_readable();
+    return;
+  }
+  reading_ = true;
+  asio::post(socket_->get_executor(), [self = shared_from_this()] {
+    self->reading_ = false;
+    if (self->state_ != State::closed) self->on_readable();
+  });
+}
+
+void Session::on_bytes(char* data, std::size_t size) {
+  if (discard_input_ || state_ == State::draining) return;
+  in_batch_ = true;
+  if (pending_.empty()) {
+    const std::size_t used = decoder_.decode(data, size, *this);
+    if (used < size && decoder_.failure() == 0 && !decoder_.closed())
+      pending_.assign(data + used, size - used);
+  } else {
+    pending_.append(data, size);
+    const std::size_t used = decoder_.decode(pending_.data(), pending_.size(), *this);
+    pending_.erase(0, used);
+    if (decoder_.failure() != 0 || decoder_.closed()) pending_.clear();
+  }
+  // Input is held only while a frame is cut: a whole frame gives its buffer back.
+  if (pending_.empty() && pending_.capacity() > 0) std::string().swap(pending_);
+  in_batch_ = false;
+  if (decoder_.failure() != 0 && state_ != State::closed) fail(decoder_.failure(), decoder_.failure_reason());
+}
+
+void Session::on_message(std::string_view data, Kind kind) {
+  if (state_ != State::open || !on_message_) return;
+  bool threw = false;
+  try {
+    on_message_(data, kind);
+  } catch (const std::exception& e) {
+    multinode::detail::log(multinode::detail::LogLevel::warning,
+                           "websocket: on_message handler failed: ", e.what());
+    threw = true;
+  } catch (...) {
+    multinode::detail::log(multinode::detail::LogLevel::warning, "websocket: on_message handler failed");
+    threw = true;
+  }
+  if (threw) start_close(close_code::internal_error, "server error");
+}
+
+void Session::on_ping(std::string_view payload) {
+  if (state_ == State::open || state_ == State::closing) queue_frame(Opcode::pong, payload);
+}
+
+void Session::on_pong(std::string_view) {
+  // Anything received counts as a sign of life (received_), pongs included.
+}
+
+void Session::on_close_frame(std::uint16_t code, std::string_view reason) {
+  if (state_ == State::open) {
+    // The peer closes first: its code is the one reported, and echoed (RFC 6455 §5.5.1).
+    close_code_ = code;
+    close_reason_.assign(reason);
+    if (code == close_code::no_status)
+      queue_frame(Opcode::close, {});
+    else
+      queue_frame(Opcode::close, close_payload(code, {}));
+  }
+  if (state_ == State::open || state_ == State::closing) {
+    state_ = State::draining;
+    close_deadline_ = Clock::now() + handshake_timeout_;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Sending
+
+void Session::queue_frame(Opcode opcode, std::string_view payload) {
+  char header[10];
+  write_header(header, opcode, payload.size());
+  output_.append({header, header_size(payload.size())});
+  output_.append(payload);
+}
+
+// After a data frame was queued: writes now unless a read's batch is being
+// decoded (its answers go out in one write at its end); what send() returns.
+bool Session::after_queue() {
+  if (!in_batch_) flush();
+  if (state_ != State::open) return false;
+  if (output_.size() >= write_high_water_) {
+    drain_wanted_ = true;
+    return false;
+  }
+  return true;
+}
+
+bool Session::send(std::string_view data, Kind kind) {
+  if (state_ != State::open) return false;
+  if (kind == Kind::text && !is_utf8(data.data(), data.size())) {
+    multinode::detail::log(
+        multinode::detail::LogLevel::warning,
+        "websocket: send() of a text message that is not UTF-8 refused: send it as binary");
+    return false;
+  }
+  if (output_.size() + data.size() + 10 > max_buffered_bytes_) {
+    start_close(close_code::policy_violation, "client too slow");
+    return false;
+  }
+  queue_frame(kind == Kind::text ? Opcode::text : Opcode::binary, data);
+  return after_queue();
+}
+
+bool Session::send(const Frame& frame) {
+  if (state_ != State::open || !frame.wire()) return false;
+  if (output_.size() + frame.wire()->size() > max_buffered_bytes_) {
+    start_close(close_code::policy_violation, "client too slow");
+    return false;
+  }
+  output_.append_shared(frame.wire());
+  return after_queue();
+}
+
+void Session::flush() {
+  if (state_ == State::closed || waiting_write_) return;
+  for (int attempt = 0; attempt < 8 && !output_.empty(); ++attempt) {
+    output_.buffers(write_buffers_);
+    error_code ec;
+    const std::size_t written = socket_->write_some(write_buffers_, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec == asio::error::interrupted) continue;
+    if (ec) {
+      finish();
+      return;
+    }
+    output_.consume(written);
+  }
+  if (!output_.empty()) {
+    wait_writable();
+    return;
+  }
+  output_drained();
+}
+
+void Session::wait_writable() {
+  waiting_write_ = true;
+  socket_->async_wait(tcp::socket::wait_write, [self = shared_from_this()](const error_code& ec) {
+    self->waiting_write_ = false;
+    if (self->state_ == State::closed) return;
+    if (ec) {
+      self->finish();
+      return;
+    }
+    self->flush();
+  });
+}
+
+void Session::output_drained() {
+  if (state_ == State::draining) {
+    // Both close frames are exchanged and ours is out: the server closes the TCP
+    // connection first (RFC 6455 §7.1.1).
+    finish();
+    return;
+  }
+  if (output_.held_bytes() > keep_output_bytes) output_.free_memory();
+  if (drain_wanted_ && state_ == State::open) {
+    drain_wanted_ = false;
+    if (on_drain_) {
+      auto handler = std::move(on_drain_);
+      on_drain_ = nullptr;
+      guarded("on_drain", handler);
+      if (!on_drain_ && state_ != State::closed) on_drain_ = std::move(handler);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Closing
+
+void Session::close(std::uint16_t code, std::string_view reason) {
+  // Codes an endpoint may not send (1005, 1006, 1015, out of range) become 1000.
+  if (!is_valid_close_code(code)) code = close_code::normal;
+  start_close(code, reason);
+}
+
+void Session::start_close(std::uint16_t code, std::string_view reason) {
+  if (state_ != State::open) return;
+  const std::string payload = close_payload(code, reason);
+  close_code_ = code;
+  close_reason_.assign(payload, 2);
+  queue_frame(Opcode::close, payload);
+  state_ = State::closing;
+  close_deadline_ = Clock::now() + handshake_timeout_;
+  if (!in_batch_) flush();
+}
+
+void Session::fail(std::uint16_t code, const char* reason) {
+  multinode::detail::log(multinode::detail::LogLevel::debug, "websocket: closing a connection with ", code,
+                         ": ", reason);
+  discard_input_ = true;
+  if (state_ != State::open) {
+    finish();
+    return;
+  }
+  start_close(code, reason);
+  flush();
+}
+
+void Session::finish() noexcept {
+  if (state_ == State::closed) return;
+  state_ = State::closed;
+  error_code ec;
+  if (socket_) socket_->close(ec);
+  output_.clear();
+  output_.free_memory();
+  std::string().swap(pending_);
+  decoder_.free_memory();
+  std::vector<asio::const_buffer>().swap(write_buffers_);
+  // The handlers often hold this connection: letting go of them breaks the cycle.
+  on_message_ = nullptr;
+  on_drain_ = nullptr;
+  auto on_close = std::move(on_close_);
+  on_close_ = nullptr;
+  release();
+  const std::uint16_t code = close_code_ != 0 ? close_code_ : close_code::abnormal;
+  if (on_close) guarded("on_close", [&] { on_close(code, close_reason_); });
+  // Last: the connection may go with it (a caller holds its own reference when it needs one).
+  auto self = std::move(self_);
+}
+
+// ---------------------------------------------------------------------------
+// The server's sweep and stop
+
+void Session::on_server_stop() {
+  const auto keep = shared_from_this();
+  start_close(close_code::going_away, "server stopping");
+}
+
+void Session::check_deadlines(Clock::time_point now) {
+  const auto keep = shared_from_this();
+  if (state_ == State::closed) return;
+  if (received_) {
+    received_ = false;
+    last_receive_ = now;
+    ping_outstanding_ = false;
+  } else if (output_.empty() && !waiting_write_) {
+    // Idle since the last sweep: the buffers go back.
+    output_.free_memory();
+    decoder_.free_memory();
+    std::vector<asio::const_buffer>().swap(write_buffers_);
+  }
+  if (state_ != State::open) {
+    if (now >= close_deadline_) finish();  // no close frame back, or our output stuck
+    return;
+  }
+  if (ping_interval_ <= Clock::duration::zero()) return;
+  if (!ping_outstanding_) {
+    if (now - last_receive_ >= ping_interval_) {
+      ping_outstanding_ = true;
+      ping_sent_ = now;
+      queue_frame(Opcode::ping, {});
+      flush();
+    }
+  } else if (pong_timeout_ > Clock::duration::zero() && now - ping_sent_ >= pong_timeout_) {
+    multinode::detail::log(multinode::detail::LogLevel::debug,
+                           "websocket: no answer to a ping: connection closed");
+    finish();  // a dead peer: reported as 1006
+  }
+}
+
+void Session::destroy_io_objects() noexcept {
+  const auto keep = shared_from_this();
+  finish();
+  socket_.reset();
+}
+
+}  // namespace multinode::websocket::detail
