@@ -1,7 +1,8 @@
 // examples/chat in a real browser: Debian's chromium driven by playwright-core (from
 // the lockfile), on a closed network. Two pages served by different processes: a
 // line typed in one appears in the other, and both lines show in a third page
-// opened later. The page loads nothing but its own files. A screenshot goes to
+// opened later. The page loads nothing but its own files. A tab whose process is
+// killed reconnects to another and shows the history again. A screenshot goes to
 // $CHAT_OUTPUT_DIR/chat_browser.png. Run by ctest (tests/chat/CMakeLists.txt).
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,6 +21,7 @@ const args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "
 
 let chat;
 let browser;
+const tabs = [];  // { page, node, pid } of the first test's tabs
 let profile;
 const requests = [];
 
@@ -90,8 +92,23 @@ test("a line typed in a tab of one process appears in a tab of another, and in a
   assert.ok(online.includes("alice") && online.includes("bob"), JSON.stringify(online));
 
   await second.page.screenshot({ path: path.join(outputDir, "chat_browser.png") });
+  tabs.push(first, second, third);
   // Nothing but the chat's own page, files and WebSocket.
   const foreign = requests.filter((url) => !url.startsWith(chat.url) && !url.startsWith(`ws://127.0.0.1:${chat.port}/`));
   assert.deepEqual(foreign, []);
   assert.ok(requests.some((url) => url.endsWith("/chat.js")) && requests.some((url) => url.endsWith("/chat.css")));
+});
+
+test("a tab whose process is killed reconnects to another process and shows the room again", async () => {
+  const tab = tabs.find((t) => t.node !== 0);  // node 0 is the master: a worker's tab
+  assert.ok(tab, "no tab was served by a worker");
+  const ready = chat.readyCount();
+  process.kill(tab.pid, "SIGKILL");
+  await tab.page.waitForSelector(`#served:not([data-node='']):not([data-node='${tab.node}'])`, { timeout: 20000 });
+  const node = Number(await tab.page.getAttribute("#served", "data-node"));
+  assert.notEqual(node, tab.node);
+  const lines = await tab.page.$$eval("#messages li.message", (items) => items.map((item) => item.textContent));
+  assert.equal(lines.length, 2, JSON.stringify(lines));
+  assert.match(lines[0], /alice: hello from the first tab$/);
+  await chat.waitForReady(ready + 1);  // the replacement, so that the stop below stops it too
 });

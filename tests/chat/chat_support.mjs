@@ -42,6 +42,18 @@ export async function waitUntil(condition, timeout, what) {
   }
 }
 
+// The promise's value, or null after `timeout` ms (the timer is cleared either way,
+// so that nothing keeps the test's process alive once it is done).
+export async function within(promise, timeout) {
+  let timer;
+  const expired = new Promise((resolve) => { timer = setTimeout(() => resolve(null), timeout); });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function count(haystack, needle) {
   let n = 0;
   for (let at = haystack.indexOf(needle); at >= 0; at = haystack.indexOf(needle, at + needle.length)) ++n;
@@ -84,7 +96,7 @@ export class Chat {
   async stop() {
     if (this.child.exitCode === null && this.child.signalCode === null) {
       process.kill(this.child.pid, "SIGTERM");
-      const stopped = await Promise.race([this.exited, sleep(15000).then(() => null)]);
+      const stopped = await within(this.exited, 15000);
       if (!stopped) this.killOnExit();
     }
     this.killOnExit();  // workers too, should any have been left behind
@@ -161,7 +173,7 @@ export class Client {
   }
 
   async closedWithin(timeout = 10000) {
-    return Promise.race([this.closed, sleep(timeout).then(() => null)]);
+    return within(this.closed, timeout);
   }
 
   send(message) { this.socket.send(typeof message === "string" ? message : JSON.stringify(message)); }
