@@ -38,6 +38,8 @@ after(async () => {
   if (profile) rmSync(profile, { recursive: true, force: true });
   const exit = await chat?.stop();
   assert.deepEqual(exit, { code: 0, signal: null }, `the chat's graceful stop; it said:\n${chat?.stderr}`);
+  // Under the asan preset: no process reported an error, a leak or undefined behaviour.
+  assert.doesNotMatch(chat?.stderr ?? "", /Sanitizer|runtime error:/);
 });
 
 // A new tab on the chat, once its WebSocket is welcomed: which process serves it.

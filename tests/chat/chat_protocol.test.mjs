@@ -26,6 +26,8 @@ after(async () => {
   for (const client of bystanders?.values() ?? []) client.close();
   const exit = await chat?.stop();
   assert.deepEqual(exit, { code: 0, signal: null }, `the chat's graceful stop; it said:\n${chat?.stderr}`);
+  // Under the asan preset: no process reported an error, a leak or undefined behaviour.
+  assert.doesNotMatch(chat?.stderr ?? "", /Sanitizer|runtime error:/);
 });
 
 const isLine = (from, text) => (m) => m.type === "message" && m.from === from && m.text === text;
@@ -152,4 +154,14 @@ test("a worker killed with SIGKILL is replaced, and the replacement has the hist
   await newcomer.waitFor(isLine(survivorNames[0], "welcome back"), 10000, "a line from a survivor");
   newcomer.close();
   await waitUntil(() => !newcomer.open, 5000, "the newcomer closed");
+});
+
+test("a graceful stop (SIGTERM to the master) closes every client of every process with 1001", async () => {
+  const clients = await clientsOnDistinctNodes(WebSocket, chat.port, nodes);
+  const exit = await chat.stop();
+  assert.deepEqual(exit, { code: 0, signal: null }, `the chat's graceful stop; it said:\n${chat.stderr}`);
+  for (const [node, client] of clients) {
+    const closed = await client.closedWithin(5000);
+    assert.equal(closed?.code, 1001, `the client of node ${node}: ${JSON.stringify(closed)}`);
+  }
 });
