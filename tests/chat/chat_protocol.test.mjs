@@ -4,6 +4,7 @@
 // the client that sent it, and a worker killed with SIGKILL whose replacement gets
 // the state back from its peers. Run by ctest (tests/chat/CMakeLists.txt).
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, test } from "node:test";
 
 import { Chat, Client, clientsOnDistinctNodes, requirePackage, waitUntil } from "./chat_support.mjs";
@@ -118,6 +119,47 @@ for (const [what, code, misbehave] of badInputs) {
     for (const client of bystanders.values()) await client.waitFor(isLine("alice", text), 10000, text);
   });
 }
+
+// Frames the ws client would never send, over a raw socket after a real handshake.
+async function rawFrameCloseCode(frame) {
+  const socket = net.connect(chat.port, "127.0.0.1");
+  let received = Buffer.alloc(0);
+  socket.on("data", (data) => { received = Buffer.concat([received, data]); });
+  const ended = new Promise((resolve) => socket.on("close", () => resolve(true)));
+  socket.on("error", () => {});
+  socket.write("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  const head = await waitUntil(() => received.indexOf("\r\n\r\n") >= 0 && received, 10000, "the 101");
+  const headEnd = head.indexOf("\r\n\r\n") + 4;
+  assert.match(head.subarray(0, headEnd).toString(), /^HTTP\/1\.1 101 /);
+  // The welcome comes first: skip whole frames (server frames are unmasked) up to the close frame.
+  socket.write(frame);
+  const closeFrame = await waitUntil(() => {
+    for (let at = headEnd; at + 2 <= received.length;) {
+      let length = received[at + 1] & 0x7f, header = 2;
+      if (length === 126) { length = received.readUInt16BE(at + 2); header = 4; }
+      if (at + header + length > received.length) return null;
+      if ((received[at] & 0x0f) === 0x8) return received.subarray(at + header, at + header + length);
+      at += header + length;
+    }
+    return null;
+  }, 10000, "a close frame");
+  // The server failed the connection: it reads nothing more and cuts the TCP
+  // connection after its handshake_timeout; no need to wait for that here.
+  socket.destroy();
+  await ended;
+  return closeFrame.readUInt16BE(0);
+}
+
+test("a frame that breaks RFC 6455 closes that client (1002) and no other", async () => {
+  const hi = Buffer.from("hi");
+  // Unmasked (a client must mask), then a reserved bit set with no extension agreed.
+  assert.equal(await rawFrameCloseCode(Buffer.concat([Buffer.from([0x81, 0x02]), hi])), 1002);
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const masked = Buffer.from(hi.map((byte, i) => byte ^ mask[i % 4]));
+  assert.equal(await rawFrameCloseCode(Buffer.concat([Buffer.from([0xc1, 0x82]), mask, masked])), 1002);
+  for (const client of bystanders.values()) assert.ok(client.open, `a bystander on node ${client.node} closed`);
+});
 
 test("a worker killed with SIGKILL is replaced, and the replacement has the history from its peers", async () => {
   const victim = [...bystanders.values()].find((client) => client.node !== 0);
