@@ -19,9 +19,10 @@
 //                             {"type":"online","users":[NICK...]}
 // A LINE of the history is a message without its "type". A client is "guest-<node>-<n>"
 // until it sends a nick. Only that client is closed for what it sends wrong: a frame
-// that breaks RFC 6455 (1002), a binary frame (1003), a frame over --max-message (1009), text that is not
-// UTF-8 (1007), anything but the two messages above or a nick or text over its limit (1008), and more than
-// --burst messages at once or --rate a second sustained (1008).
+// that breaks RFC 6455 (1002), a binary frame (1003), a frame over --max-message
+// (1009), text that is not UTF-8 (1007), anything but the two messages above or a
+// nick or text over its limit (1008), and more than --burst messages at once or
+// --rate a second sustained (1008).
 //
 // Between processes (the mesh; JSON frames, see chat/room.hpp and docs/chat.md):
 //   {"type":"state","history":[...],"users":[...]}  sent on every new peer stream
