@@ -10,4 +10,5 @@
 #include <multinode/server.hpp>
 #include <multinode/stream.hpp>
 #include <multinode/tcp.hpp>
+#include <multinode/websocket.hpp>
 #include <multinode/workers.hpp>

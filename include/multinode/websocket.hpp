@@ -54,8 +54,9 @@ struct Options {
   // the connection is closed (reported as 1006).
   std::chrono::milliseconds pong_timeout{10'000};
   // The closing handshake: after sending a close frame, how long to wait for the
-  // peer's before the TCP connection is closed anyway. (The opening handshake is an
-  // HTTP request, bounded by http::Options::header_timeout.)
+  // peer's (or, after a protocol error, for the peer's end of stream) before the
+  // TCP connection is closed anyway. (The opening handshake is an HTTP request,
+  // bounded by http::Options::header_timeout.)
   std::chrono::milliseconds handshake_timeout{5'000};
   // Origin header values allowed to connect (exact, case-insensitive, e.g.
   // "https://chat.example"); empty allows any. A refused origin is answered 403.
@@ -70,15 +71,16 @@ struct Options {
   std::size_t max_buffered_bytes = std::size_t{4} * 1024 * 1024;
   // send() returns false once this much output is queued; on_drain tells when it is sent.
   std::size_t write_high_water = std::size_t{64} * 1024;
-  // permessage-deflate (RFC 7692), off by default: it costs memory per connection
-  // (docs/websocket.md gives the figure) and CPU per message.
-  bool permessage_deflate = false;
+  // permessage-deflate (RFC 7692) is not offered yet: a client that asks for it
+  // gets a connection without it (its frames with RSV1 set are protocol errors).
+  // docs/websocket.md says what it would cost per connection.
 };
 
 // One encoded message, ready to go to any number of connections: the bytes are
 // encoded once and shared (not copied) by every connection it is sent to.
 class Frame {
  public:
+  // Throws std::invalid_argument for text that is not UTF-8.
   static Frame text(std::string_view data);
   static Frame binary(std::string_view data);
 
@@ -103,8 +105,10 @@ class Connection {
   virtual ~Connection() = default;
 
   // Queue a message. False when it was not queued (the connection is closing or
-  // closed, or it would pass max_buffered_bytes, which closes with 1008) or when
-  // write_high_water is passed (it was queued; wait for on_drain before sending more).
+  // closed, text that is not UTF-8, or it would pass max_buffered_bytes, which
+  // closes with 1008) or when write_high_water is passed (it was queued; wait for
+  // on_drain before sending more). Sent at once, or, inside on_message, gathered
+  // with the other answers to the same read into one write.
   virtual bool send(std::string_view data, Kind kind = Kind::text) = 0;
   virtual bool send(const Frame& frame) = 0;
   // Starts the closing handshake with this code and reason (at most 123 bytes of UTF-8).
@@ -118,10 +122,15 @@ class Connection {
   virtual std::string_view subprotocol() const noexcept = 0;
 
   // Set these right after accept(): nothing is delivered before the handler that
-  // called accept() returns. on_close runs once, however the connection ended.
+  // called accept() returns. on_close runs once, however the connection ended,
+  // with the code of the closing handshake: the peer's when it closed first, the one
+  // sent when this side did (close(), 1001 at a stop, 1002/1007/1009 for what the
+  // peer broke, 1008 past max_buffered_bytes), 1006 when no close frame was exchanged
+  // (the peer vanished, or did not answer a ping within pong_timeout). The
+  // handlers are let go of then, so they may hold the connection's shared_ptr.
   virtual void on_message(MessageHandler handler) = 0;
   virtual void on_close(CloseHandler handler) = 0;
-  // Once output that made send() return false has been written.
+  // Each time output that made send() return false has all been written.
   virtual void on_drain(std::function<void()> handler) = 0;
 };
 

@@ -16,6 +16,11 @@
 
 namespace multinode::websocket::detail {
 
+// What a string holds on the heap (none while its bytes fit in the object itself).
+inline std::size_t heap_bytes(const std::string& s) noexcept {
+  return s.capacity() > std::string().capacity() ? s.capacity() : 0;
+}
+
 enum class Opcode : std::uint8_t {
   continuation = 0x0,
   text = 0x1,
@@ -62,7 +67,7 @@ class Decoder {
   bool between_messages() const noexcept { return !fragmented_; }
   // Gives back the memory of reassembled messages when none is in progress.
   void free_memory() noexcept;
-  std::size_t held_bytes() const noexcept { return message_.capacity(); }
+  std::size_t held_bytes() const noexcept { return heap_bytes(message_); }
 
  private:
   std::size_t fail(std::uint16_t code, const char* reason, std::size_t consumed) noexcept {

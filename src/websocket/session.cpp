@@ -79,7 +79,7 @@ void Session::start(http::Handover handover) {
 // Reading
 
 void Session::wait_readable() {
-  if (reading_ || state_ == State::closed || state_ == State::draining) return;
+  if (reading_ || state_ == State::closed || (state_ == State::draining && !discard_input_)) return;
   reading_ = true;
   socket_->async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
     self->reading_ = false;
@@ -270,6 +270,19 @@ void Session::wait_writable() {
 }
 
 void Session::output_drained() {
+  if (discard_input_ && state_ != State::open) {
+    // Failed (a protocol error): the close frame is out. Half-close so that the
+    // peer sees it and the end of stream, then read (and drop) what it still sends
+    // until it closes, or handshake_timeout: closing with unread input would reset
+    // the connection and could destroy the close frame before the peer reads it.
+    if (!shut_down_) {
+      shut_down_ = true;
+      error_code ec;
+      socket_->shutdown(tcp::socket::shutdown_send, ec);
+    }
+    wait_readable();
+    return;
+  }
   if (state_ == State::draining) {
     // Both close frames are exchanged and ours is out: the server closes the TCP
     // connection first (RFC 6455 §7.1.1).

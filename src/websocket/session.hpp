@@ -58,7 +58,8 @@ class Session final : public Connection,
 
   // Bytes of buffers this connection holds beyond the object (0 when idle).
   std::size_t held_bytes() const noexcept {
-    return pending_.capacity() + output_.held_bytes() + decoder_.held_bytes();
+    return heap_bytes(pending_) + output_.held_bytes() + decoder_.held_bytes() +
+           write_buffers_.capacity() * sizeof(boost::asio::const_buffer);
   }
 
  private:
@@ -118,6 +119,7 @@ class Session final : public Connection,
   bool ping_outstanding_ = false;
   bool drain_wanted_ = false;   // a send returned false: on_drain once the output is written
   bool discard_input_ = false;  // after a protocol error: what the peer sends is not looked at
+  bool shut_down_ = false;      // our side is shut down (after the close frame of a failure)
 };
 
 }  // namespace multinode::websocket::detail
