@@ -7,7 +7,8 @@
 //
 //   chat [--port N] [--nodes N] [--host ADDRESS] [--balancing shared|reuseport]
 //        [--static DIR] [--history N] [--max-message BYTES] [--max-nick BYTES]
-//        [--max-text BYTES] [--rate PER_SECOND] [--burst N] [--sync-timeout MS]
+//        [--max-text BYTES] [--rate PER_SECOND] [--burst N] [--max-buffered BYTES]
+//        [--sync-timeout MS]
 //
 // scripts/demo.sh starts it on :8080, one process per core: open two tabs.
 //
@@ -22,7 +23,8 @@
 // that breaks RFC 6455 (1002), a binary frame (1003), a frame over --max-message
 // (1009), text that is not UTF-8 (1007), anything but the two messages above or a
 // nick or text over its limit (1008), and more than --burst messages at once or
-// --rate a second sustained (1008).
+// --rate a second sustained (1008). One that reads too slowly, with more than
+// --max-buffered bytes waiting for it, is closed too (1008).
 //
 // Between processes (the mesh; JSON frames, see chat/room.hpp and docs/chat.md):
 //   {"type":"state","history":[...],"users":[...]}  sent on every new peer stream
@@ -179,21 +181,21 @@ class Chat {
   void welcome(std::uint64_t id) {
     auto& client = clients_.at(id);
     client.welcomed = true;
-    client.socket->send(room_->welcome_frame(::getpid()));
+    const auto socket = client.socket;  // send() may end the connection, and on_close erase `client`
+    socket->send(room_->welcome_frame(::getpid()));
   }
 
   void on_client(std::uint64_t id, std::string_view data, websocket::Kind kind) {
     auto it = clients_.find(id);
     if (it == clients_.end()) return;
-    auto& client = it->second;
     if (kind != websocket::Kind::text)
-      return client.socket->close(websocket::close_code::unsupported_data, "text frames only");
-    if (!client.rate.allow(chat::RateLimit::Clock::now()))
-      return client.socket->close(websocket::close_code::policy_violation, "too many messages");
+      return close_client(id, websocket::close_code::unsupported_data, "text frames only");
+    if (!it->second.rate.allow(chat::RateLimit::Clock::now()))
+      return close_client(id, websocket::close_code::policy_violation, "too many messages");
     const auto message = chat::parse_client_message(data, settings_.limits);
     switch (message.kind) {
       case chat::ClientMessage::Kind::invalid:
-        return client.socket->close(websocket::close_code::policy_violation, message.value);
+        return close_client(id, websocket::close_code::policy_violation, message.value);
       case chat::ClientMessage::Kind::nick:
         room_->rename(id, message.value);
         return users_changed();
@@ -204,6 +206,14 @@ class Chat {
         return;
       }
     }
+  }
+
+  // A client that is closing has left the room, although its closing handshake (and
+  // its on_close) may take up to handshake_timeout yet.
+  void close_client(std::uint64_t id, std::uint16_t code, std::string_view reason) {
+    const auto socket = clients_.at(id).socket;  // close() may end it at once, and on_close erase it
+    socket->close(code, reason);
+    drop_client(id);
   }
 
   void drop_client(std::uint64_t id) {
@@ -220,9 +230,19 @@ class Chat {
 
   void to_local_clients(const std::string& frame) {
     const auto encoded = websocket::Frame::text(frame);  // encoded once, shared by every connection
-    for (auto& [id, client] : clients_) {
-      if (client.welcomed) client.socket->send(encoded);
+    // A send can end a connection at once (a write error), and its on_close erases it
+    // from clients_: send over a copy of the list.
+    std::vector<std::pair<std::uint64_t, std::shared_ptr<websocket::Connection>>> sockets;
+    sockets.reserve(clients_.size());
+    for (const auto& [id, client] : clients_) {
+      if (client.welcomed) sockets.emplace_back(id, client.socket);
     }
+    std::vector<std::uint64_t> closing;
+    for (const auto& [id, socket] : sockets) {
+      // A client too slow (past max_buffered_bytes) is being closed with 1008: it leaves now.
+      if (!socket->send(encoded) && !socket->is_open()) closing.push_back(id);
+    }
+    for (const auto id : closing) drop_client(id);
   }
 
   void on_peer(multinode::Stream stream) {
@@ -251,8 +271,12 @@ class Chat {
     if (synced_) return;
     synced_ = true;
     sync_timer_->cancel();
-    for (auto& [id, client] : clients_) {
-      if (!client.welcomed) welcome(id);
+    std::vector<std::uint64_t> waiting;  // welcome() may end a connection: not while iterating clients_
+    for (const auto& [id, client] : clients_) {
+      if (!client.welcomed) waiting.push_back(id);
+    }
+    for (const auto id : waiting) {
+      if (clients_.count(id) != 0) welcome(id);
     }
   }
 
@@ -284,7 +308,7 @@ int main(int argc, char** argv) {
   const char* usage =
       "usage: chat [--port N] [--nodes N] [--host ADDRESS] [--balancing shared|reuseport] [--static DIR]"
       " [--history N] [--max-message BYTES] [--max-nick BYTES] [--max-text BYTES] [--rate PER_SECOND]"
-      " [--burst N] [--sync-timeout MS]\n";
+      " [--burst N] [--max-buffered BYTES] [--sync-timeout MS]\n";
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -315,6 +339,8 @@ int main(int argc, char** argv) {
       settings.limits.messages_per_second = static_cast<double>(number);
     else if (arg == "--burst" && numeric && number >= 1)
       settings.limits.burst = static_cast<double>(number);
+    else if (arg == "--max-buffered" && numeric && number >= 1024)
+      settings.socket.max_buffered_bytes = number;
     else if (arg == "--sync-timeout" && numeric)
       settings.sync_timeout = std::chrono::milliseconds{number};
     else {

@@ -120,22 +120,39 @@ for (const [what, code, misbehave] of badInputs) {
   });
 }
 
-// Frames the ws client would never send, over a raw socket after a real handshake.
-async function rawFrameCloseCode(frame) {
-  const socket = net.connect(chat.port, "127.0.0.1");
-  let received = Buffer.alloc(0);
-  socket.on("data", (data) => { received = Buffer.concat([received, data]); });
-  const ended = new Promise((resolve) => socket.on("close", () => resolve(true)));
+// A raw WebSocket connection after a real handshake, for what the ws client would
+// never do: frames that break RFC 6455, or not reading at all.
+async function rawUpgrade(port) {
+  const socket = net.connect(port, "127.0.0.1");
+  const raw = { socket, received: Buffer.alloc(0) };
+  raw.onData = (data) => { raw.received = Buffer.concat([raw.received, data]); };
+  socket.on("data", raw.onData);
+  raw.ended = new Promise((resolve) => socket.on("close", () => resolve(true)));
   socket.on("error", () => {});
   socket.write("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
-  const head = await waitUntil(() => received.indexOf("\r\n\r\n") >= 0 && received, 10000, "the 101");
-  const headEnd = head.indexOf("\r\n\r\n") + 4;
-  assert.match(head.subarray(0, headEnd).toString(), /^HTTP\/1\.1 101 /);
+  await waitUntil(() => raw.received.indexOf("\r\n\r\n") >= 0, 10000, "the 101");
+  raw.headEnd = raw.received.indexOf("\r\n\r\n") + 4;
+  assert.match(raw.received.subarray(0, raw.headEnd).toString(), /^HTTP\/1\.1 101 /);
+  return raw;
+}
+
+// A client's text frame: masked, as RFC 6455 wants (payloads under 64 kB).
+function maskedText(text) {
+  const payload = Buffer.from(text);
+  const mask = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length])
+                                    : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+  return Buffer.concat([head, mask, Buffer.from(payload.map((byte, i) => byte ^ mask[i % 4]))]);
+}
+
+async function rawFrameCloseCode(frame) {
+  const raw = await rawUpgrade(chat.port);
+  raw.socket.write(frame);
   // The welcome comes first: skip whole frames (server frames are unmasked) up to the close frame.
-  socket.write(frame);
   const closeFrame = await waitUntil(() => {
-    for (let at = headEnd; at + 2 <= received.length;) {
+    const { received } = raw;
+    for (let at = raw.headEnd; at + 2 <= received.length;) {
       let length = received[at + 1] & 0x7f, header = 2;
       if (length === 126) { length = received.readUInt16BE(at + 2); header = 4; }
       if (at + header + length > received.length) return null;
@@ -144,10 +161,8 @@ async function rawFrameCloseCode(frame) {
     }
     return null;
   }, 10000, "a close frame");
-  // The server failed the connection: it reads nothing more and cuts the TCP
-  // connection after its handshake_timeout; no need to wait for that here.
-  socket.destroy();
-  await ended;
+  raw.socket.destroy();
+  await raw.ended;
   return closeFrame.readUInt16BE(0);
 }
 
@@ -196,6 +211,44 @@ test("a worker killed with SIGKILL is replaced, and the replacement has the hist
   await newcomer.waitFor(isLine(survivorNames[0], "welcome back"), 10000, "a line from a survivor");
   newcomer.close();
   await waitUntil(() => !newcomer.open, 5000, "the newcomer closed");
+});
+
+test("a client that reads nothing is closed once --max-buffered bytes wait for it; the room goes on", async () => {
+  const busy = await Chat.start(2, ["--max-buffered", "262144", "--max-text", "60000", "--max-message", "65536",
+                                    "--rate", "1000", "--burst", "1000"]);
+  try {
+    const speaker = await Client.open(WebSocket, busy.port);
+    speaker.send({ type: "nick", name: "speaker" });
+    const sleeper = await rawUpgrade(busy.port);
+    sleeper.socket.write(maskedText(JSON.stringify({ type: "nick", name: "sleeper" })));
+    await speaker.waitFor(onlineWith((u) => u.includes("sleeper") && u.includes("speaker")), 10000, "both online");
+    // It reads nothing from now on: the kernel's buffers fill, then the server's queue.
+    sleeper.socket.off("data", sleeper.onData);
+    sleeper.socket.pause();
+    const mark = speaker.mark();
+    const dropped = onlineWith((users) => !users.includes("sleeper"));
+    const line = "z".repeat(50000);
+    let said = 0;
+    // One line at a time, each read back by the speaker before the next, so that only
+    // the sleeper falls behind; 20 MB at most.
+    let gone = false;
+    for (let scanned = mark; said < 400 && !gone;) {
+      const before = speaker.mark();
+      speaker.send({ type: "say", text: line });
+      ++said;
+      await speaker.waitFor(isLine("speaker", line), 10000, `the speaker's line ${said} back`, before);
+      for (; scanned < speaker.messages.length; ++scanned) gone ||= dropped(speaker.messages[scanned]);
+    }
+    assert.ok(gone, `the sleeper was still online after ${said} lines of 50 kB`);
+    assert.ok(speaker.open);
+    speaker.send({ type: "say", text: "still talking" });
+    await speaker.waitFor(isLine("speaker", "still talking"), 10000, "the speaker's line");
+    sleeper.socket.destroy();
+    speaker.close();
+  } finally {
+    const exit = await busy.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, `the busy chat's graceful stop; it said:\n${busy.stderr}`);
+  }
 });
 
 test("a graceful stop (SIGTERM to the master) closes every client of every process with 1001", async () => {
