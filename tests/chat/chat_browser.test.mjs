@@ -5,7 +5,7 @@
 // killed reconnects to another and shows the history again. A screenshot goes to
 // $CHAT_OUTPUT_DIR/chat_browser.png. Run by ctest (tests/chat/CMakeLists.txt).
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -14,6 +14,10 @@ import { Chat, outputDir, requirePackage } from "./chat_support.mjs";
 
 const { chromium } = await requirePackage("playwright-core");
 const executablePath = process.env.CHAT_CHROMIUM ?? "/usr/bin/chromium";
+if (!existsSync(executablePath)) {
+  throw new Error(`no chromium at ${executablePath}: install Debian's (scripts/bootstrap.sh test does), ` +
+                  "or point CHAT_CHROMIUM at one");
+}
 // Without the background-networking flags chromium tries to reach Google's hosts at
 // every start, which a closed network refuses.
 const args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
