@@ -7,7 +7,8 @@
 // online on every process. A message said here is stamped (time, node, seq); node
 // ids are never reused, so (node, seq) names it everywhere and a copy that arrives
 // twice (live, then in a snapshot) is dropped. The history is ordered by (time,
-// node, seq), so every process orders it the same whatever the arrival order. The
+// node, seq), so every process orders it the same whatever the arrival order, and
+// time is later than every line the process had seen (see say()). The
 // online list is the union of each process's own users, kept per node, so that the
 // users of a process that is gone leave with its stream.
 #pragma once
@@ -170,9 +171,12 @@ class Room {
   }
 
   // A line said by one of this process's users: stamped, kept, returned to send on.
+  // The stamp is the clock's milliseconds, but always later than every line this
+  // process has seen (a hybrid logical clock): a line said after another was heard
+  // sorts after it everywhere, even within the same millisecond or when the clock
+  // goes back.
   Entry say(std::string from, std::string text, std::int64_t now_ms) {
-    // Never earlier than the last line said here, so this process's lines keep their order.
-    last_time_ = std::max(last_time_, now_ms);
+    last_time_ = std::max(last_time_ + 1, now_ms);
     Entry entry{std::move(from), std::move(text), self_, ++seq_, last_time_};
     add(entry);
     return entry;
@@ -181,6 +185,7 @@ class Room {
   // A line from elsewhere: false when it is known already or older than the whole
   // (full) history; else it takes its place in the history.
   bool add(const Entry& entry) {
+    last_time_ = std::max(last_time_, entry.time);
     auto at = std::lower_bound(history_.begin(), history_.end(), entry,
                                [](const Entry& a, const Entry& b) { return a.key() < b.key(); });
     if (at != history_.end() && at->key() == entry.key()) return false;
@@ -322,7 +327,7 @@ class Room {
   std::size_t history_limit_;
   std::vector<Entry> history_;  // sorted by key(), at most history_limit_
   std::uint64_t seq_ = 0;
-  std::int64_t last_time_ = 0;
+  std::int64_t last_time_ = 0;                         // the latest stamp seen, here or from a peer
   std::map<std::uint64_t, std::string> local_;         // this process's users, by connection
   std::map<NodeId, std::vector<std::string>> remote_;  // every peer's users, sorted
 };

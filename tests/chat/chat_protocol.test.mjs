@@ -213,6 +213,32 @@ test("a worker killed with SIGKILL is replaced, and the replacement has the hist
   await waitUntil(() => !newcomer.open, 5000, "the newcomer closed");
 });
 
+test("the history keeps the last 100 lines, in the order they were said, on every process", async () => {
+  const busy = await Chat.start(2, ["--rate", "1000", "--burst", "1000"]);
+  try {
+    const speakers = [...(await clientsOnDistinctNodes(WebSocket, busy.port, 2)).values()];
+    speakers.forEach((client, i) => client.send({ type: "nick", name: `speaker${i}` }));
+    // Each line is heard back before the next is said, so the order is the one they were said in.
+    for (let i = 0; i < 105; ++i) {
+      const speaker = speakers[i % 2];
+      const before = speaker.mark();
+      speaker.send({ type: "say", text: `line ${i}` });
+      await speaker.waitFor(isLine(`speaker${i % 2}`, `line ${i}`), 10000, `line ${i}`, before);
+      await speakers[(i + 1) % 2].waitFor(isLine(`speaker${i % 2}`, `line ${i}`), 10000, `line ${i} on the other`);
+    }
+    const late = await clientsOnDistinctNodes(WebSocket, busy.port, 2);
+    const expected = Array.from({ length: 100 }, (_, k) => `speaker${(k + 5) % 2}: line ${k + 5}`);
+    for (const [node, client] of late) {
+      assert.deepEqual(client.welcome.history.map((line) => `${line.from}: ${line.text}`), expected, `node ${node}`);
+      client.close();
+    }
+    for (const client of speakers) client.close();
+  } finally {
+    const exit = await busy.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, `the busy chat's graceful stop; it said:\n${busy.stderr}`);
+  }
+});
+
 test("a client that reads nothing is closed once --max-buffered bytes wait for it; the room goes on", async () => {
   const busy = await Chat.start(2, ["--max-buffered", "262144", "--max-text", "60000", "--max-message", "65536",
                                     "--rate", "1000", "--burst", "1000"]);

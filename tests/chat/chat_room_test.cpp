@@ -209,6 +209,18 @@ TEST(ChatRoom, MalformedPeerMessagesAreIgnored) {
   EXPECT_TRUE(a.online().empty());
 }
 
+TEST(ChatRoom, ALineSaidAfterOneWasHeardSortsAfterItInTheSameMillisecond) {
+  Room high(9, 100), low(1, 100), other(5, 100);
+  const Entry first = high.say("hana", "first", 1000);
+  EXPECT_TRUE(low.add(first));
+  const Entry reply = low.say("lou", "reply", 1000);  // the same millisecond, a lower node id
+  EXPECT_GT(reply.time, first.time);
+  EXPECT_TRUE(other.add(reply));
+  EXPECT_TRUE(other.add(first));
+  for (const Room* room : {&low, &other})
+    EXPECT_EQ(texts(*room), (std::vector<std::string>{"first", "reply"}));
+}
+
 TEST(ChatRoom, ClientFramesFollowTheProtocol) {
   Room a(3, 100);
   a.join(1, "alice");
