@@ -211,6 +211,7 @@ bool Session::after_queue() {
 
 bool Session::send(std::string_view data, Kind kind) {
   if (state_ != State::open) return false;
+  const auto keep = shared_from_this();  // a write error closes it, and the caller's pointer may go with that
   if (kind == Kind::text && !is_utf8(data.data(), data.size())) {
     multinode::detail::log(
         multinode::detail::LogLevel::warning,
@@ -227,6 +228,7 @@ bool Session::send(std::string_view data, Kind kind) {
 
 bool Session::send(const Frame& frame) {
   if (state_ != State::open || !frame.wire()) return false;
+  const auto keep = shared_from_this();
   if (output_.size() + frame.wire()->size() > max_buffered_bytes_) {
     start_close(close_code::policy_violation, "client too slow");
     return false;
@@ -307,6 +309,7 @@ void Session::output_drained() {
 void Session::close(std::uint16_t code, std::string_view reason) {
   // Codes an endpoint may not send (1005, 1006, 1015, out of range) become 1000.
   if (!is_valid_close_code(code)) code = close_code::normal;
+  const auto keep = shared_from_this();
   start_close(code, reason);
 }
 
@@ -333,7 +336,7 @@ void Session::fail(std::uint16_t code, const char* reason) {
   flush();
 }
 
-void Session::finish() noexcept {
+void Session::finish(bool report_now) noexcept {
   if (state_ == State::closed) return;
   state_ = State::closed;
   error_code ec;
@@ -348,11 +351,23 @@ void Session::finish() noexcept {
   on_drain_ = nullptr;
   auto on_close = std::move(on_close_);
   on_close_ = nullptr;
-  release();
   const std::uint16_t code = close_code_ != 0 ? close_code_ : close_code::abnormal;
-  if (on_close) guarded("on_close", [&] { on_close(code, close_reason_); });
-  // Last: the connection may go with it (a caller holds its own reference when it needs one).
-  auto self = std::move(self_);
+  auto self = std::move(self_);  // the connection may go once this function returns
+  if (on_close && report_now) {
+    guarded("on_close", [&] { on_close(code, close_reason_); });
+  } else if (on_close) {
+    // Posted: finish() may run inside a send() of the application (a write error),
+    // e.g. while it iterates over the very list its on_close handler erases from.
+    // Posted before release(), so that it runs before a drained server's on_drained.
+    try {
+      asio::post(socket_->get_executor(), [self = shared_from_this(), on_close = std::move(on_close), code] {
+        guarded("on_close", [&] { on_close(code, self->close_reason_); });
+      });
+    } catch (...) {
+      // No memory for the posted handler: the close goes unreported.
+    }
+  }
+  release();
 }
 
 // ---------------------------------------------------------------------------
@@ -397,7 +412,7 @@ void Session::check_deadlines(Clock::time_point now) {
 
 void Session::destroy_io_objects() noexcept {
   const auto keep = shared_from_this();
-  finish();
+  finish(/*report_now=*/true);  // the io_context will not run a posted handler
   socket_.reset();
 }
 

@@ -86,7 +86,8 @@ class Session final : public Connection,
   void output_drained();
   void start_close(std::uint16_t code, std::string_view reason);
   void fail(std::uint16_t code, const char* reason);
-  void finish() noexcept;
+  // Closes the socket and reports on_close (posted, unless report_now).
+  void finish(bool report_now = false) noexcept;
 
   std::optional<boost::asio::ip::tcp::socket> socket_;
   std::shared_ptr<Session> self_;  // while not closed: the connection lives whether or not the user keeps it
