@@ -181,8 +181,7 @@ class Chat {
   void welcome(std::uint64_t id) {
     auto& client = clients_.at(id);
     client.welcomed = true;
-    const auto socket = client.socket;  // send() may end the connection, and on_close erase `client`
-    socket->send(room_->welcome_frame(::getpid()));
+    client.socket->send(room_->welcome_frame(::getpid()));
   }
 
   void on_client(std::uint64_t id, std::string_view data, websocket::Kind kind) {
@@ -211,8 +210,7 @@ class Chat {
   // A client that is closing has left the room, although its closing handshake (and
   // its on_close) may take up to handshake_timeout yet.
   void close_client(std::uint64_t id, std::uint16_t code, std::string_view reason) {
-    const auto socket = clients_.at(id).socket;  // close() may end it at once, and on_close erase it
-    socket->close(code, reason);
+    clients_.at(id).socket->close(code, reason);
     drop_client(id);
   }
 
@@ -230,19 +228,13 @@ class Chat {
 
   void to_local_clients(const std::string& frame) {
     const auto encoded = websocket::Frame::text(frame);  // encoded once, shared by every connection
-    // A send can end a connection at once (a write error), and its on_close erases it
-    // from clients_: send over a copy of the list.
-    std::vector<std::pair<std::uint64_t, std::shared_ptr<websocket::Connection>>> sockets;
-    sockets.reserve(clients_.size());
-    for (const auto& [id, client] : clients_) {
-      if (client.welcomed) sockets.emplace_back(id, client.socket);
-    }
     std::vector<std::uint64_t> closing;
-    for (const auto& [id, socket] : sockets) {
+    for (const auto& [id, client] : clients_) {
       // A client too slow (past max_buffered_bytes) is being closed with 1008: it leaves now.
-      if (!socket->send(encoded) && !socket->is_open()) closing.push_back(id);
+      if (client.welcomed && !client.socket->send(encoded) && !client.socket->is_open())
+        closing.push_back(id);
     }
-    for (const auto id : closing) drop_client(id);
+    for (const auto id : closing) drop_client(id);  // not while iterating clients_
   }
 
   void on_peer(multinode::Stream stream) {
@@ -271,12 +263,8 @@ class Chat {
     if (synced_) return;
     synced_ = true;
     sync_timer_->cancel();
-    std::vector<std::uint64_t> waiting;  // welcome() may end a connection: not while iterating clients_
-    for (const auto& [id, client] : clients_) {
-      if (!client.welcomed) waiting.push_back(id);
-    }
-    for (const auto id : waiting) {
-      if (clients_.count(id) != 0) welcome(id);
+    for (auto& [id, client] : clients_) {
+      if (!client.welcomed) welcome(id);
     }
   }
 
