@@ -1,0 +1,361 @@
+// A chat room in the browser, served by several processes: the page (examples/chat/
+// static: HTML, CSS, JavaScript, nothing fetched from elsewhere) and a WebSocket at
+// /ws. A line typed in a tab served by one process appears in the tabs of every
+// process; the room's history (the last 100 lines) and who is online are kept by
+// every process and replicated over the mesh, so a tab that joins on any process
+// sees the same, and a process that is replaced gets them back from its peers.
+//
+//   chat [--port N] [--nodes N] [--host ADDRESS] [--balancing shared|reuseport]
+//        [--static DIR] [--history N] [--max-message BYTES] [--max-nick BYTES]
+//        [--max-text BYTES] [--rate PER_SECOND] [--burst N] [--max-buffered BYTES]
+//        [--sync-timeout MS]
+//
+// scripts/demo.sh starts it on :8080, one process per core: open two tabs.
+//
+// The WebSocket protocol: JSON text frames.
+//   server to client, first:  {"type":"welcome","node":ID,"pid":PID,"history":[LINE...],"online":[NICK...]}
+//   client to server:         {"type":"nick","name":"…"}   {"type":"say","text":"…"}
+//   server to every client of every process:
+//                             {"type":"message","from":"…","text":"…","node":ID,"time":MS}
+//                             {"type":"online","users":[NICK...]}
+// A LINE of the history is a message without its "type". A client is "guest-<node>-<n>"
+// until it sends a nick. Only that client is closed for what it sends wrong: a frame
+// that breaks RFC 6455 (1002), a binary frame (1003), a frame over --max-message
+// (1009), text that is not UTF-8 (1007), anything but the two messages above or a
+// nick or text over its limit (1008), and more than --burst messages at once or
+// --rate a second sustained (1008). One that reads too slowly, with more than
+// --max-buffered bytes waiting for it, is closed too (1008).
+//
+// Between processes (the mesh; JSON frames, see chat/room.hpp and docs/chat.md):
+//   {"type":"state","history":[...],"users":[...]}  sent on every new peer stream
+//   {"type":"said",...a line with its "seq"}        a line said on the sending process
+//   {"type":"users","users":[...]}                  the sending process's own users now
+// A process answers its first clients only once it has a peer's state (or after
+// --sync-timeout, or at once when it is alone), so a replacement's first tab
+// already sees the history.
+#include "chat/room.hpp"
+
+#include <multinode/multinode.hpp>
+#include <multinode/websocket.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <unistd.h>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace http = multinode::http;
+namespace websocket = multinode::websocket;
+
+namespace {
+
+#ifdef MULTINODE_CHAT_STATIC_DIR
+constexpr const char* default_static_dir = MULTINODE_CHAT_STATIC_DIR;
+#else
+constexpr const char* default_static_dir = "examples/chat/static";
+#endif
+
+struct Settings {
+  std::size_t history = 100;
+  chat::Limits limits;
+  websocket::Options socket;
+  std::chrono::milliseconds sync_timeout{2000};
+  std::string static_dir = default_static_dir;
+};
+
+struct StaticFile {
+  std::string content_type;
+  std::string body;
+};
+
+// The page's files, read once before listen() (every process has them in memory).
+bool load_static(const std::string& dir, std::map<std::string, StaticFile, std::less<>>& files) {
+  const std::pair<const char*, const char*> wanted[] = {{"index.html", "text/html; charset=utf-8"},
+                                                        {"chat.css", "text/css; charset=utf-8"},
+                                                        {"chat.js", "text/javascript; charset=utf-8"}};
+  for (const auto& [name, type] : wanted) {
+    std::ifstream in(dir + "/" + name, std::ios::binary);
+    if (!in) {
+      std::cerr << "chat: cannot read " << dir << "/" << name
+                << ": pass --static DIR, the folder with index.html, chat.css and chat.js"
+                   " (examples/chat/static in the repository)\n";
+      return false;
+    }
+    std::ostringstream body;
+    body << in.rdbuf();
+    files["/" + std::string(name)] = {type, body.str()};
+  }
+  files["/"] = files["/index.html"];
+  return true;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class Chat {
+ public:
+  Chat(const Settings& settings, std::map<std::string, StaticFile, std::less<>> files)
+      : settings_(settings), files_(std::move(files)) {}
+
+  // Once listen() has said which process this is.
+  void attach(multinode::Nodes& nodes, bool alone) {
+    nodes_ = &nodes;
+    room_.emplace(nodes.id(), settings_.history);
+    sync_timer_.emplace(nodes.io_context());
+    if (alone) {
+      synced();
+    } else {
+      sync_timer_->expires_after(settings_.sync_timeout);
+      sync_timer_->async_wait([this](boost::system::error_code error) {
+        if (!error) synced();
+      });
+    }
+    nodes.on_node([this](multinode::Stream stream) { on_peer(std::move(stream)); });
+    nodes.on_stop([this] {
+      stopping_ = true;
+      sync_timer_->cancel();
+      for (auto& [id, client] : std::map(clients_)) client.socket->close(websocket::close_code::going_away);
+    });
+  }
+
+  // Every HTTP request: the page's files, the WebSocket, 404 for the rest.
+  void serve(http::Request& request, http::Response& response) {
+    if (request.path() == "/ws") return accept(request, response);
+    if (request.method() != "GET" && request.method() != "HEAD") {
+      return response.status(405)
+          .set("Allow", "GET, HEAD")
+          .set("Content-Type", "text/plain")
+          .end("GET only\n");
+    }
+    auto file = files_.find(request.path());
+    if (file == files_.end())
+      return response.status(404).set("Content-Type", "text/plain").end("not found\n");
+    response.set("Content-Type", file->second.content_type)
+        .set("Cache-Control", "no-cache")
+        .set("X-Content-Type-Options", "nosniff")
+        // The page loads nothing but its own files and its own WebSocket.
+        .set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+        .end(file->second.body);
+  }
+
+  void clear() {
+    clients_.clear();
+    sync_timer_.reset();
+  }
+
+ private:
+  struct Client {
+    std::shared_ptr<websocket::Connection> socket;
+    chat::RateLimit rate;
+    bool welcomed = false;
+  };
+
+  void accept(http::Request& request, http::Response& response) {
+    auto socket = websocket::accept(request, response, settings_.socket);
+    if (!socket) return;  // accept() answered a request that is not a valid upgrade
+    if (stopping_) return socket->close(websocket::close_code::going_away);
+    const std::uint64_t id = ++last_client_;
+    clients_.emplace(
+        id, Client{socket, chat::RateLimit(settings_.limits.messages_per_second, settings_.limits.burst,
+                                           chat::RateLimit::Clock::now())});
+    socket->on_message(
+        [this, id](std::string_view data, websocket::Kind kind) { on_client(id, data, kind); });
+    socket->on_close([this, id](std::uint16_t, std::string_view) { drop_client(id); });
+    room_->join(id, "guest-" + std::to_string(room_->self()) + "-" + std::to_string(id));
+    if (synced_) welcome(id);
+    users_changed();
+  }
+
+  void welcome(std::uint64_t id) {
+    auto& client = clients_.at(id);
+    client.welcomed = true;
+    client.socket->send(room_->welcome_frame(::getpid()));
+  }
+
+  void on_client(std::uint64_t id, std::string_view data, websocket::Kind kind) {
+    auto it = clients_.find(id);
+    if (it == clients_.end()) return;
+    if (kind != websocket::Kind::text)
+      return close_client(id, websocket::close_code::unsupported_data, "text frames only");
+    if (!it->second.rate.allow(chat::RateLimit::Clock::now()))
+      return close_client(id, websocket::close_code::policy_violation, "too many messages");
+    const auto message = chat::parse_client_message(data, settings_.limits);
+    switch (message.kind) {
+      case chat::ClientMessage::Kind::invalid:
+        return close_client(id, websocket::close_code::policy_violation, message.value);
+      case chat::ClientMessage::Kind::nick:
+        room_->rename(id, message.value);
+        return users_changed();
+      case chat::ClientMessage::Kind::say: {
+        const chat::Entry entry = room_->say(room_->nick(id), message.value, now_ms());
+        to_local_clients(chat::Room::message_frame(entry));
+        nodes_->broadcast(chat::Room::said_message(entry));
+        return;
+      }
+    }
+  }
+
+  // A client that is closing has left the room, although its closing handshake (and
+  // its on_close) may take up to handshake_timeout yet.
+  void close_client(std::uint64_t id, std::uint16_t code, std::string_view reason) {
+    clients_.at(id).socket->close(code, reason);
+    drop_client(id);
+  }
+
+  void drop_client(std::uint64_t id) {
+    if (clients_.erase(id) == 0) return;
+    room_->leave(id);
+    if (!stopping_) users_changed();
+  }
+
+  // This process's users changed: every local tab gets the new list, every peer our users.
+  void users_changed() {
+    to_local_clients(room_->online_frame());
+    nodes_->broadcast(room_->users_message());
+  }
+
+  void to_local_clients(const std::string& frame) {
+    const auto encoded = websocket::Frame::text(frame);  // encoded once, shared by every connection
+    std::vector<std::uint64_t> closing;
+    for (const auto& [id, client] : clients_) {
+      // A client too slow (past max_buffered_bytes) is being closed with 1008: it leaves now.
+      if (client.welcomed && !client.socket->send(encoded) && !client.socket->is_open())
+        closing.push_back(id);
+    }
+    for (const auto id : closing) drop_client(id);  // not while iterating clients_
+  }
+
+  void on_peer(multinode::Stream stream) {
+    auto framed = multinode::frame_stream(std::move(stream));
+    const multinode::NodeId peer = framed.peer_id();
+    framed.on_message([this, peer](const multinode::Message& message) {
+      if (!message.is_json()) return;
+      auto update = room_->apply(peer, message.json_value());
+      if (update.invalid) {
+        std::cerr << "chat: node " << room_->self() << " ignored a message from node " << peer
+                  << " that is not of the chat's mesh protocol\n";
+        return;
+      }
+      for (const auto& entry : update.new_entries) to_local_clients(chat::Room::message_frame(entry));
+      if (update.online_changed) to_local_clients(room_->online_frame());
+      if (update.was_state && !synced_) synced();
+    });
+    framed.on_close([this, peer](std::error_code) {
+      if (room_->drop_peer(peer) && !stopping_) to_local_clients(room_->online_frame());
+    });
+    framed.send(room_->state_message());
+  }
+
+  // The state is here: clients that waited for it get their welcome.
+  void synced() {
+    if (synced_) return;
+    synced_ = true;
+    sync_timer_->cancel();
+    for (auto& [id, client] : clients_) {
+      if (!client.welcomed) welcome(id);
+    }
+  }
+
+  Settings settings_;
+  std::map<std::string, StaticFile, std::less<>> files_;
+  multinode::Nodes* nodes_ = nullptr;
+  std::optional<chat::Room> room_;
+  std::optional<boost::asio::steady_timer> sync_timer_;
+  std::map<std::uint64_t, Client> clients_;
+  std::uint64_t last_client_ = 0;
+  bool synced_ = false;
+  bool stopping_ = false;
+};
+
+bool parse_size(const char* text, std::size_t& out) {
+  char* end = nullptr;
+  const unsigned long long value = std::strtoull(text, &end, 10);
+  if (end == text || *end != '\0') return false;
+  out = static_cast<std::size_t>(value);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  multinode::Options options{.port = 8080, .nodes = 2};
+  Settings settings;
+  settings.socket.max_message_bytes = 4096;
+  const char* usage =
+      "usage: chat [--port N] [--nodes N] [--host ADDRESS] [--balancing shared|reuseport] [--static DIR]"
+      " [--history N] [--max-message BYTES] [--max-nick BYTES] [--max-text BYTES] [--rate PER_SECOND]"
+      " [--burst N] [--max-buffered BYTES] [--sync-timeout MS]\n";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    std::size_t number = 0;
+    const bool numeric = value && parse_size(value, number);
+    if (value) ++i;
+    if (arg == "--port" && numeric && number <= 65535)
+      options.port = static_cast<std::uint16_t>(number);
+    else if (arg == "--nodes" && numeric && number >= 1)
+      options.nodes = static_cast<unsigned>(number);
+    else if (arg == "--host" && value)
+      options.host = value;
+    else if (arg == "--balancing" && value && std::string_view(value) == "shared")
+      options.balancing = multinode::Balancing::shared;
+    else if (arg == "--balancing" && value && std::string_view(value) == "reuseport")
+      options.balancing = multinode::Balancing::reuseport;
+    else if (arg == "--static" && value)
+      settings.static_dir = value;
+    else if (arg == "--history" && numeric && number >= 1)
+      settings.history = number;
+    else if (arg == "--max-message" && numeric && number >= 64)
+      settings.socket.max_message_bytes = number;
+    else if (arg == "--max-nick" && numeric && number >= 1)
+      settings.limits.max_nick_bytes = number;
+    else if (arg == "--max-text" && numeric && number >= 1)
+      settings.limits.max_text_bytes = number;
+    else if (arg == "--rate" && numeric && number >= 1)
+      settings.limits.messages_per_second = static_cast<double>(number);
+    else if (arg == "--burst" && numeric && number >= 1)
+      settings.limits.burst = static_cast<double>(number);
+    else if (arg == "--max-buffered" && numeric && number >= 1024)
+      settings.socket.max_buffered_bytes = number;
+    else if (arg == "--sync-timeout" && numeric)
+      settings.sync_timeout = std::chrono::milliseconds{number};
+    else {
+      std::cerr << "chat: bad argument '" << arg << "'" << (value ? std::string(" ") + value : "") << "\n"
+                << usage;
+      return 2;
+    }
+  }
+
+  std::map<std::string, StaticFile, std::less<>> files;
+  if (!load_static(settings.static_dir, files)) return 1;
+  Chat chat(settings, std::move(files));
+  http::Server server(
+      [&chat](http::Request& request, http::Response& response) { chat.serve(request, response); });
+  multinode::Nodes nodes;
+  try {
+    nodes = multinode::listen(options, server);
+  } catch (const std::system_error& error) {  // what failed and what to do, e.g. a port in use
+    std::cerr << "chat: " << error.what() << "\n";
+    return 1;
+  }
+  chat.attach(nodes, options.nodes == 1);
+  if (nodes.is_master()) {
+    std::cerr << "chat: open http://" << (options.host.empty() ? "127.0.0.1" : options.host) << ":"
+              << nodes.local_port() << "/ in two tabs (" << options.nodes << " processes)\n";
+  }
+  const int status = nodes.run();
+  chat.clear();  // while the io_context the sockets and the timer belong to still exists
+  return status;
+}
