@@ -66,6 +66,10 @@ bool is_chunk_extensions(std::string_view ext) noexcept {
 // RequestParser: the head and the trailer section, line by line
 
 Parse RequestParser::scan_head(const char* head, std::size_t size) noexcept {
+  // A request starts with its method, a token: a first byte that cannot (a TLS
+  // ClientHello's 0x16, a binary protocol) is refused at once instead of waiting
+  // for a line end that may never come. Every later outcome would be the same.
+  if (lines_.scanned == 0 && size > 0 && !is_token_char(head[0])) return fail(error::bad_request_line);
   return scan_lines(head, size, options_.max_header_bytes);
 }
 
@@ -147,10 +151,12 @@ std::optional<error> RequestParser::check_request_line(std::string_view line) no
   if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' || version[5] < '0' ||
       version[5] > '9' || version[7] < '0' || version[7] > '9')
     return error::bad_request_line;
-  if (version != "HTTP/1.1" && version != "HTTP/1.0") return error::unsupported_version;
+  // RFC 9110 2.5: a higher minor version of a major version we implement is
+  // processed as the highest we implement (HTTP/1.2 as HTTP/1.1); other majors get 505.
+  if (version[5] != '1') return error::unsupported_version;
   request_.method_ = method;
   request_.target_ = target;
-  request_.version_ = version[7] == '1' ? 11 : 10;
+  request_.version_ = version[7] == '0' ? 10 : 11;
   return std::nullopt;
 }
 
@@ -212,7 +218,10 @@ std::optional<error> RequestParser::check_header_field(std::string_view line, st
   };
   switch (name.size()) {
     case 4:
-      if (iequals(name, "host") && ++host_count_ > 1) return error::duplicate_host;
+      if (iequals(name, "host")) {
+        if (++host_count_ > 1) return error::duplicate_host;
+        if (!is_host(value)) return error::bad_host;
+      }
       break;
     case 6:
       if (iequals(name, "expect")) {
