@@ -25,7 +25,11 @@ constexpr std::size_t max_linger_bytes = std::size_t{1024} * 1024;
 }  // namespace
 
 Connection::Connection(std::shared_ptr<ServerImpl> server, tcp::socket socket)
-    : server_(std::move(server)), socket_(std::move(socket)), reader_(server_->options()) {}
+    : server_(std::move(server)),
+      socket_(std::move(socket)),
+      reader_(server_->options(), &server_->input_pool()) {
+  output_.set_pool(&server_->output_pool());
+}
 
 Connection::~Connection() {
   server_->unlink(*this);
@@ -49,6 +53,15 @@ void Connection::start() {
 void Connection::read() {
   if (state_ != State::open || reading_ || peer_closed_ || exchange_ == Exchange::awaiting) return;
   if (output_full()) return;  // resumed when the output drains
+  if (reader_.between_requests()) {
+    // Nothing in hand: wait for the next request without holding a buffer, and
+    // take one (from the pool) when its bytes arrive. An idle keep-alive
+    // connection then costs its object and its socket, not 8 KiB.
+    reader_.free_memory();
+    output_.release();
+    wait_readable();
+    return;
+  }
   const std::span<char> room = reader_.prepare();
   if (room.empty()) {
     // The reader refused the request (it cannot fit within the limits).
@@ -66,6 +79,40 @@ void Connection::read() {
                            });
 }
 
+void Connection::wait_readable() {
+  reading_ = true;
+  add_ref();
+  socket().async_wait(tcp::socket::wait_read, [this](const error_code& ec) {
+    reading_ = false;
+    if (!closed()) {
+      if (!ec)
+        on_readable();
+      else if (ec != asio::error::operation_aborted)
+        close_now();
+    }
+    drop_ref();
+  });
+}
+
+void Connection::on_readable() {
+  if (state_ == State::lingering) {
+    linger_read();
+    return;
+  }
+  const std::span<char> room = reader_.prepare();  // between requests: never refused
+  error_code ec;
+  std::size_t size = 0;
+  do {
+    size = socket().read_some(asio::buffer(room.data(), room.size()), ec);
+  } while (ec == asio::error::interrupted);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    // A spurious wake-up: wait again (read() gives the buffer back first).
+    read();
+    return;
+  }
+  on_read(ec, size);
+}
+
 void Connection::on_read(const error_code& ec, std::size_t size) {
   if (closed()) return;
   server_->refresh_clock();
@@ -80,6 +127,7 @@ void Connection::on_read(const error_code& ec, std::size_t size) {
   }
   if (ec) {
     if (ec == asio::error::operation_aborted) return;
+    reader_.free_memory();  // nothing was read into it: no buffer is held for nothing
     if (ec == asio::error::eof) {
       on_peer_closed();
       return;
@@ -505,10 +553,11 @@ void Connection::flush() {
   if (closed() || waiting_write_) return;
   // A few attempts: a partial write means the socket is full and the next would block.
   for (int attempt = 0; attempt < 8 && !output_.empty(); ++attempt) {
-    output_.buffers(write_buffers_);
+    std::vector<asio::const_buffer>& buffers = server_->write_buffers();
+    output_.buffers(buffers);
     error_code ec;
     ++server_->stats().writes;
-    const std::size_t written = socket().write_some(write_buffers_, ec);
+    const std::size_t written = socket().write_some(buffers, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) break;
     if (ec == asio::error::interrupted) continue;
     if (ec) {
@@ -550,7 +599,10 @@ void Connection::output_drained() {
     begin_linger();
     return;
   }
-  output_.free_memory(std::size_t{64} * 1024);
+  if (exchange_ == Exchange::none && reader_.between_requests())
+    output_.release();  // between requests: hold no output buffer either
+  else
+    output_.free_memory(std::size_t{64} * 1024);
   // The idle time starts once the last response is out; during a graceful stop the
   // grace's end stands.
   if (read_timer_ == ReadTimer::idle && !server_->stopping())

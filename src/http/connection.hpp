@@ -93,6 +93,8 @@ class Connection {
   enum class ReadTimer : std::uint8_t { none, head, body, idle, linger };
 
   void read();
+  void wait_readable();
+  void on_readable();
   void on_read(const boost::system::error_code& ec, std::size_t size);
   void on_peer_closed();
   bool process();
@@ -129,13 +131,12 @@ class Connection {
   unsigned refs_ = 0;
   RequestReader reader_;
   OutputQueue output_;
-  std::vector<boost::asio::const_buffer> write_buffers_;
 
   State state_ = State::open;
   Exchange exchange_ = Exchange::none;
   ReadTimer read_timer_ = ReadTimer::none;
   // Facts independent of the states above (any combination occurs):
-  bool reading_ = false;        // an async read is pending (in open and lingering alike)
+  bool reading_ = false;        // an async read or wait is pending (in open and lingering alike)
   bool waiting_write_ = false;  // waiting for writability; a read may be pending at the same time
   bool in_batch_ = false;       // process() is on the stack: handlers it runs must not re-enter it
   bool peer_closed_ = false;    // the client shut down its side; we may still be answering

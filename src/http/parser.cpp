@@ -483,10 +483,11 @@ Parse RequestParser::parse_body(char* data, std::size_t size, std::size_t& used)
 // ---------------------------------------------------------------------------
 // RequestReader
 
-RequestReader::RequestReader(const Options& options)
+RequestReader::RequestReader(const Options& options, BufferPool* pool)
     : options_(options),
       chunk_line_limit_(options.max_chunk_extension_bytes + chunk_line_slack),
-      initial_capacity_(std::max<std::size_t>(options.read_buffer_size, 2 * min_read_room)) {
+      initial_capacity_(initial_capacity(options)),
+      pool_(pool) {
   // The most one request may need at once: its head, its body (joined in place
   // unless streamed), one chunk line and a trailer section, plus reading room.
   std::size_t max = 2 * options.max_header_bytes + chunk_line_limit_ + 2 * min_read_room;
@@ -496,6 +497,21 @@ RequestReader::RequestReader(const Options& options)
     max += static_cast<std::size_t>(body);
   }
   max_capacity_ = std::max(max, initial_capacity_);
+}
+
+std::size_t RequestReader::initial_capacity(const Options& options) noexcept {
+  return std::max<std::size_t>(options.read_buffer_size, 2 * min_read_room);
+}
+
+RequestReader::~RequestReader() {
+  release();
+}
+
+void RequestReader::release() noexcept {
+  if (!data_) return;
+  if (pool_) pool_->give({std::move(data_), capacity_});
+  data_.reset();
+  capacity_ = 0;
 }
 
 std::size_t RequestReader::keep_end() const noexcept {
@@ -574,8 +590,14 @@ bool RequestReader::grow(std::size_t wanted) {
 
 std::span<char> RequestReader::prepare() {
   if (!data_) {
-    data_ = std::make_unique<char[]>(initial_capacity_);
-    capacity_ = initial_capacity_;
+    if (pool_) {
+      PooledBuffer buffer = pool_->take(initial_capacity_);
+      data_ = std::move(buffer.data);
+      capacity_ = buffer.capacity;
+    } else {
+      data_ = std::make_unique<char[]>(initial_capacity_);
+      capacity_ = initial_capacity_;
+    }
   }
   if (capacity_ - end_ < min_read_room) compact();
   if (capacity_ - end_ < min_read_room) grow(end_ + std::max(min_read_room, capacity_));
@@ -609,12 +631,9 @@ void RequestReader::reserve_for_body() {
 }
 
 void RequestReader::free_memory() noexcept {
-  if (phase_ != ReadPhase::idle || end_ != parse_pos_) return;
+  if (!between_requests()) return;
   request_start_ = parse_pos_ = end_ = head_end_ = 0;
-  if (capacity_ > initial_capacity_) {
-    data_.reset();
-    capacity_ = 0;
-  }
+  release();
 }
 
 void RequestReader::finish_request() noexcept {
