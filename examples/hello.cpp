@@ -4,7 +4,7 @@
 //
 //   hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]
 //         [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]
-//         [--heartbeat-timeout MS]
+//         [--heartbeat-timeout MS] [--idle-timeout MS]
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
@@ -18,6 +18,7 @@
 
 int main(int argc, char** argv) {
   multinode::Options options{.port = 8080, .nodes = 2};
+  multinode::http::Options http_options;  // --idle-timeout: bench/idle_memory.sh holds idle connections
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const bool has_value = i + 1 < argc;
@@ -39,6 +40,8 @@ int main(int argc, char** argv) {
       options.group = argv[++i];
     else if (arg == "--heartbeat-timeout" && has_value)
       options.heartbeat_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
+    else if (arg == "--idle-timeout" && has_value)
+      http_options.idle_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
     else if (arg == "--log-format" && has_value) {
       const std::string_view format = argv[++i];
       if (format == "text") {
@@ -52,16 +55,18 @@ int main(int argc, char** argv) {
     } else {
       std::cerr << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]"
                    " [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]"
-                   " [--heartbeat-timeout MS]\n";
+                   " [--heartbeat-timeout MS] [--idle-timeout MS]\n";
       return 2;
     }
   }
 
   std::string greeting;  // set once listen() has told this process its id
-  multinode::http::Server server([&greeting](multinode::http::Request&, multinode::http::Response& res) {
-    res.set("Content-Type", "text/plain");
-    res.end(greeting);
-  });
+  multinode::http::Server server(
+      [&greeting](multinode::http::Request&, multinode::http::Response& res) {
+        res.set("Content-Type", "text/plain");
+        res.end(greeting);
+      },
+      http_options);
   multinode::Nodes nodes;
   try {
     nodes = multinode::listen(options, server);

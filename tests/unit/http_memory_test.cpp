@@ -46,7 +46,8 @@ TEST(HttpMemory, IdleKeepAliveConnectionsHoldNoBuffers) {
     ASSERT_TRUE(response);
     EXPECT_EQ(response->body, "hello /first\n");
   }
-  Stats stats = wait_for_stats(server, [](const Stats& s) { return s.input_buffers == 0 && s.output_buffers == 0; });
+  Stats stats =
+      wait_for_stats(server, [](const Stats& s) { return s.input_buffers == 0 && s.output_buffers == 0; });
   EXPECT_EQ(stats.connections_open, static_cast<std::uint64_t>(connections));
   EXPECT_EQ(stats.input_buffers, 0u);
   EXPECT_EQ(stats.output_buffers, 0u);
@@ -58,7 +59,8 @@ TEST(HttpMemory, IdleKeepAliveConnectionsHoldNoBuffers) {
     ASSERT_TRUE(response);
     EXPECT_EQ(response->body, "hello /second\n");
   }
-  stats = wait_for_stats(server, [](const Stats& s) { return s.input_buffers == 0 && s.output_buffers == 0; });
+  stats =
+      wait_for_stats(server, [](const Stats& s) { return s.input_buffers == 0 && s.output_buffers == 0; });
   EXPECT_EQ(stats.requests, 2u * connections);
   EXPECT_EQ(stats.input_buffers, 0u);
   EXPECT_EQ(stats.output_buffers, 0u);
@@ -97,7 +99,8 @@ TEST(HttpMemory, AnAsynchronousHandlerKeepsItsRequestUntilItAnswers) {
   auto response = client.read_response();
   ASSERT_TRUE(response);
   EXPECT_EQ(response->body, "done\n");
-  stats = wait_for_stats(server, [](const Stats& s) { return s.input_buffers == 0 && s.output_buffers == 0; });
+  stats =
+      wait_for_stats(server, [](const Stats& s) { return s.input_buffers == 0 && s.output_buffers == 0; });
   EXPECT_EQ(stats.input_buffers, 0u);
   EXPECT_EQ(stats.output_buffers, 0u);
 }
