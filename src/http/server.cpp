@@ -35,6 +35,7 @@ ServerImpl::ServerImpl(Server::Handler handler, Options options)
       // gives its buffers back before the next connection's bytes are read.
       input_pool_(spare_buffers, RequestReader::initial_capacity(options_), &stats_.input_buffers),
       output_pool_(spare_buffers, kept_output_bytes, &stats_.output_buffers),
+      exchange_pool_(options_, input_pool_, output_pool_, spare_buffers, &stats_.exchange_states),
       connections_(std::make_unique<Connections>()) {
   // One coarse timer serves every connection's deadlines: a quarter of the
   // shortest timeout, between 5 ms and one second.

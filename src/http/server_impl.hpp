@@ -7,6 +7,7 @@
 
 #include "http/buffer_pool.hpp"
 #include "http/date.hpp"
+#include "http/exchange_state.hpp"
 #include "net/acceptor.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -55,6 +56,8 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   // within one flush).
   BufferPool& input_pool() noexcept { return input_pool_; }
   BufferPool& output_pool() noexcept { return output_pool_; }
+  // What a connection holds while it has a request in hand (exchange_state.hpp).
+  ExchangePool& exchange_pool() noexcept { return exchange_pool_; }
   std::vector<boost::asio::const_buffer>& write_buffers() noexcept { return write_buffers_; }
 
   // Every live Connection object is in the list (open or not), so that
@@ -78,6 +81,7 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   Stats stats_;
   BufferPool input_pool_;
   BufferPool output_pool_;
+  ExchangePool exchange_pool_;
   std::vector<boost::asio::const_buffer> write_buffers_;
   boost::asio::io_context* io_ = nullptr;
   std::vector<std::unique_ptr<multinode::detail::Acceptor>> acceptors_;

@@ -37,6 +37,9 @@ struct Stats {
   // hand (a response going out); a connection between requests holds none.
   std::uint64_t input_buffers = 0;
   std::uint64_t output_buffers = 0;
+  // Connections holding the state of a request in hand (its parser, the Request, the
+  // response and output queue); a connection between requests holds none either.
+  std::uint64_t exchange_states = 0;
 };
 
 class Server final : public multinode::Server {
