@@ -615,7 +615,9 @@ void Connection::output_drained() {
     return;
   }
   if (exchange_ == Exchange::none && between_requests()) {
-    if (held_) output().release();  // between requests: hold no output buffer either
+    // Between requests: hold no output buffer and no exchange state either (the
+    // wait for the next request may have begun while this output still went out).
+    release_state();
   } else {
     output().free_memory(std::size_t{64} * 1024);
   }

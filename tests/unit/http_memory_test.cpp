@@ -183,6 +183,42 @@ TEST(HttpMemory, ResponseHandlesKeptPastTheirResponseStayHarmless) {
   EXPECT_EQ(stats.connections_open, 1u);
 }
 
+TEST(HttpMemory, AResponseThatWaitedForTheSocketLeavesNothingHeld) {
+  // A body larger than the socket buffers (16 MiB: above what Linux lets a loopback
+  // socket's send buffer grow to) goes out over waits for writability; once the
+  // client has it all, the idle connection holds nothing. With the default
+  // Options::write_high_water the output is full and reading waits for it; with a
+  // high water above the body, the wait for the next request begins while the
+  // output still goes out.
+  const std::string big(std::size_t{16} * 1024 * 1024, 'x');
+  for (const std::size_t high_water : {Options{}.write_high_water, std::size_t{64} * 1024 * 1024}) {
+    SCOPED_TRACE(high_water);
+    Options options;
+    options.write_high_water = high_water;
+    options.idle_timeout = std::chrono::minutes(1);  // longer than the test
+    TestServer server([&big](Request&, Response& res) { res.end(big); }, options);
+    Client client(server.port(), 4096);
+    ASSERT_TRUE(client.send(get("/big")));
+    // The client reads nothing yet: the server fills the socket and waits, its state held.
+    Stats stats =
+        wait_for_stats(server, [](const Stats& s) { return s.requests == 1 && s.output_buffers == 1; });
+    EXPECT_EQ(stats.output_buffers, 1u);
+    EXPECT_EQ(stats.exchange_states, 1u);
+    for (int round = 0; round < 2; ++round) {
+      auto response = client.read_response(false, 10s);
+      ASSERT_TRUE(response);
+      EXPECT_EQ(response->body.size(), big.size());
+      stats = wait_for_stats(server, holds_nothing);
+      EXPECT_EQ(stats.input_buffers, 0u);
+      EXPECT_EQ(stats.output_buffers, 0u);
+      EXPECT_EQ(stats.exchange_states, 0u);
+      if (round == 0) {
+        ASSERT_TRUE(client.send(get("/big")));  // and it serves the next one
+      }
+    }
+  }
+}
+
 // What an idle connection holds in its own object (docs/http.md, "Memory per
 // connection"): a bound that fails when a member is added without a thought.
 TEST(HttpMemory, ConnectionObjectStaysSmall) {
