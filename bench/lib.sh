@@ -7,7 +7,7 @@
 #   bench_wants SERVER           whether --servers names SERVER
 #   bench_start_servers          start_<server> PORT for each, on free ports: server_port, server_pid
 #   bench_programs PATH...       build (unless --no-build) and check build/release/PATH...
-#   bench_start_nginx LOG DIR PORT WORKERS   nginx with the peer configuration of BENCHMARKS.md
+#   bench_start_nginx LOG DIR PORT WORKERS [CONNECTIONS]   nginx with the peer configuration of BENCHMARKS.md
 #   bench_require_tools          a clear message naming scripts/bootstrap.sh when a tool is missing
 #   bench_build TARGET...        bootstrap + configure + build with the release preset (build/release)
 #   bench_workdir                a temporary directory for configs and logs (removed on success)
@@ -156,8 +156,9 @@ bench_build() {
 
 # nginx as BENCHMARKS.md configures the peer (WORKERS worker processes, `return
 # 200` of a 14-byte body), with its configuration and every path it writes in DIR.
+# CONNECTIONS (default 1024) sets worker_connections, with the fd limit to match.
 bench_start_nginx() {
-  local log=$1 dir=$2 port=$3 workers=$4
+  local log=$1 dir=$2 port=$3 workers=$4 connections=${5:-1024}
   mkdir -p "$dir"
   cat >"$dir/nginx.conf" <<EOF
 # The peer configuration of BENCHMARKS.md, with every path inside $dir.
@@ -166,7 +167,8 @@ daemon off;
 master_process on;
 pid $dir/nginx.pid;
 error_log $dir/error.log;
-events { worker_connections 1024; }
+worker_rlimit_nofile $((connections + 64));
+events { worker_connections $connections; }
 http {
   access_log off;
   client_body_temp_path $dir/client_body;

@@ -6,7 +6,7 @@
 //         [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]
 //         [--heartbeat-timeout MS] [--max-requests N] [--max-requests-jitter N] [--max-rss MB]
 //         [--control PATH] [--metrics-listen HOST:PORT] [--control-timeout MS] [--control-max-clients N]
-//         [--balancing shared|reuseport]
+//         [--balancing shared|reuseport] [--idle-timeout MS]
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
@@ -20,6 +20,7 @@
 
 int main(int argc, char** argv) {
   multinode::Options options{.port = 8080, .nodes = 2};
+  multinode::http::Options http_options;  // --idle-timeout: bench/idle_memory.sh holds idle connections
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const bool has_value = i + 1 < argc;
@@ -65,6 +66,8 @@ int main(int argc, char** argv) {
         std::cerr << "hello: --balancing must be shared or reuseport, not '" << mode << "'\n";
         return 2;
       }
+    } else if (arg == "--idle-timeout" && has_value) {
+      http_options.idle_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
     } else if (arg == "--log-format" && has_value) {
       const std::string_view format = argv[++i];
       if (format == "text") {
@@ -80,16 +83,18 @@ int main(int argc, char** argv) {
                    " [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]"
                    " [--heartbeat-timeout MS] [--max-requests N] [--max-requests-jitter N] [--max-rss MB]\n"
                    "       [--control PATH] [--metrics-listen HOST:PORT] [--control-timeout MS] "
-                   "[--control-max-clients N] [--balancing shared|reuseport]\n";
+                   "[--control-max-clients N] [--balancing shared|reuseport] [--idle-timeout MS]\n";
       return 2;
     }
   }
 
   std::string greeting;  // set once listen() has told this process its id
-  multinode::http::Server server([&greeting](multinode::http::Request&, multinode::http::Response& res) {
-    res.set("Content-Type", "text/plain");
-    res.end(greeting);
-  });
+  multinode::http::Server server(
+      [&greeting](multinode::http::Request&, multinode::http::Response& res) {
+        res.set("Content-Type", "text/plain");
+        res.end(greeting);
+      },
+      http_options);
   multinode::Nodes nodes;
   try {
     nodes = multinode::listen(options, server);

@@ -25,9 +25,10 @@ constexpr std::size_t max_linger_bytes = std::size_t{1024} * 1024;
 }  // namespace
 
 Connection::Connection(std::shared_ptr<ServerImpl> server, tcp::socket socket)
-    : server_(std::move(server)), socket_(std::move(socket)), reader_(server_->options()) {}
+    : server_(std::move(server)), socket_(std::move(socket)) {}
 
 Connection::~Connection() {
+  server_->exchange_pool().drop(std::move(held_));
   server_->unlink(*this);
 }
 
@@ -49,7 +50,15 @@ void Connection::start() {
 void Connection::read() {
   if (state_ != State::open || reading_ || peer_closed_ || exchange_ == Exchange::awaiting) return;
   if (output_full()) return;  // resumed when the output drains
-  const std::span<char> room = reader_.prepare();
+  if (between_requests()) {
+    // Nothing in hand: wait for the next request without holding a buffer or the
+    // state of an exchange, and take them (from the pools) when its bytes arrive.
+    // An idle keep-alive connection then costs its object and its socket, not 8 KiB.
+    release_state();
+    wait_readable();
+    return;
+  }
+  const std::span<char> room = reader().prepare();
   if (room.empty()) {
     // The reader refused the request (it cannot fit within the limits).
     on_bad_request();
@@ -66,6 +75,58 @@ void Connection::read() {
                            });
 }
 
+void Connection::wait_readable() {
+  reading_ = true;
+  add_ref();
+  socket().async_wait(tcp::socket::wait_read, [this](const error_code& ec) {
+    reading_ = false;
+    if (!closed()) {
+      if (!ec)
+        on_readable();
+      else if (ec != asio::error::operation_aborted)
+        close_now();
+    }
+    drop_ref();
+  });
+}
+
+void Connection::take_state() {
+  if (!held_) held_ = server_->exchange_pool().take();
+}
+
+void Connection::release_state() noexcept {
+  if (!held_) return;
+  reader().free_memory();
+  output().release();
+  if (exchange_ != Exchange::none || !reader().between_requests() || !output().empty()) return;
+  // Stale Response handles find no response in hand. A drain callback an ended
+  // response left goes too, destroyed last: it may hold handles, whose drop comes back here.
+  const std::function<void()> on_drain = std::move(response().on_drain);
+  response().reset(false);
+  response().stage = ResponseState::Stage::ended;
+  server_->exchange_pool().give(std::move(held_));
+}
+
+void Connection::on_readable() {
+  if (state_ == State::lingering) {
+    linger_read();
+    return;
+  }
+  take_state();
+  const std::span<char> room = reader().prepare();  // between requests: never refused
+  error_code ec;
+  std::size_t size = 0;
+  do {
+    size = socket().read_some(asio::buffer(room.data(), room.size()), ec);
+  } while (ec == asio::error::interrupted);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    // A spurious wake-up: wait again (read() gives the buffer back first).
+    read();
+    return;
+  }
+  on_read(ec, size);
+}
+
 void Connection::on_read(const error_code& ec, std::size_t size) {
   if (closed()) return;
   server_->refresh_clock();
@@ -80,6 +141,7 @@ void Connection::on_read(const error_code& ec, std::size_t size) {
   }
   if (ec) {
     if (ec == asio::error::operation_aborted) return;
+    if (held_) reader().free_memory();  // nothing was read into it: no buffer is held for nothing
     if (ec == asio::error::eof) {
       on_peer_closed();
       return;
@@ -88,7 +150,7 @@ void Connection::on_read(const error_code& ec, std::size_t size) {
     return;
   }
   ++server_->stats().reads;
-  reader_.commit(size);
+  reader().commit(size);
   resume();
 }
 
@@ -124,7 +186,7 @@ void Connection::resume() {
 // Handles the buffered bytes; true when it stopped because the output is full
 // (requests wait in the buffer until it drains).
 bool Connection::process() {
-  if (in_batch_ || closed()) return false;
+  if (in_batch_ || closed() || !held_) return false;
   in_batch_ = true;
   bool paused_for_output = false;
   // Each pass handles one event of the buffered bytes; the buffer is finite.
@@ -134,11 +196,11 @@ bool Connection::process() {
       paused_for_output = true;
       break;
     }
-    const ReadEvent event = reader_.next();
+    const ReadEvent event = reader().next();
     if (event == ReadEvent::need_more) {
       if (peer_closed_) {
         // Nothing more will come: an idle connection is done, a partial request never will be.
-        if (reader_.phase() == ReadPhase::idle) {
+        if (reader().phase() == ReadPhase::idle) {
           close_after_output();
         } else {
           in_batch_ = false;
@@ -166,19 +228,20 @@ bool Connection::process() {
 void Connection::drop_callbacks() noexcept {
   // Callbacks of the application often hold a Response handle, which holds this
   // connection: a closed connection lets go of them so that it can be freed.
-  Request& request = reader_.request();
+  if (!held_) return;
+  Request& request = reader().request();
   request.on_data_ = nullptr;
   request.on_end_ = nullptr;
-  response_.on_drain = nullptr;
+  response().on_drain = nullptr;
 }
 
 void Connection::on_head() {
   ++generation_;
   exchange_ = Exchange::receiving;
-  const Request& request = reader_.request();
-  response_.reset(request.is_head());
+  const Request& request = reader().request();
+  response().reset(request.is_head());
   // RFC 9110 10.1.1: a client waiting for 100 Continue sends the body once told to.
-  if (request.expects_continue_ && reader_.phase() == ReadPhase::body) write_continue(output_);
+  if (request.expects_continue_ && reader().phase() == ReadPhase::body) write_continue(output());
   if (server_->options().stream_body) {
     exchange_ = Exchange::streaming;
     dispatch();
@@ -186,7 +249,7 @@ void Connection::on_head() {
 }
 
 void Connection::on_complete() {
-  Request& request = reader_.request();
+  Request& request = reader().request();
   // The body is done: drop the callbacks (they often hold a Response handle, which
   // holds this connection) before running the last one.
   request.on_data_ = nullptr;
@@ -217,7 +280,7 @@ void Connection::dispatch() {
   ++server_->stats().requests;
   Response response(this, generation_);
   try {
-    server_->handler()(reader_.request(), response);
+    server_->handler()(reader().request(), response);
   } catch (const std::exception& e) {
     on_handler_failure(e.what());
   } catch (...) {
@@ -226,11 +289,11 @@ void Connection::dispatch() {
 }
 
 void Connection::finish_exchange() {
-  reader_.finish_request();
+  reader().finish_request();
   exchange_ = Exchange::none;
   // Graceful stop: the request in hand was the last one.
   if (server_->stopping()) close_after_output();
-  reader_.free_memory();
+  reader().free_memory();
 }
 
 void Connection::response_done() {
@@ -248,9 +311,9 @@ void Connection::close_after_output() noexcept {
 void Connection::on_handler_failure(const char* what) {
   ++server_->stats().handler_errors;
   multinode::detail::log(multinode::detail::LogLevel::warning, "http handler failed: ", what);
-  if (response_.finished() || closed()) return;
-  if (!response_.head_sent()) send_error(500);
-  response_.stage = ResponseState::Stage::abandoned;  // the handler's Response handles go stale
+  if (response().finished() || closed()) return;
+  if (!response().head_sent()) send_error(500);
+  response().stage = ResponseState::Stage::abandoned;  // the handler's Response handles go stale
   close_after_output();
   response_done();
 }
@@ -258,8 +321,8 @@ void Connection::on_handler_failure(const char* what) {
 // The server answers the request in hand with error_status instead of the handler
 // (unless a streaming handler's head already went out) and closes once it is sent.
 void Connection::abandon_response(unsigned error_status) {
-  if (!(dispatched() && response_.head_sent())) send_error(error_status);
-  response_.stage = ResponseState::Stage::abandoned;
+  if (!(dispatched() && response().head_sent())) send_error(error_status);
+  response().stage = ResponseState::Stage::abandoned;
   // The handler's response is over, whatever it does next; no request follows.
   if (exchange_ == Exchange::streaming) exchange_ = Exchange::answered;
   if (exchange_ == Exchange::awaiting) exchange_ = Exchange::done;
@@ -268,11 +331,11 @@ void Connection::abandon_response(unsigned error_status) {
 
 void Connection::on_bad_request() {
   ++server_->stats().bad_requests;
-  if (reader_.callback_failed()) {
+  if (reader().callback_failed()) {
     on_handler_failure("a Request::on_data handler threw");
     return;
   }
-  const error reason = reader_.failure();
+  const error reason = reader().failure();
   multinode::detail::log(multinode::detail::LogLevel::debug,
                          "http: refused a request: ", make_error_code(reason).message());
   abandon_response(status_of(reason));
@@ -286,7 +349,7 @@ void Connection::update_read_timer() {
     read_timer_ = ReadTimer::none;  // the write timeout and the application govern
     return;
   }
-  switch (reader_.phase()) {
+  switch (read_phase()) {
     case ReadPhase::idle:
       if (read_timer_ != ReadTimer::idle) {
         read_timer_ = ReadTimer::idle;
@@ -332,7 +395,7 @@ void Connection::check_deadlines(Clock::time_point now) {
       close_now();
       return;
     case ReadTimer::idle:
-      if (!output_.empty() || waiting_write_) {
+      if (!output_empty() || waiting_write_) {
         read_timer_ = ReadTimer::idle;  // still sending: the write timeout governs
         read_deadline_ = now + server_->options().idle_timeout;
         return;
@@ -346,7 +409,7 @@ void Connection::check_deadlines(Clock::time_point now) {
         ++stats.header_timeouts;
       else
         ++stats.body_timeouts;
-      if (reader_.phase() == ReadPhase::idle) {
+      if (read_phase() == ReadPhase::idle) {
         close_now();  // a connection that never sent a byte gets no answer
         return;
       }
@@ -358,8 +421,8 @@ void Connection::check_deadlines(Clock::time_point now) {
 
 void Connection::on_server_stop() {
   if (state_ != State::open) return;
-  const bool in_hand = reader_.phase() != ReadPhase::idle || exchange_ == Exchange::streaming ||
-                       exchange_ == Exchange::awaiting;
+  const bool in_hand =
+      read_phase() != ReadPhase::idle || exchange_ == Exchange::streaming || exchange_ == Exchange::awaiting;
   if (in_hand) return;  // finish_exchange() closes once it is answered
   // Between requests. Under load the client is sending its next request right now,
   // or it already sits read but unparsed behind this stop: closing would fail it.
@@ -391,45 +454,45 @@ void Connection::destroy_io_objects() noexcept {
 
 void Connection::handle_added(std::uint64_t generation) noexcept {
   add_ref();
-  if (generation == generation_) ++response_.handles;
+  if (generation == generation_ && held_) ++response().handles;
 }
 
 void Connection::handle_dropped(std::uint64_t generation) noexcept {
-  if (generation == generation_ && response_.handles > 0 && --response_.handles == 0 &&
-      !response_.finished() && !closed()) {
+  if (generation == generation_ && held_ && response().handles > 0 && --response().handles == 0 &&
+      !response().finished() && !closed()) {
     on_handler_failure("the handler dropped its Response without ending it");
   }
   drop_ref();
 }
 
 void Connection::set_status(std::uint64_t generation, unsigned status) {
-  if (!active(generation) || response_.head_sent()) return;
-  response_.status = status;
+  if (!active(generation) || response().head_sent()) return;
+  response().status = status;
 }
 
 void Connection::add_header(std::uint64_t generation, std::string_view name, std::string_view value) {
-  if (!active(generation) || response_.head_sent()) return;
-  response_.add_header(name, value);
+  if (!active(generation) || response().head_sent()) return;
+  response().add_header(name, value);
 }
 
 void Connection::add_trailer(std::uint64_t generation, std::string_view name, std::string_view value) {
   if (!active(generation)) return;
-  response_.add_trailer(name, value);
+  response().add_trailer(name, value);
 }
 
 void Connection::set_drain_handler(std::uint64_t generation, std::function<void()> handler) {
   if (!active(generation)) return;
-  response_.on_drain = std::move(handler);
+  response().on_drain = std::move(handler);
 }
 
 void Connection::write_head(std::optional<std::uint64_t> content_length, bool streaming) {
-  const Request& request = reader_.request();
+  const Request& request = reader().request();
   const bool http10 = request.version() < 11;
-  const unsigned status = response_.status;
+  const unsigned status = response().status;
   const bool no_body = status == 204 || status == 304;
   HeadFraming framing;
-  framing.close = !request.keep_alive() || response_.user_close || server_->stopping() ||
-                  (peer_closed_ && reader_.unparsed() == 0);
+  framing.close = !request.keep_alive() || response().user_close || server_->stopping() ||
+                  (peer_closed_ && reader().unparsed() == 0);
   if (!no_body) {
     if (!streaming) {
       framing.content_length = content_length;
@@ -441,28 +504,28 @@ void Connection::write_head(std::optional<std::uint64_t> content_length, bool st
     }
   }
   framing.keep_alive = http10 && !framing.close;
-  detail::write_head(output_, status, response_.user_date ? std::string_view() : server_->date_line(),
-                     framing, response_.headers);
-  response_.stage = ResponseState::Stage::head_sent;
-  response_.chunked = framing.chunked;
-  response_.will_close = framing.close;
+  detail::write_head(output(), status, response().user_date ? std::string_view() : server_->date_line(),
+                     framing, response().headers);
+  response().stage = ResponseState::Stage::head_sent;
+  response().chunked = framing.chunked;
+  response().will_close = framing.close;
 }
 
 void Connection::send_error(unsigned status) {
   linger_needed_ = true;  // the client may still be sending the refused request
-  write_error(output_, status, server_->date_line());
+  write_error(output(), status, server_->date_line());
 }
 
 bool Connection::refused_connect_success() {
-  const unsigned status = response_.status;
-  if (response_.head_sent() || status < 200 || status > 299 || reader_.request().method() != "CONNECT")
+  const unsigned status = response().status;
+  if (response().head_sent() || status < 200 || status > 299 || reader().request().method() != "CONNECT")
     return false;
   ++server_->stats().handler_errors;
   multinode::detail::log(multinode::detail::LogLevel::warning,
                          "http: a 2xx answer to CONNECT must take the connection over (Response::take_over); "
                          "RFC 9110 9.3.6 forbids a body: answered 501 instead");
   send_error(501);
-  response_.stage = ResponseState::Stage::abandoned;
+  response().stage = ResponseState::Stage::abandoned;
   close_after_output();
   response_done();
   return true;
@@ -470,46 +533,48 @@ bool Connection::refused_connect_success() {
 
 std::optional<Handover> Connection::take_over(std::uint64_t generation, TakenOver& owner, unsigned status) {
   // (A read still pending would take bytes of the new protocol into this connection's buffer.)
-  if (!active(generation) || response_.head_sent() || state_ != State::open || owner.registered() || reading_)
+  if (!active(generation) || response().head_sent() || state_ != State::open || owner.registered() ||
+      reading_)
     return std::nullopt;
-  const Request& request = reader_.request();
+  const Request& request = reader().request();
   const bool connect = request.method() == "CONNECT";
   const bool upgrade =
       status == 101 && !connect && request.version() >= 11 && request.find("upgrade") != nullptr;
   if (!upgrade && !(connect && status >= 200 && status <= 299)) return std::nullopt;
   // The request must be whole: the bytes after it belong to the new protocol.
   const bool whole = exchange_ == Exchange::awaiting ||
-                     (exchange_ == Exchange::streaming && reader_.phase() == ReadPhase::complete);
+                     (exchange_ == Exchange::streaming && reader().phase() == ReadPhase::complete);
   if (!whole) return std::nullopt;
 
   HeadFraming framing;
   framing.upgrade = upgrade;
-  detail::write_head(output_, status, response_.user_date ? std::string_view() : server_->date_line(),
-                     framing, response_.headers);
-  response_.stage = ResponseState::Stage::ended;
+  detail::write_head(output(), status, response().user_date ? std::string_view() : server_->date_line(),
+                     framing, response().headers);
+  response().stage = ResponseState::Stage::ended;
   exchange_ = Exchange::done;
   // Written at once when the socket takes it (the usual case); the rest goes to the new owner.
-  for (int attempt = 0; attempt < 8 && !output_.empty() && !waiting_write_; ++attempt) {
-    output_.buffers(write_buffers_);
+  std::vector<asio::const_buffer>& write_buffers = server_->write_buffers();
+  for (int attempt = 0; attempt < 8 && !output().empty() && !waiting_write_; ++attempt) {
+    output().buffers(write_buffers);
     error_code ec;
     ++server_->stats().writes;
-    const std::size_t written = socket().write_some(write_buffers_, ec);
+    const std::size_t written = socket().write_some(write_buffers, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) break;
     if (ec == asio::error::interrupted) continue;
     if (ec) {
       close_now();
       return std::nullopt;
     }
-    output_.consume(written);
+    output().consume(written);
   }
   std::string unsent;
-  if (!output_.empty()) {
-    output_.buffers(write_buffers_, std::size_t(-1));
-    for (const auto& buffer : write_buffers_)
+  if (!output().empty()) {
+    output().buffers(write_buffers, std::size_t(-1));
+    for (const auto& buffer : write_buffers)
       unsent.append(static_cast<const char*>(buffer.data()), buffer.size());
-    output_.clear();
+    output().clear();
   }
-  Handover handover{std::move(socket()), std::string(reader_.unparsed_bytes()), std::move(unsent)};
+  Handover handover{std::move(socket()), std::string(reader().unparsed_bytes()), std::move(unsent)};
   // Closed for HTTP, without closing the socket; the server counts the connection
   // as open until the new owner releases it.
   state_ = State::closed;
@@ -523,17 +588,17 @@ std::optional<Handover> Connection::take_over(std::uint64_t generation, TakenOve
 bool Connection::write_body(std::uint64_t generation, std::string_view chunk) {
   if (!active(generation)) return false;
   if (refused_connect_success()) return false;
-  if (!response_.head_sent()) write_head(std::nullopt, true);
-  if (!chunk.empty() && response_.body_allowed()) {
-    if (response_.chunked)
-      write_chunk(output_, chunk);
+  if (!response().head_sent()) write_head(std::nullopt, true);
+  if (!chunk.empty() && response().body_allowed()) {
+    if (response().chunked)
+      write_chunk(output(), chunk);
     else
-      output_.append(chunk);
+      output().append(chunk);
   }
   if (!in_batch_) flush();
   if (closed()) return false;
   if (output_full()) {
-    response_.drain_wanted = true;
+    response().drain_wanted = true;
     return false;
   }
   return true;
@@ -543,24 +608,24 @@ void Connection::end_response(std::uint64_t generation, std::string_view body, s
   if (!active(generation)) return;
   if (refused_connect_success()) return;
   const std::string_view data = owned ? std::string_view(*owned) : body;
-  if (!response_.head_sent()) {
+  if (!response().head_sent()) {
     write_head(data.size(), false);
-    if (response_.body_allowed() && !data.empty()) {
+    if (response().body_allowed() && !data.empty()) {
       if (owned)
-        output_.append_owned(std::move(*owned));
+        output().append_owned(std::move(*owned));
       else
-        output_.append(data);
+        output().append(data);
     }
-  } else if (response_.body_allowed()) {
-    if (response_.chunked) {
-      if (!data.empty()) write_chunk(output_, data);
-      write_last_chunk(output_, response_.trailers);
+  } else if (response().body_allowed()) {
+    if (response().chunked) {
+      if (!data.empty()) write_chunk(output(), data);
+      write_last_chunk(output(), response().trailers);
     } else if (!data.empty()) {
-      output_.append(data);
+      output().append(data);
     }
   }
-  response_.stage = ResponseState::Stage::ended;
-  if (response_.will_close) {
+  response().stage = ResponseState::Stage::ended;
+  if (response().will_close) {
     close_after_output();
     if (exchange_ != Exchange::awaiting) linger_needed_ = true;  // the rest of the body is on its way
   }
@@ -573,21 +638,22 @@ void Connection::end_response(std::uint64_t generation, std::string_view body, s
 void Connection::flush() {
   if (closed() || waiting_write_) return;
   // A few attempts: a partial write means the socket is full and the next would block.
-  for (int attempt = 0; attempt < 8 && !output_.empty(); ++attempt) {
-    output_.buffers(write_buffers_);
+  for (int attempt = 0; attempt < 8 && !output_empty(); ++attempt) {
+    std::vector<asio::const_buffer>& buffers = server_->write_buffers();
+    output().buffers(buffers);
     error_code ec;
     ++server_->stats().writes;
-    const std::size_t written = socket().write_some(write_buffers_, ec);
+    const std::size_t written = socket().write_some(buffers, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) break;
     if (ec == asio::error::interrupted) continue;
     if (ec) {
       close_now();
       return;
     }
-    output_.consume(written);
+    output().consume(written);
     write_deadline_ = server_->now() + server_->options().write_timeout;
   }
-  if (!output_.empty()) {
+  if (!output_empty()) {
     wait_writable();
     return;
   }
@@ -619,15 +685,21 @@ void Connection::output_drained() {
     begin_linger();
     return;
   }
-  output_.free_memory(std::size_t{64} * 1024);
+  if (exchange_ == Exchange::none && between_requests()) {
+    // Between requests: hold no output buffer and no exchange state either (the
+    // wait for the next request may have begun while this output still went out).
+    release_state();
+  } else {
+    output().free_memory(std::size_t{64} * 1024);
+  }
   // The idle time starts once the last response is out; during a graceful stop the
   // grace's end stands.
   if (read_timer_ == ReadTimer::idle && !server_->stopping())
     read_deadline_ = server_->now() + server_->options().idle_timeout;
-  if (response_.drain_wanted && response_.on_drain && !response_.finished()) {
-    response_.drain_wanted = false;
-    auto handler = std::move(response_.on_drain);
-    response_.on_drain = nullptr;
+  if (held_ && response().drain_wanted && response().on_drain && !response().finished()) {
+    response().drain_wanted = false;
+    auto handler = std::move(response().on_drain);
+    response().on_drain = nullptr;
     handler();
   }
 }
@@ -636,7 +708,7 @@ void Connection::begin_linger() {
   if (state_ == State::lingering || closed()) return;
   state_ = State::closing;
   error_code ec;
-  if (!linger_needed_ && reader_.unparsed() == 0 && socket().available(ec) == 0 && !ec) {
+  if (!linger_needed_ && unparsed() == 0 && socket().available(ec) == 0 && !ec) {
     // Nothing unread and no reason to expect more (no refused or half-read request):
     // a plain close sends the FIN after the queued response, like nginx's heuristic.
     close_now();

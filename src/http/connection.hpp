@@ -12,6 +12,7 @@
 #include <multinode/http.hpp>
 
 #include "common/intrusive_list.hpp"
+#include "http/exchange_state.hpp"
 #include "http/output.hpp"
 #include "http/parser.hpp"
 #include "http/response_state.hpp"
@@ -56,10 +57,10 @@ class Connection {
   void handle_added(std::uint64_t generation) noexcept;
   void handle_dropped(std::uint64_t generation) noexcept;
   bool active(std::uint64_t generation) const noexcept {
-    return generation == generation_ && !response_.finished() && !closed();
+    return generation == generation_ && held_ && !held_->response.finished() && !closed();
   }
   bool response_ended(std::uint64_t generation) const noexcept {
-    return generation != generation_ || response_.finished();
+    return generation != generation_ || !held_ || held_->response.finished();
   }
   bool open() const noexcept { return !closed(); }
   void set_status(std::uint64_t generation, unsigned status);
@@ -94,6 +95,8 @@ class Connection {
   enum class ReadTimer : std::uint8_t { none, head, body, idle, linger };
 
   void read();
+  void wait_readable();
+  void on_readable();
   void on_read(const boost::system::error_code& ec, std::size_t size);
   void on_peer_closed();
   bool process();
@@ -110,7 +113,23 @@ class Connection {
   void drop_callbacks() noexcept;
   void update_read_timer();
   bool dispatched() const noexcept { return exchange_ != Exchange::none && exchange_ != Exchange::receiving; }
-  bool output_full() const noexcept { return output_.size() >= server_->options().write_high_water; }
+  bool output_full() const noexcept {
+    return held_ && held_->output.size() >= server_->options().write_high_water;
+  }
+
+  // The state held while something is in hand (exchange_state.hpp): taken from the
+  // server's pool when bytes arrive, given back between requests. The accessors
+  // below need it; the queries after them answer for a connection without one too.
+  RequestReader& reader() noexcept { return held_->reader; }
+  OutputQueue& output() noexcept { return held_->output; }
+  ResponseState& response() noexcept { return held_->response; }
+  bool between_requests() const noexcept { return !held_ || held_->reader.between_requests(); }
+  ReadPhase read_phase() const noexcept { return held_ ? held_->reader.phase() : ReadPhase::idle; }
+  std::size_t unparsed() const noexcept { return held_ ? held_->reader.unparsed() : 0; }
+  bool output_empty() const noexcept { return !held_ || held_->output.empty(); }
+  void take_state();
+  // Between requests: gives the buffers back, and the whole state once no output is left.
+  void release_state() noexcept;
 
   // Response output (the bytes: serializer.hpp).
   void write_head(std::optional<std::uint64_t> content_length, bool streaming);
@@ -130,15 +149,13 @@ class Connection {
   // Reset by destroy_io_objects() when the io_context goes before the last handle.
   std::optional<boost::asio::ip::tcp::socket> socket_;
   unsigned refs_ = 0;
-  RequestReader reader_;
-  OutputQueue output_;
-  std::vector<boost::asio::const_buffer> write_buffers_;
+  std::unique_ptr<ExchangeState> held_;
 
   State state_ = State::open;
   Exchange exchange_ = Exchange::none;
   ReadTimer read_timer_ = ReadTimer::none;
   // Facts independent of the states above (any combination occurs):
-  bool reading_ = false;        // an async read is pending (in open and lingering alike)
+  bool reading_ = false;        // an async read or wait is pending (in open and lingering alike)
   bool waiting_write_ = false;  // waiting for writability; a read may be pending at the same time
   bool in_batch_ = false;       // process() is on the stack: handlers it runs must not re-enter it
   bool peer_closed_ = false;    // the client shut down its side; we may still be answering
@@ -146,7 +163,6 @@ class Connection {
   bool linger_needed_ = false;
 
   std::uint64_t generation_ = 0;  // counts dispatched requests; a Response handle names one
-  ResponseState response_;
 
   Clock::time_point read_deadline_{};
   Clock::time_point write_deadline_{};

@@ -4,6 +4,8 @@
 // bodies handed over with Response::end(std::string&&) are kept as they are.
 #pragma once
 
+#include "http/buffer_pool.hpp"
+
 #include <boost/asio/buffer.hpp>
 
 #include <algorithm>
@@ -20,6 +22,13 @@ namespace multinode::http::detail {
 // are a dozen short pieces, and std::string::append is an out-of-line call each.
 class ByteBuffer {
  public:
+  ByteBuffer() = default;
+  ByteBuffer(const ByteBuffer&) = delete;
+  ByteBuffer& operator=(const ByteBuffer&) = delete;
+  ~ByteBuffer() { free_memory(); }
+  // Where the memory comes from and goes back to (nullptr: the allocator).
+  void set_pool(BufferPool* pool) noexcept { pool_ = pool; }
+
   void append(std::string_view bytes) {
     if (bytes.size() > capacity_ - size_) grow(bytes.size());
     if (!bytes.empty()) std::memcpy(data_.get() + size_, bytes.data(), bytes.size());
@@ -35,6 +44,7 @@ class ByteBuffer {
   void clear() noexcept { size_ = 0; }
   // Gives the memory back (the buffer is empty afterwards).
   void free_memory() noexcept {
+    if (pool_ && data_) pool_->give({std::move(data_), capacity_});
     data_.reset();
     size_ = capacity_ = 0;
   }
@@ -42,12 +52,19 @@ class ByteBuffer {
  private:
   void grow(std::size_t more) {
     const std::size_t wanted = std::max(size_ + more, std::max<std::size_t>(capacity_ * 2, 1024));
+    if (!data_ && pool_) {
+      PooledBuffer buffer = pool_->take(wanted);
+      data_ = std::move(buffer.data);
+      capacity_ = buffer.capacity;
+      return;
+    }
     auto bigger = std::make_unique<char[]>(wanted);
     if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
     data_ = std::move(bigger);
     capacity_ = wanted;
   }
 
+  BufferPool* pool_ = nullptr;
   std::unique_ptr<char[]> data_;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
@@ -108,10 +125,16 @@ class OutputQueue {
     written_ = 0;
   }
 
+  void set_pool(BufferPool* pool) noexcept { bytes_.set_pool(pool); }
   // Gives back memory a large response left behind, once everything is sent.
   void free_memory(std::size_t keep) {
     if (empty() && bytes_.capacity() > keep) bytes_.free_memory();
   }
+  // Gives the byte buffer back (to the pool) once everything is sent.
+  void release() noexcept {
+    if (empty()) bytes_.free_memory();
+  }
+  bool holds_buffer() const noexcept { return bytes_.capacity() > 0; }
 
  private:
   std::size_t size_total() const noexcept { return bytes_.size() + owned_size_; }

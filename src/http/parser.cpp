@@ -66,6 +66,10 @@ bool is_chunk_extensions(std::string_view ext) noexcept {
 // RequestParser: the head and the trailer section, line by line
 
 Parse RequestParser::scan_head(const char* head, std::size_t size) noexcept {
+  // A request starts with its method, a token: a first byte that cannot (a TLS
+  // ClientHello's 0x16, a binary protocol) is refused at once instead of waiting
+  // for a line end that may never come. Every later outcome would be the same.
+  if (lines_.scanned == 0 && size > 0 && !is_token_char(head[0])) return fail(error::bad_request_line);
   return scan_lines(head, size, options_.max_header_bytes);
 }
 
@@ -147,10 +151,12 @@ std::optional<error> RequestParser::check_request_line(std::string_view line) no
   if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' || version[5] < '0' ||
       version[5] > '9' || version[7] < '0' || version[7] > '9')
     return error::bad_request_line;
-  if (version != "HTTP/1.1" && version != "HTTP/1.0") return error::unsupported_version;
+  // RFC 9110 2.5: a higher minor version of a major version we implement is
+  // processed as the highest we implement (HTTP/1.2 as HTTP/1.1); other majors get 505.
+  if (version[5] != '1') return error::unsupported_version;
   request_.method_ = method;
   request_.target_ = target;
-  request_.version_ = version[7] == '1' ? 11 : 10;
+  request_.version_ = version[7] == '0' ? 10 : 11;
   return std::nullopt;
 }
 
@@ -212,7 +218,10 @@ std::optional<error> RequestParser::check_header_field(std::string_view line, st
   };
   switch (name.size()) {
     case 4:
-      if (iequals(name, "host") && ++host_count_ > 1) return error::duplicate_host;
+      if (iequals(name, "host")) {
+        if (++host_count_ > 1) return error::duplicate_host;
+        if (!is_host(value)) return error::bad_host;
+      }
       break;
     case 6:
       if (iequals(name, "expect")) {
@@ -474,10 +483,11 @@ Parse RequestParser::parse_body(char* data, std::size_t size, std::size_t& used)
 // ---------------------------------------------------------------------------
 // RequestReader
 
-RequestReader::RequestReader(const Options& options)
+RequestReader::RequestReader(const Options& options, BufferPool* pool)
     : options_(options),
       chunk_line_limit_(options.max_chunk_extension_bytes + chunk_line_slack),
-      initial_capacity_(std::max<std::size_t>(options.read_buffer_size, 2 * min_read_room)) {
+      initial_capacity_(initial_capacity(options)),
+      pool_(pool) {
   // The most one request may need at once: its head, its body (joined in place
   // unless streamed), one chunk line and a trailer section, plus reading room.
   std::size_t max = 2 * options.max_header_bytes + chunk_line_limit_ + 2 * min_read_room;
@@ -487,6 +497,21 @@ RequestReader::RequestReader(const Options& options)
     max += static_cast<std::size_t>(body);
   }
   max_capacity_ = std::max(max, initial_capacity_);
+}
+
+std::size_t RequestReader::initial_capacity(const Options& options) noexcept {
+  return std::max<std::size_t>(options.read_buffer_size, 2 * min_read_room);
+}
+
+RequestReader::~RequestReader() {
+  release();
+}
+
+void RequestReader::release() noexcept {
+  if (!data_) return;
+  if (pool_) pool_->give({std::move(data_), capacity_});
+  data_.reset();
+  capacity_ = 0;
 }
 
 std::size_t RequestReader::keep_end() const noexcept {
@@ -565,8 +590,14 @@ bool RequestReader::grow(std::size_t wanted) {
 
 std::span<char> RequestReader::prepare() {
   if (!data_) {
-    data_ = std::make_unique<char[]>(initial_capacity_);
-    capacity_ = initial_capacity_;
+    if (pool_) {
+      PooledBuffer buffer = pool_->take(initial_capacity_);
+      data_ = std::move(buffer.data);
+      capacity_ = buffer.capacity;
+    } else {
+      data_ = std::make_unique<char[]>(initial_capacity_);
+      capacity_ = initial_capacity_;
+    }
   }
   if (capacity_ - end_ < min_read_room) compact();
   if (capacity_ - end_ < min_read_room) grow(end_ + std::max(min_read_room, capacity_));
@@ -600,12 +631,9 @@ void RequestReader::reserve_for_body() {
 }
 
 void RequestReader::free_memory() noexcept {
-  if (phase_ != ReadPhase::idle || end_ != parse_pos_) return;
+  if (!between_requests()) return;
   request_start_ = parse_pos_ = end_ = head_end_ = 0;
-  if (capacity_ > initial_capacity_) {
-    data_.reset();
-    capacity_ = 0;
-  }
+  release();
 }
 
 void RequestReader::finish_request() noexcept {

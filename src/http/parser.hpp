@@ -12,6 +12,8 @@
 
 #include <multinode/http.hpp>
 
+#include "http/buffer_pool.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -133,7 +135,13 @@ enum class ReadPhase {
 
 class RequestReader {
  public:
-  explicit RequestReader(const Options& options);
+  // The buffer's first size (Options::read_buffer_size, at least 4 KiB).
+  static std::size_t initial_capacity(const Options& options) noexcept;
+  // pool: where the buffer comes from and goes back to (nullptr: the allocator).
+  explicit RequestReader(const Options& options, BufferPool* pool = nullptr);
+  ~RequestReader();
+  RequestReader(const RequestReader&) = delete;
+  RequestReader& operator=(const RequestReader&) = delete;
 
   // Room to read into, after compacting and growing the buffer as needed; empty
   // when the current request cannot fit within the limits (next() then fails).
@@ -153,14 +161,18 @@ class RequestReader {
   std::size_t unparsed() const noexcept { return end_ - parse_pos_; }
   // Those bytes (for a connection taken over after an upgrade: the new protocol's first bytes).
   std::string_view unparsed_bytes() const noexcept { return {data_.get() + parse_pos_, end_ - parse_pos_}; }
-  // Gives a grown buffer back when nothing is buffered.
+  // No request in hand and nothing buffered: the next byte starts a new request.
+  bool between_requests() const noexcept { return phase_ == ReadPhase::idle && end_ == parse_pos_; }
+  // Gives the buffer back (to the pool) when between_requests(); prepare() takes one again.
   void free_memory() noexcept;
+  bool holds_buffer() const noexcept { return data_ != nullptr; }
 
  private:
   ReadEvent fail(error reason) noexcept;
   void compact() noexcept;
   void move_views(std::size_t split, std::ptrdiff_t before, std::ptrdiff_t after) noexcept;
   bool grow(std::size_t wanted);
+  void release() noexcept;
   void reserve_for_body();
   std::size_t keep_end() const noexcept;
 
@@ -169,6 +181,7 @@ class RequestReader {
   const std::size_t chunk_line_limit_;
   std::size_t initial_capacity_;
   std::size_t max_capacity_;
+  BufferPool* pool_;
   std::unique_ptr<char[]> data_;
   std::size_t capacity_ = 0;
   std::size_t request_start_ = 0;  // where the current request's bytes start

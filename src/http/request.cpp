@@ -109,6 +109,8 @@ class Category final : public std::error_category {
         return "trailer section too large";
       case error::expectation_failed:
         return "unsupported expectation";
+      case error::bad_host:
+        return "malformed Host (expected host[:port], no spaces, lists, paths or userinfo)";
     }
     return "unknown HTTP error";
   }

@@ -4,6 +4,7 @@
 #include "http/server_impl.hpp"
 
 #include "http/connection.hpp"
+#include "http/parser.hpp"
 #include "net/balance.hpp"
 
 #include <boost/asio/post.hpp>
@@ -18,11 +19,24 @@ namespace asio = boost::asio;
 using boost::asio::ip::tcp;
 using boost::system::error_code;
 
+namespace {
+
+constexpr std::size_t spare_buffers = 16;
+// An output buffer a large response grew beyond this is freed, not kept.
+constexpr std::size_t kept_output_bytes = std::size_t{64} * 1024;
+
+}  // namespace
+
 struct ServerImpl::Connections : multinode::detail::IntrusiveList<Connection, &Connection::list_hook_> {};
 
 ServerImpl::ServerImpl(Server::Handler handler, Options options)
     : handler_(std::move(handler)),
       options_(std::move(options)),
+      // A few spares cover the connections busy at one moment: a synchronous handler
+      // gives its buffers back before the next connection's bytes are read.
+      input_pool_(spare_buffers, RequestReader::initial_capacity(options_), &stats_.input_buffers),
+      output_pool_(spare_buffers, kept_output_bytes, &stats_.output_buffers),
+      exchange_pool_(options_, input_pool_, output_pool_, spare_buffers, &stats_.exchange_states),
       connections_(std::make_unique<Connections>()) {
   // One coarse timer serves every connection's deadlines: a quarter of the
   // shortest timeout, between 5 ms and one second.

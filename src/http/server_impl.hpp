@@ -5,7 +5,9 @@
 
 #include <multinode/http.hpp>
 
+#include "http/buffer_pool.hpp"
 #include "http/date.hpp"
+#include "http/exchange_state.hpp"
 #include "net/acceptor.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -49,6 +51,14 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   std::string_view date_line() noexcept { return date_.line(); }
   // Where lingering connections read what they throw away (never looked at).
   std::span<char> discard_buffer() noexcept { return discard_; }
+  // The buffers connections borrow while they have a request in hand (a connection
+  // between requests holds none), and the scratch list of a writev (filled and used
+  // within one flush).
+  BufferPool& input_pool() noexcept { return input_pool_; }
+  BufferPool& output_pool() noexcept { return output_pool_; }
+  // What a connection holds while it has a request in hand (exchange_state.hpp).
+  ExchangePool& exchange_pool() noexcept { return exchange_pool_; }
+  std::vector<boost::asio::const_buffer>& write_buffers() noexcept { return write_buffers_; }
 
   // Every live Connection object is in the list (open or not), so that
   // destroy_io_objects() can reach every socket; connection_closed() counts the open ones.
@@ -76,6 +86,10 @@ class ServerImpl : public std::enable_shared_from_this<ServerImpl> {
   Server::Handler handler_;
   Options options_;
   Stats stats_;
+  BufferPool input_pool_;
+  BufferPool output_pool_;
+  ExchangePool exchange_pool_;
+  std::vector<boost::asio::const_buffer> write_buffers_;
   boost::asio::io_context* io_ = nullptr;
   std::vector<std::unique_ptr<multinode::detail::Acceptor>> acceptors_;
   std::unique_ptr<boost::asio::steady_timer> sweep_timer_;

@@ -123,14 +123,52 @@ bool for_each_list_element(std::string_view list, Element&& element) {
   }
 }
 
-// RFC 3986 authority characters: unreserved, pct-encoded, sub-delims, ':' and the
-// brackets of an IP literal. No '@': RFC 9110 4.2.4 has a recipient treat userinfo
-// in an http(s) URI as an error.
-inline bool is_authority(std::string_view authority) noexcept {
-  for (char c : authority) {
+// The Host rule (RFC 9110 7.2, RFC 3986 3.2.2): uri-host [ ":" port ], where
+// uri-host is an IP literal in brackets or a reg-name (which covers IPv4 addresses):
+// unreserved characters, sub-delims and %XX escapes; port is digits. Empty is a
+// valid Host (a target without an authority). No userinfo: RFC 9110 4.2.4 has a
+// recipient treat `user@` in an http(s) URI as an error. The same rule checks the
+// Host field and the authority of an absolute-form or authority-form target.
+inline bool is_host(std::string_view host) noexcept {
+  auto hex = [](char c) { return has_class(c, hex_class); };
+  auto reg_name_char = [](char c) {
     const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (!alnum && std::string_view("-._~%!$&'()*+,;=:[]").find(c) == std::string_view::npos) return false;
+    return alnum || std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
+  };
+  std::size_t i = 0;
+  if (!host.empty() && host.front() == '[') {
+    // IP-literal = "[" ( IPv6address / IPvFuture ) "]": hex digits, colons and dots
+    // (an IPv6 address, perhaps ending in IPv4), or "v" HEXDIG "." and the rest.
+    const std::size_t close = host.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    const std::string_view literal = host.substr(1, close - 1);
+    if (literal.front() == 'v' || literal.front() == 'V') {
+      std::size_t j = 1;
+      while (j < literal.size() && hex(literal[j])) ++j;
+      if (j == 1 || j + 1 >= literal.size() || literal[j] != '.') return false;
+      for (++j; j < literal.size(); ++j)
+        if (!reg_name_char(literal[j]) && literal[j] != ':') return false;
+    } else {
+      if (literal.find(':') == std::string_view::npos) return false;
+      for (char c : literal)
+        if (!hex(c) && c != ':' && c != '.') return false;
+    }
+    i = close + 1;
+  } else {
+    for (; i < host.size() && host[i] != ':'; ++i) {
+      if (host[i] == '%') {
+        if (i + 2 >= host.size() || !hex(host[i + 1]) || !hex(host[i + 2])) return false;
+        i += 2;
+      } else if (!reg_name_char(host[i])) {
+        return false;
+      }
+    }
   }
+  if (i == host.size()) return true;
+  // ":" port, port = *DIGIT
+  if (host[i] != ':') return false;
+  for (++i; i < host.size(); ++i)
+    if (host[i] < '0' || host[i] > '9') return false;
   return true;
 }
 
@@ -141,7 +179,7 @@ inline bool is_request_target_form(std::string_view method, std::string_view tar
   if (target.empty() || target.find('#') != std::string_view::npos) return false;
   if (target.front() == '/') return true;
   if (target == "*") return true;
-  if (method == "CONNECT") return is_authority(target);
+  if (method == "CONNECT") return is_host(target);
   // scheme "://" authority: RFC 3986 lets a scheme hold digits, '+', '-' and '.'
   // after its first letter; like llhttp we take letters only (http, https, ...),
   // and an HTTP absolute-form always names an authority.
@@ -152,7 +190,7 @@ inline bool is_request_target_form(std::string_view method, std::string_view tar
     if (c == ':') {
       if (!target.substr(i).starts_with("://")) return false;
       const std::string_view rest = target.substr(i + 3);
-      return is_authority(rest.substr(0, rest.find_first_of("/?#")));
+      return is_host(rest.substr(0, rest.find_first_of("/?#")));
     }
     if (!alpha(c)) return false;
   }

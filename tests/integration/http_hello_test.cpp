@@ -155,7 +155,8 @@ TEST(HttpHello, DefaultLimitsAndSmugglingFormsAreRefused) {
       {"body-bytes", post + "Content-Length: 1048577\r\n\r\n", 413},
       {"chunk-extension",
        post + "Transfer-Encoding: chunked\r\n\r\n1;e=" + std::string(300, 'e') + "\r\nx\r\n0\r\n\r\n", 400},
-      {"version", "GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505},
+      {"version", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505},
+      {"host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400},
   };
   for (const Refused& refused : cases) {
     SCOPED_TRACE(refused.name);

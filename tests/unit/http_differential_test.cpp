@@ -49,16 +49,20 @@ TEST(HttpDifferential, AgreesOnOrdinaryRequests) {
            "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
            "GET /a?b=c HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nX-Empty:\r\nX-Pad:  v  \r\n\r\n",
            "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /a HTTP/1.1\r\nHost: h\r\n\r\n",
-           chunked_with_trailers, "GET / HTTP/1.0\r\n\r\nGET /never HTTP/1.0\r\n\r\n",
+           chunked_with_trailers,
+           "GET / HTTP/1.0\r\n\r\nGET /never HTTP/1.0\r\n\r\n",
            "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
            "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: h\r\n\r\n",
            "HEAD / HTTP/1.1\r\nHost: h\r\n\r\nDELETE /x HTTP/1.1\r\nHost: h\r\n\r\nPURGE /y "
            "HTTP/1.1\r\nHost: h\r\n\r\n",
            "GET http://example.com/x HTTP/1.1\r\nHost: example.com\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: "
            "h\r\n\r\n",
-           "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", close_in_trailers,
+           "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+           close_in_trailers,
            "GET / z HTTP/1.1\r\nHost: h\r\n",  // both refuse the request line at once
            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nab",  // both wait for more
+           "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",               // TLS: both refuse at once
+           "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
        }) {
     EXPECT_EQ(compare(input), "") << printable(input);
   }
@@ -81,6 +85,11 @@ TEST(HttpDifferential, EachDocumentedDifferenceHappens) {
        difference::stricter},
       {"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", difference::stricter},
       {"GET / HTTP/2.0\r\nHost: h\r\n\r\n", difference::stricter},
+      {"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", difference::stricter},  // malformed Host
+      {"GET / HTTP/1.1\r\nHost: u@x\r\n\r\n", difference::stricter},
+      {"GET / HTTP/1.1\r\nHost: x:abc\r\n\r\n", difference::stricter},
+      {"GET / HTTP/1.2\r\nHost: h\r\n\r\n", difference::higher_minor_version},
+      {"GET / HTTP/1.9\r\nHost: h\r\n", difference::higher_minor_version},  // llhttp refuses at once
       {"POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\nContent-Length: 0\r\n\r\n", difference::stricter},
       {"GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n", difference::stricter},
       {"GET / HTTP/1.1 z", difference::refused_at_head_end},

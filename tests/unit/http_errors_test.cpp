@@ -42,6 +42,12 @@ std::vector<BadRequest> bad_requests() {
       {"obs-fold", "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n folded\r\n\r\n", 400},
       {"missing-host", "GET / HTTP/1.1\r\n\r\n", 400},
       {"repeated-host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+      {"host-list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400},
+      {"host-space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400},
+      {"host-path", "GET / HTTP/1.1\r\nHost: x/y\r\n\r\n", 400},
+      {"host-port", "GET / HTTP/1.1\r\nHost: x:abc\r\n\r\n", 400},
+      {"host-userinfo", "GET / HTTP/1.1\r\nHost: u@x\r\n\r\n", 400},
+      {"not-a-request", std::string("\x16\x03\x01\x00\xf8\x01\x00\x00\xf4\x03\x03", 11), 400},
       {"repeated-content-length", post + "Content-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400},
       {"content-length-list", post + "Content-Length: 1, 1\r\n\r\nx", 400},
       {"space-in-name", "GET / HTTP/1.1\r\nHost: h\r\nX Y: z\r\n\r\n", 400},
@@ -91,6 +97,39 @@ TEST(HttpErrors, EachBadRequestGetsItsStatusAndNothingAfterIt) {
   const Stats stats = server.stats();
   EXPECT_EQ(stats.bad_requests, cases.size());
   EXPECT_EQ(stats.requests, 1u);
+}
+
+// A TLS ClientHello on the plain-text port: nothing in it ends a line, so waiting
+// for the request line would hold the connection until header_timeout (an hour
+// here). Its first byte cannot start a request: 400 and close at once.
+TEST(HttpErrors, TlsClientHelloIsAnsweredAtOnce) {
+  Options options;
+  options.header_timeout = std::chrono::hours(1);
+  TestServer server([](Request&, Response& res) { res.end("served\n"); }, options);
+  Client client(server.port());
+  std::string hello("\x16\x03\x01\x00\xf8\x01\x00\x00\xf4\x03\x03", 11);
+  hello += std::string(32, '\x5a');  // the client random; no CR or LF anywhere
+  ASSERT_TRUE(client.send(hello));
+  auto response = client.read_response(false, 10s);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 400);
+  EXPECT_EQ(response->header("Connection"), "close");
+  EXPECT_TRUE(client.wait_closed(10s));
+  EXPECT_EQ(server.stats().bad_requests, 1u);
+}
+
+// RFC 9110 2.5: HTTP/1.2 is served as HTTP/1.1 (the answer says HTTP/1.1).
+TEST(HttpErrors, HigherMinorVersionIsServedAsHttp11) {
+  TestServer server([](Request& req, Response& res) { res.end(std::to_string(req.version())); });
+  Client client(server.port());
+  ASSERT_TRUE(client.send("GET / HTTP/1.2\r\nHost: h\r\n\r\n" + get("/2")));
+  for (int i = 0; i < 2; ++i) {
+    auto response = client.read_response();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->version, "HTTP/1.1");
+    EXPECT_EQ(response->body, "11");
+  }
 }
 
 TEST(HttpErrors, GoodRequestsBeforeABadOneAreAnswered) {

@@ -160,6 +160,8 @@ inline constexpr const char* tab_in_connection =
 inline constexpr const char* upgrade = "Upgrade and CONNECT: we answer them as ordinary requests";
 inline constexpr const char* chunk_extensions =
     "several chunk extensions after one with a value: we accept them (RFC 9112 7.1.1)";
+inline constexpr const char* higher_minor_version =
+    "HTTP/1.2 to HTTP/1.9: we process them as HTTP/1.1 (RFC 9110 2.5)";
 inline constexpr const char* quoted_pair_in_chunk_extension =
     "a quoted-pair in a quoted chunk extension value: we accept it (RFC 9112 7.1.1)";
 }  // namespace difference
@@ -212,6 +214,19 @@ inline const char* chunk_extension_difference(std::string_view input, const Refe
   return nullptr;
 }
 
+// Evidence for difference::higher_minor_version: llhttp refused a version and a
+// request line ends in HTTP/1.2 to HTTP/1.9.
+inline bool higher_minor_version_refused(std::string_view input, const ReferenceOutcome& theirs) {
+  if (!theirs.error.starts_with("HPE_INVALID_VERSION")) return false;
+  for (std::size_t at = input.find(" HTTP/1."); at != std::string_view::npos;
+       at = input.find(" HTTP/1.", at + 1)) {
+    const std::string_view rest = input.substr(at + 8);
+    if (!rest.empty() && rest[0] >= '2' && rest[0] <= '9' && (rest.size() == 1 || rest[1] == '\r'))
+      return true;
+  }
+  return false;
+}
+
 inline std::string explain_difference(const Options& options, std::string_view input,
                                       const ParseOutcome& ours, const ReferenceOutcome& theirs) {
   const std::size_t common = std::min(ours.requests.size(), theirs.requests.size());
@@ -247,6 +262,7 @@ inline std::string explain_difference(const Options& options, std::string_view i
       const ParseOutcome later = parse_whole(options, completed);
       if (later.requests.size() <= k) return difference::refused_at_head_end;
       if (theirs.error.starts_with("HPE_INVALID_METHOD")) return difference::extension_method;
+      if (higher_minor_version_refused(input, theirs)) return difference::higher_minor_version;
       if (const char* label = chunk_extension_difference(input, theirs)) return label;
       return "UNDOCUMENTED: llhttp refused (" + theirs.error + ") a request we accept once complete";
     }
@@ -263,6 +279,7 @@ inline std::string explain_difference(const Options& options, std::string_view i
   }
   // We accepted request k, llhttp did not.
   if (theirs.error.starts_with("HPE_INVALID_METHOD")) return difference::extension_method;
+  if (higher_minor_version_refused(input, theirs)) return difference::higher_minor_version;
   if (const char* label = chunk_extension_difference(input, theirs)) return label;
   return "UNDOCUMENTED: we accept a request llhttp " +
          (theirs.failed ? "refuses (" + theirs.error + ")" : std::string("does not see"));

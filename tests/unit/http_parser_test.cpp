@@ -380,6 +380,63 @@ TEST(HttpParserSmuggling, MissingOrRepeatedHost) {
   expect_refused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", error::duplicate_host);
   expect_refused("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", error::duplicate_host);
   expect_refused("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", error::duplicate_host);
+  // A second Host is refused as such even when one of them is malformed too.
+  expect_refused("GET / HTTP/1.1\r\nHost: a\r\nHost: a b\r\n\r\n", error::duplicate_host);
+}
+
+// RFC 9112 3.2: a Host that is not uri-host [":" port] is answered 400, like a
+// missing or repeated one (the conformance probe of issue #9 found these accepted).
+TEST(HttpParserSmuggling, MalformedHost) {
+  for (const char* host :
+       {"a, b",   "a b",      "x/y",    "x:abc", "u@x",   "u:p@x", "x?y", "x#y",  "x\"y",  "[::1", "[]",
+        "[::1]x", "[::1]:8o", "[g::1]", "[v1]",  "[v1.]", "x%",    "x%4", "x%zz", "a:1:2", "x\\y", "x\x80"}) {
+    SCOPED_TRACE(host);
+    expect_refused("GET / HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n", error::bad_host);
+    expect_refused("GET / HTTP/1.0\r\nHost: " + std::string(host) + "\r\n\r\n", error::bad_host);
+  }
+  // The first refused field counts: a bad Host before a bad field name, and after it.
+  expect_refused("GET / HTTP/1.1\r\nHost: a b\r\nBad Name: x\r\n\r\n", error::bad_host);
+  expect_refused("GET / HTTP/1.1\r\nBad Name: x\r\nHost: a b\r\n\r\n", error::bad_header);
+}
+
+TEST(HttpParser, WellFormedHosts) {
+  for (const char* host :
+       {"example.com", "example.com:8080", "EXAMPLE.com:", "127.0.0.1", "127.0.0.1:80", "[::1]", "[::1]:8080",
+        "[2001:db8::7]", "[::ffff:192.0.2.1]:443", "[v1.fe80::a+en1]", "xn--caf-dma.example", "a_b-c~d.e",
+        "%41bc", "!$&'()*+,;=", ""}) {
+    SCOPED_TRACE(host);
+    const std::string input = "GET / HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n";
+    const ParseOutcome outcome = parse_every_way(input);
+    ASSERT_EQ(outcome.requests.size(), 1u) << describe(outcome);
+    EXPECT_EQ(outcome.requests[0].headers[0].second, host);
+  }
+  // Whitespace around the value is the field's, not the Host's.
+  EXPECT_EQ(parse_every_way("GET / HTTP/1.1\r\nHost: \t h:1 \r\n\r\n").requests.size(), 1u);
+}
+
+// The same rule checks the authority of an absolute-form target.
+TEST(HttpParserSmuggling, MalformedAuthorityInAbsoluteForm) {
+  expect_refused("GET http://a b/ HTTP/1.1\r\nHost: h\r\n\r\n", error::bad_request_line);
+  expect_refused("GET http://x:abc/ HTTP/1.1\r\nHost: h\r\n\r\n", error::bad_target);
+  expect_refused("GET http://u@x/ HTTP/1.1\r\nHost: h\r\n\r\n", error::bad_target);
+  expect_refused("GET http://[::1/ HTTP/1.1\r\nHost: h\r\n\r\n", error::bad_target);
+  EXPECT_EQ(parse_every_way("GET http://[::1]:8080/x HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n").requests.size(),
+            1u);
+}
+
+// A byte that cannot start a method (a TLS ClientHello's 0x16, a NUL, a space) is
+// refused at once, without waiting for a line end that a non-HTTP client never sends.
+TEST(HttpParserSmuggling, FirstByteThatCannotStartARequest) {
+  for (const std::string& start :
+       {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11), std::string("\0GET", 4),
+        std::string(" GET / HTTP/1.1"), std::string("\x80"), std::string("{\"a\":1}")}) {
+    SCOPED_TRACE(::testing::PrintToString(start));
+    expect_refused(start, error::bad_request_line);
+  }
+  // After a complete request, the next one's first byte likewise.
+  expect_refused("GET / HTTP/1.1\r\nHost: h\r\n\r\n\x16\x03\x01", error::bad_request_line, 1);
+  // Empty lines before a request are still skipped (RFC 9112 2.2), and a lone CR waits.
+  EXPECT_FALSE(parse_every_way("\r\n\r\n\r").failure.has_value());
 }
 
 TEST(HttpParserSmuggling, ContentLengthMustBeOnePlainNumber) {
@@ -430,11 +487,25 @@ TEST(HttpParserSmuggling, BadCharactersInNamesValuesAndTargets) {
 
 TEST(HttpParserSmuggling, VersionsOtherThan10And11) {
   expect_refused("GET / HTTP/2.0\r\nHost: h\r\n\r\n", error::unsupported_version);
-  expect_refused("GET / HTTP/1.2\r\nHost: h\r\n\r\n", error::unsupported_version);
   expect_refused("GET / HTTP/0.9\r\n\r\n", error::unsupported_version);
+  expect_refused("GET / HTTP/3.1\r\nHost: h\r\n\r\n", error::unsupported_version);
   expect_refused("GET / HTTP/1.10\r\nHost: h\r\n\r\n", error::bad_request_line);
   expect_refused("GET / HTXP/1.1\r\nHost: h\r\n\r\n", error::bad_request_line);
   expect_refused("GET / http/1.1\r\nHost: h\r\n\r\n", error::bad_request_line);
+}
+
+// RFC 9110 2.5: a higher minor version is processed as the highest we implement.
+TEST(HttpParser, HigherMinorVersionIsProcessedAsHttp11) {
+  for (const char* version : {"HTTP/1.2", "HTTP/1.9"}) {
+    SCOPED_TRACE(version);
+    const ParseOutcome outcome = parse_every_way(std::string("GET / ") + version +
+                                                 "\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_EQ(outcome.requests.size(), 2u) << describe(outcome);
+    EXPECT_EQ(outcome.requests[0].version, 11);
+    EXPECT_TRUE(outcome.requests[0].keep_alive);
+  }
+  // As HTTP/1.1, it needs a Host.
+  expect_refused("GET / HTTP/1.2\r\n\r\n", error::missing_host);
 }
 
 TEST(HttpParserSmuggling, ChunkSizeOverflowAndBadChunks) {
@@ -623,6 +694,8 @@ TEST(HttpParser, EveryRefusalHasItsStatus) {
   EXPECT_EQ(status_of(error::too_many_headers), 431u);
   EXPECT_EQ(status_of(error::unsupported_version), 505u);
   EXPECT_EQ(status_of(error::expectation_failed), 417u);
+  EXPECT_EQ(status_of(error::bad_host), 400u);
+  EXPECT_NE(make_error_code(error::bad_host).message(), "unknown HTTP error");
   EXPECT_EQ(make_error_code(error::obs_fold).category().name(), std::string("multinode.http"));
 }
 

@@ -30,6 +30,7 @@ enum class error {
   trailers_too_large,  // 431: trailer section above Options::max_header_bytes, or more trailer fields than
                        // max_header_count
   expectation_failed,  // 417: an Expect other than 100-continue
+  bad_host,            // 400: a Host value that is not uri-host [":" port] (RFC 9110 7.2)
 };
 
 const std::error_category& category() noexcept;

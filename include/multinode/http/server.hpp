@@ -33,6 +33,13 @@ struct Stats {
   std::uint64_t handler_errors = 0;  // handlers that threw or dropped a response unanswered
   std::uint64_t reads = 0;           // read completions carrying request bytes
   std::uint64_t writes = 0;          // writev calls: the responses of one batch share one
+  // Connections holding an input (output) buffer right now: one with a request in
+  // hand (a response going out); a connection between requests holds none.
+  std::uint64_t input_buffers = 0;
+  std::uint64_t output_buffers = 0;
+  // Connections holding the state of a request in hand (its parser, the Request, the
+  // response and output queue); a connection between requests holds none either.
+  std::uint64_t exchange_states = 0;
 };
 
 class Server final : public multinode::Server {
