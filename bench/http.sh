@@ -22,7 +22,9 @@ usage: bench/http.sh [--json] [--rounds N] [--duration S] [--processes P]
                    Node cluster workers P (default 2)
   --connections C  wrk connections (default 64); wrk runs with one thread (-t1)
   --balancing MODE multinode --balancing shared|reuseport (default: the library's default)
-  --servers LIST   comma-separated subset of multinode,nginx,h2o,node (default: all);
+  --servers LIST   comma-separated subset of multinode,nginx,h2o,node,multinode_noheartbeat
+                   (default: the first four; multinode_noheartbeat is hello with
+                   --heartbeat-timeout 0, to measure what the heartbeat costs);
                    ratios need nginx in the list
   --no-build       use build/release as it is instead of bootstrapping and building
 
@@ -37,7 +39,7 @@ json=0 rounds=3 duration=5 processes=2 connections=64 servers=multinode,nginx,h2
 depth=16 warmup=2
 bench_parse_args "--json --rounds=#1 --duration=#1 --processes=#1 --connections=#1 --balancing= --servers= --no-build" "$@"
 case "$balancing" in "" | shared | reuseport) ;; *) bench_die "--balancing wants shared or reuseport, got '$balancing'" ;; esac
-bench_server_list multinode nginx h2o node
+bench_server_list multinode nginx h2o node multinode_noheartbeat
 
 tools=(python3 wrk timeout setsid)
 bench_wants nginx && tools+=(nginx)
@@ -47,7 +49,7 @@ bench_require_tools "${tools[@]}"
 bench_workdir
 
 hello_bin="$build_dir/examples/hello"
-if bench_wants multinode; then
+if bench_wants multinode || bench_wants multinode_noheartbeat; then
   if [ ! -f "$repo_root/examples/hello.cpp" ]; then
     bench_die "examples/hello.cpp does not exist yet, so there is no multinode server to measure.
   Measure the peers alone with: bench/http.sh --servers nginx,h2o,node"
@@ -64,6 +66,12 @@ declare -A server_pid server_port server_children
 start_multinode() {
   bench_start "$bench_work/multinode.log" "$hello_bin" --port "$1" --nodes "$processes" --host 127.0.0.1 \
     ${balancing:+--balancing "$balancing"}
+}
+
+# The same without the heartbeat (Options::heartbeat_timeout 0): its cost is the ratio of the two.
+start_multinode_noheartbeat() {
+  bench_start "$bench_work/multinode_noheartbeat.log" "$hello_bin" --port "$1" --nodes "$processes" \
+    --host 127.0.0.1 --heartbeat-timeout 0 ${balancing:+--balancing "$balancing"}
 }
 
 start_nginx() {
@@ -98,7 +106,7 @@ start_node() {
 # How many child processes each server has once it is up.
 expected_children() {
   case "$1" in
-    multinode) echo $((processes - 1)) ;;
+    multinode | multinode_noheartbeat) echo $((processes - 1)) ;;
     nginx | node) echo "$processes" ;;
     h2o) echo 0 ;;
   esac
@@ -108,7 +116,7 @@ expected_children() {
 record_processes() {
   local server=$1 leader=${server_pid[$1]} child
   case "$server" in
-    multinode)  # the master serves too (--nodes counts it)
+    multinode | multinode_noheartbeat)  # the master serves too (--nodes counts it)
       printf '{"kind":"process","server":"%s","role":"master","serves":true,"pid":%d,"rss_kb":%d}\n' \
         "$server" "$leader" "$(bench_rss_kb "$leader")" ;;
     nginx)
