@@ -5,6 +5,9 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <array>
 #include <cerrno>
@@ -14,14 +17,20 @@
 namespace multinode::detail {
 namespace {
 
-void write_all(int fd, const std::string& bytes) {
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the output is gone (EPIPE): nothing else to do with the line
-    done += static_cast<std::size_t>(n);
+// This process's own open file description of stdout or stderr, non-blocking when
+// it is a pipe or a terminal (opened anew through /proc, so the O_NONBLOCK is not
+// the shell's or another process's). A regular file shares the original's offset
+// (a dup), so that lines the master writes to the same file never overwrite these;
+// its writes do not block for long.
+int own_output(int fd) {
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) return -1;
+  if (S_ISFIFO(info.st_mode) || S_ISCHR(info.st_mode)) {
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    const int own = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (own >= 0) return own;
   }
+  return ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
 class Relay : public std::enable_shared_from_this<Relay> {
@@ -68,15 +77,24 @@ class Relay : public std::enable_shared_from_this<Relay> {
 
 }  // namespace
 
-OutputSink::OutputSink(std::size_t max_queued) : max_queued_(max_queued), writer_([this] { drain(); }) {}
+OutputSink::OutputSink(std::size_t max_queued, std::chrono::milliseconds stop_grace)
+    : max_queued_(max_queued), stop_grace_(stop_grace) {
+  out_[1] = own_output(1);
+  out_[2] = own_output(2);
+  writer_ = std::thread([this] { drain(); });
+}
 
 OutputSink::~OutputSink() {
   {
     std::lock_guard lock(mutex_);
+    done_at_ = std::chrono::steady_clock::now();
     done_ = true;
   }
   wake_.notify_one();
   writer_.join();
+  for (const int fd : out_) {
+    if (fd >= 0) ::close(fd);
+  }
 }
 
 bool OutputSink::push(int fd, std::string line) {
@@ -84,7 +102,6 @@ bool OutputSink::push(int fd, std::string line) {
     std::lock_guard lock(mutex_);
     if (queued_bytes_ + line.size() > max_queued_) {
       ++dropped_;
-      ++dropped_untold_;
       return false;
     }
     queued_bytes_ += line.size();
@@ -99,32 +116,67 @@ std::uint64_t OutputSink::dropped() const {
   return dropped_;
 }
 
+bool OutputSink::write_out(int fd, std::string_view bytes) {
+  const int out = out_[fd == 2 ? 2 : 1];
+  if (out < 0) return true;  // no such output: nothing to wait for
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(out, bytes.data(), bytes.size());
+    if (n > 0) {
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      // Blocked: wait in slices, so that a closing sink gives up after its grace.
+      if (done_ && std::chrono::steady_clock::now() - done_at_ > stop_grace_) return false;
+      pollfd wait{out, POLLOUT, 0};
+      ::poll(&wait, 1, 100);
+      continue;
+    }
+    return true;  // the output is gone (EPIPE, EIO): nothing else to do with the line
+  }
+  return true;
+}
+
+void OutputSink::tell_dropped(bool final) {
+  // Called with mutex_ held; says how many lines were lost since it last said so,
+  // at most once a second (and once more at the end).
+  const auto now = std::chrono::steady_clock::now();
+  if (dropped_ == dropped_told_ || (!final && now - told_at_ < std::chrono::seconds{1})) return;
+  const std::uint64_t count = dropped_ - dropped_told_;
+  dropped_told_ = dropped_;
+  told_at_ = now;
+  log(LogLevel::warning, count, " line(s) of worker output dropped (", dropped_,
+      " in all): the workers wrote faster than stdout/stderr took it; at most ", max_queued_,
+      " bytes are held");
+}
+
 void OutputSink::drain() {
   std::unique_lock lock(mutex_);
+  bool gave_up = false;
   for (;;) {
-    wake_.wait(lock, [this] { return done_ || !queue_.empty() || dropped_untold_ > 0; });
+    wake_.wait_for(lock, std::chrono::seconds{1}, [this] { return done_ || !queue_.empty(); });
+    tell_dropped(false);
     if (queue_.empty()) {
-      if (dropped_untold_ > 0) {
-        const std::uint64_t count = dropped_untold_;
-        const std::uint64_t total = dropped_;
-        dropped_untold_ = 0;
-        lock.unlock();
-        log(LogLevel::warning, count, " line(s) of worker output dropped (", total,
-            " in all): the workers wrote faster than the output was read; the queue holds ", max_queued_,
-            " bytes");
-        lock.lock();
-        continue;
-      }
-      if (done_) return;
+      if (done_) break;
       continue;
     }
     Pending next = std::move(queue_.front());
     queue_.pop_front();
     queued_bytes_ -= next.line.size();
+    if (gave_up) {
+      ++dropped_;
+      continue;
+    }
     lock.unlock();
-    write_all(next.fd, next.line);
+    const bool written = write_out(next.fd, next.line);
     lock.lock();
+    if (!written) {
+      gave_up = true;  // closing, and the output takes nothing: the rest is dropped
+      ++dropped_;
+    }
   }
+  tell_dropped(true);
 }
 
 std::string format_output_line(const WorkerInfo& worker, bool is_stderr, const LineSplitter::Line& line,

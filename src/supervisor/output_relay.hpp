@@ -13,6 +13,8 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -20,15 +22,18 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace multinode::detail {
 
 class OutputSink {
  public:
-  // max_queued: bytes of lines waiting to be written, at most.
-  explicit OutputSink(std::size_t max_queued);
-  ~OutputSink();  // writes what is queued, then ends the thread
+  // max_queued: bytes of lines waiting to be written, at most. stop_grace: how long
+  // the destructor waits for a blocked output to take what is queued.
+  explicit OutputSink(std::size_t max_queued,
+                      std::chrono::milliseconds stop_grace = std::chrono::milliseconds{2000});
+  ~OutputSink();  // writes what is queued (within stop_grace), then ends the thread
   OutputSink(const OutputSink&) = delete;
   OutputSink& operator=(const OutputSink&) = delete;
 
@@ -38,18 +43,25 @@ class OutputSink {
 
  private:
   void drain();
+  // Writes all of bytes unless the sink is closing and its grace is over (false then).
+  bool write_out(int fd, std::string_view bytes);
+  void tell_dropped(bool final);
   struct Pending {
     int fd;
     std::string line;
   };
   const std::size_t max_queued_;
+  const std::chrono::milliseconds stop_grace_;
+  int out_[3] = {-1, -1, -1};  // this sink's own descriptions of stdout and stderr
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Pending> queue_;
   std::size_t queued_bytes_ = 0;
   std::uint64_t dropped_ = 0;
-  std::uint64_t dropped_untold_ = 0;
-  bool done_ = false;
+  std::uint64_t dropped_told_ = 0;
+  std::chrono::steady_clock::time_point told_at_{};
+  std::atomic<bool> done_{false};
+  std::chrono::steady_clock::time_point done_at_{};
   std::thread writer_;
 };
 
