@@ -23,6 +23,8 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 namespace multinode::detail {
 namespace {
@@ -103,6 +105,32 @@ void close_all(std::initializer_list<int> fds) {
 }
 
 }  // namespace
+
+void Supervisor::reap_orphans() {
+  // The master is the subreaper of its foreign workers' trees (constructor): what a
+  // worker forked and left behind, even in a session of its own (setsid), is the
+  // master's child once the worker is gone. Not a worker: killed and reaped, as
+  // systemd's KillMode=control-group does, without the cgroup.
+  for (int round = 0; round < 16; ++round) {
+    std::vector<pid_t> orphans;
+    for (const auto& entry : std::filesystem::directory_iterator(
+             "/proc/self/task", std::filesystem::directory_options::skip_permission_denied)) {
+      std::ifstream in(entry.path() / "children");
+      for (pid_t pid = 0; in >> pid;) {
+        const bool worker = std::any_of(children_.begin(), children_.end(),
+                                        [pid](const auto& child) { return child.second->info.pid == pid; });
+        if (!worker) orphans.push_back(pid);
+      }
+    }
+    if (orphans.empty()) return;
+    for (const pid_t pid : orphans) {
+      log(LogLevel::info, "killing pid ", pid, ", left behind by a worker that ended");
+      ::kill(pid, SIGKILL);
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+}
 
 void Supervisor::signal_foreign(const Child& child, int signal_number) {
   ::kill(child.info.pid, signal_number);  // also when it left its group with setsid()
@@ -247,6 +275,7 @@ void Supervisor::spawn_foreign(unsigned index) {
                              int status = 0;
                              while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
                              }
+                             reap_orphans();
                              on_exit(id, status);
                            });
   child->ready_timer->expires_after(options.ready_timeout);

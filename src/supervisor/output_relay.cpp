@@ -129,6 +129,10 @@ bool OutputSink::write_out(int fd, std::string_view bytes) {
     if (n < 0 && errno == EAGAIN) {
       // Blocked: wait in slices, so that a closing sink gives up after its grace.
       if (done_ && std::chrono::steady_clock::now() - done_at_ > stop_grace_) return false;
+      {
+        std::lock_guard lock(mutex_);
+        tell_dropped(false);  // the flood goes on meanwhile: said while waiting, too
+      }
       pollfd wait{out, POLLOUT, 0};
       ::poll(&wait, 1, 100);
       continue;

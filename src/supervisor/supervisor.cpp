@@ -128,6 +128,8 @@ Supervisor::Supervisor(Host& host, std::vector<ListenSocket> shared)
                                   "check the spelling, or give the program's full path");
     }
     program_path_ = *path;
+    // What a foreign worker leaves behind comes back to the master (reap_orphans).
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   }
   for (char** e = environ; *e != nullptr; ++e) {
     if (!environment::is_own_entry(*e)) base_env_.emplace_back(*e);
@@ -798,6 +800,7 @@ void Supervisor::kill_all_and_reap() {
     }
   }
   children_.clear();
+  if (!program_path_.empty()) reap_orphans();
 }
 
 }  // namespace multinode::detail

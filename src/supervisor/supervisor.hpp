@@ -164,6 +164,8 @@ class Supervisor {
   void read_notify(NodeId id);
   // SIGTERM or SIGKILL to a foreign worker and to its process group.
   static void signal_foreign(const Child& child, int signal_number);
+  // Kills and reaps the master's children that are not workers (foreign workers only).
+  void reap_orphans();
   // Milliseconds since the worker's last heartbeat (memfd stamp or WATCHDOG=1).
   std::chrono::milliseconds heartbeat_age(const Child& child) const;
   void on_record(NodeId id, const Record& record, int fd);
