@@ -130,6 +130,11 @@ struct Options {
   // LISTEN_FDS, readiness and heartbeats as NOTIFY_SOCKET datagrams. Its stdout and
   // stderr are relayed, line by line, to the master's. Set master_listen to false.
   std::vector<std::string> worker_command;
+  // Listening sockets of their own, instead of host and port: each "HOST:PORT" or
+  // "HOST:PORT=NAME" ("[::1]:8443=https", ":8080" for every address); every process
+  // gets all of them, at fds 3, 4, ... in this order, NAME (default "multinode")
+  // in LISTEN_FDNAMES. Not with Balancing::reuseport.
+  std::vector<std::string> listen;
   WorkerReadiness worker_readiness = WorkerReadiness::started;
   // A line of a foreign worker's output longer than this many bytes is cut in pieces.
   std::size_t worker_max_line = 16384;

@@ -67,6 +67,13 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
       ->check(CLI::Range(1U, 4096U));
   run->add_option("-p,--port", o.port, "Port to listen on (default 8080; 0 picks a free one)");
   run->add_option("--host", o.host, "Address or name to listen on (default: every address)");
+  run->add_option(
+         "--listen", o.listen,
+         "HOST:PORT[=NAME], repeatable: sockets of their own instead of --host/--port, at fds 3, 4, ... "
+         "in this order, NAME in LISTEN_FDNAMES (default multinode)")
+      ->type_name("HOST:PORT[=NAME]")
+      ->take_first()
+      ->allow_extra_args(false);
   add_choice(*run, "--balancing", o.balancing,
              {{"shared", Balancing::shared}, {"reuseport", Balancing::reuseport}},
              "shared (one socket, default) or reuseport (one SO_REUSEPORT socket per slot)");

@@ -176,10 +176,10 @@ void Supervisor::spawn_foreign(unsigned index) {
   for (const auto& entry : base_env_) {
     if (!names_one_of(entry, {"MULTINODE_ID", "MULTINODE_NODES"})) env.push_back(entry);
   }
-  // LISTEN_FDNAMES: one name per socket ("multinode"; the library's socket names are
-  // "host:port", and ':' is the list's separator).
+  // LISTEN_FDNAMES: one name per socket, Options::listen's NAME or "multinode".
   std::string names;
-  for (std::size_t i = 0; i < sockets.size(); ++i) names += i == 0 ? "multinode" : ":multinode";
+  for (std::size_t i = 0; i < sockets.size(); ++i)
+    names += (i == 0 ? "" : ":") + (sockets[i].label.empty() ? std::string("multinode") : sockets[i].label);
   env.push_back("LISTEN_FDS=" + std::to_string(sockets.size()));
   env.push_back("LISTEN_FDNAMES=" + names);
   env.push_back("NOTIFY_SOCKET=@" + notify_name);

@@ -199,6 +199,9 @@ void Supervisor::spawn(unsigned index) {
   std::vector<std::string> env = base_env_;
   const std::size_t listen_count = sockets.size();
   environment::WorkerStart start{id, index, ::getpid(), std::vector<std::string>(listen_count, "multinode")};
+  for (std::size_t i = 0; i < listen_count; ++i) {
+    if (!sockets[i].label.empty()) start.listen_names[i] = sockets[i].label;  // Options::listen's NAME
+  }
   HeartbeatCell heartbeat;
   if (host_.options().heartbeat_timeout.count() > 0) {
     try {

@@ -301,6 +301,30 @@ TEST_F(CliRun, WorkersGetSystemdsProtocolsAndNothingElse) {
   for (const long pid : pids) EXPECT_TRUE(wait_process_gone(static_cast<pid_t>(pid), 5s));
 }
 
+TEST_F(CliRun, SeveralListenSocketsNamedInListenFdnames) {
+  const std::uint16_t second = free_port();
+  ChildProcess supervisor = ChildProcess::start({MULTINODE_COMMAND, "run", "-n", "1", "--control", control(),
+                                                 "--listen", "127.0.0.1:" + std::to_string(port_) + "=web",
+                                                 "--listen", "127.0.0.1:" + std::to_string(second), "--",
+                                                 python, dir_.file("worker.py"), "env", "-", "{port}"});
+  ASSERT_TRUE(supervisor.wait_for_output("LISTEN_FDNAMES", 20s)) << supervisor.error_output();
+  const std::string out = supervisor.output();
+  const auto record = json::parse(out.substr(out.find('{'), out.find('\n') - out.find('{'))).as_object();
+  EXPECT_EQ(record.at("env").at("LISTEN_FDS").as_string(), "2");
+  EXPECT_EQ(record.at("env").at("LISTEN_FDNAMES").as_string(), "web:multinode");
+  EXPECT_EQ(record.at("args").as_array(), json::array{std::to_string(port_)});  // {port}: the first socket's
+  const auto& fds = record.at("fds").as_array();
+  ASSERT_EQ(fds.size(), 5U) << json::serialize(fds);
+  EXPECT_EQ(fds[4].as_array()[0].to_number<int>(), 4);
+  EXPECT_EQ(fds[4].as_array()[1].as_string().subview().substr(0, 7), "socket:");
+  EXPECT_GT(ask(), 0);                     // fd 3 (web) is served
+  const int fd = connect_tcp(second, 5s);  // and the second is listening, from the supervisor's binding
+  EXPECT_GE(fd, 0);
+  if (fd >= 0) ::close(fd);
+  EXPECT_EQ(command({"stop"}).first, 0);
+  EXPECT_EQ(exit_status(supervisor), 0);
+}
+
 TEST_F(CliRun, StatusScaleReloadAndStopThroughTheControlSocket) {
   ChildProcess supervisor = start({"-n", "2"}, {"env", "-"});
   const auto first = wait_for_workers(2, "ready");

@@ -39,6 +39,10 @@ TEST(CommandLine, RunTakesTheLibrarysOptions) {
                         "127.0.0.1:9100",
                         "--log-format",
                         "json",
+                        "--listen",
+                        ":80=http",
+                        "--listen",
+                        "[::1]:81",
                         "--ready",
                         "notify",
                         "--",
@@ -62,6 +66,7 @@ TEST(CommandLine, RunTakesTheLibrarysOptions) {
   EXPECT_EQ(o.log_format, LogFormat::json);
   EXPECT_EQ(o.worker_readiness, WorkerReadiness::notify);
   EXPECT_FALSE(o.master_listen);
+  EXPECT_EQ(o.listen, (std::vector<std::string>{":80=http", "[::1]:81"}));
   EXPECT_EQ(o.worker_command, (std::vector<std::string>{"python3", "app.py", "--fd", "{fd}", "-v"}));
 }
 
