@@ -66,9 +66,10 @@ struct ForeignPlan {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != plan.master_pid) ::_exit(70);
   const int count = static_cast<int>(plan.fds.size());
   const int report = ::fcntl(plan.exec_report, F_DUPFD_CLOEXEC, plan.scratch_base);
+  if (report < 0) ::_exit(71);
   for (int i = 0; i < count; ++i) {
     plan.scratch[i] = ::fcntl(plan.fds[i], F_DUPFD, plan.scratch_base);
-    if (plan.scratch[i] < 0 || report < 0) ::_exit(71);
+    if (plan.scratch[i] < 0) ::_exit(71);
   }
   if (::dup2(plan.stdin_fd, 0) < 0 || ::dup2(plan.stdout_fd, 1) < 0 || ::dup2(plan.stderr_fd, 2) < 0)
     ::_exit(71);
