@@ -411,22 +411,28 @@ TEST_F(CliRun, RollingRestartByDefaultOfWorkersThatDoNotNotifyLosesNoRequest) {
 
 TEST_F(CliRun, AWorkerThatStopsSendingWatchdogIsReplaced) {
   const std::string trigger = dir_.file("hang");
-  ChildProcess supervisor = start({"-n", "1", "--heartbeat-timeout", "600"}, {"watchdog", trigger});
+  ChildProcess supervisor = start({"-n", "1", "--heartbeat-timeout", "1500"}, {"watchdog", trigger});
   ASSERT_EQ(wait_for_workers(1, "ready").size(), 1U) << supervisor.error_output();
   ASSERT_TRUE(supervisor.wait_for_output("watchdog", 10s));
   std::smatch m;
   const std::string out = supervisor.output();
   ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(pid (\d+)\] watchdog (\d+) (\d+) (\d+))")));
-  EXPECT_EQ(m[2].str(), "600000");    // WATCHDOG_USEC
+  EXPECT_EQ(m[2].str(), "1500000");   // WATCHDOG_USEC
   EXPECT_EQ(m[3].str(), m[4].str());  // WATCHDOG_PID is the worker's own pid
   EXPECT_EQ(m[1].str(), m[4].str());
-  std::this_thread::sleep_for(1500ms);  // beating: not hung for longer than the timeout
+  std::this_thread::sleep_for(3000ms);  // beating (every 50 ms): alive for twice the timeout
   EXPECT_EQ(supervisor.error_output().find("is hung"), std::string::npos);
   std::ofstream(trigger) << "1";  // worker 1 stops beating (but still serves)
   ASSERT_TRUE(supervisor.wait_for_output("is hung", 20s, true)) << supervisor.error_output();
-  const auto replaced = wait_for_workers(1, "ready");
+  // Worker 1 is killed, and a new worker fills its slot.
+  std::set<std::int64_t> replaced;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline && (replaced.size() != 1 || *replaced.begin() == 1)) {
+    replaced = wait_for_workers(1, "ready", 1s);
+  }
   ASSERT_EQ(replaced.size(), 1U);
   EXPECT_NE(*replaced.begin(), 1);
+  EXPECT_TRUE(supervisor.wait_for_output("(it was hung)", 20s, true));
   EXPECT_EQ(command({"stop"}).first, 0);
   EXPECT_EQ(exit_status(supervisor), 0);
 }
