@@ -511,6 +511,26 @@ TEST_F(CliRun, AFloodOnABlockedStdoutStallsNothingAndIsCounted) {
   ::close(hold);
 }
 
+TEST_F(CliRun, SignalsScaleAndReloadAndMaxRssRecycles) {
+  ChildProcess supervisor = start({"-n", "1"}, {"env", "-"});
+  ASSERT_EQ(wait_for_workers(1, "ready").size(), 1U) << supervisor.error_output();
+  supervisor.signal(SIGTTIN);
+  EXPECT_EQ(wait_for_workers(2, "ready").size(), 2U);
+  supervisor.signal(SIGTTOU);
+  EXPECT_EQ(wait_for_workers(1, "ready").size(), 1U);
+  supervisor.signal(SIGHUP);
+  EXPECT_TRUE(supervisor.wait_for_output("rolling restart of every worker (SIGHUP)", 10s, true));
+  supervisor.signal(SIGTERM);
+  EXPECT_EQ(exit_status(supervisor), 0) << supervisor.error_output();
+
+  // Python's resident memory is above 1 MiB: every worker is recycled, through the rolling path.
+  ChildProcess recycling = start({"-n", "1", "--max-rss", "1"}, {"env", "-"});
+  EXPECT_TRUE(recycling.wait_for_output("above max_rss 1 MiB", 20s, true)) << recycling.error_output();
+  EXPECT_TRUE(recycling.wait_for_output("recycled: worker", 20s, true)) << recycling.error_output();
+  recycling.signal(SIGTERM);
+  EXPECT_EQ(exit_status(recycling), 0) << recycling.error_output();
+}
+
 TEST_F(CliRun, ACrashLoopBacksOffAndGivesUp) {
   ChildProcess supervisor = start({"-n", "1"}, {"crash"});
   EXPECT_EQ(exit_status(supervisor, 30s), 1) << supervisor.error_output();
