@@ -179,3 +179,6 @@ install(CODE "
   file(INSTALL DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig\"
     TYPE FILE FILES \"${PROJECT_BINARY_DIR}/multinode.pc\")
 ")
+
+# The `multinode` command (docs/cli.md).
+install(TARGETS multinode_command RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

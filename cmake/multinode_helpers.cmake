@@ -52,7 +52,8 @@ endfunction()
 # what it may use; the http_ ones also get the llhttp reference. Anything else
 # links multinode::multinode.
 function(multinode_link_by_name target name)
-  foreach(component ${MULTINODE_COMPONENTS})
+  # (cli_: the `multinode` command's component, outside multinode::multinode.)
+  foreach(component ${MULTINODE_COMPONENTS} cli)
     if(name MATCHES "^${component}_")
       target_link_libraries(${target} PRIVATE multinode_${component})
       if(component STREQUAL "http")

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace multinode {
 
@@ -29,6 +30,14 @@ enum class LogFormat {
   text,
   // One JSON object per line: time, level, role, id, slot, pid, message.
   json,
+};
+
+// When a foreign worker (Options::worker_command) counts as ready (docs/cli.md, "Readiness").
+enum class WorkerReadiness {
+  // Once the program has been executed (execve succeeded).
+  started,
+  // When it sends READY=1 on NOTIFY_SOCKET, as under systemd's Type=notify.
+  notify,
 };
 
 struct Options {
@@ -114,6 +123,24 @@ struct Options {
   // Control and metrics clients at once; one more gets "too many" and is closed,
   // so a flood of them costs the serving loop a bounded number of fds and timers.
   unsigned control_max_clients = 64;
+
+  // --- foreign workers: `multinode run -- PROGRAM` (docs/cli.md) ---
+  // Not empty: every worker runs this program (argv; argv[0] looked up in PATH)
+  // instead of a re-execution of this one, with systemd's protocols: sockets from
+  // LISTEN_FDS, readiness and heartbeats as NOTIFY_SOCKET datagrams. Its stdout and
+  // stderr are relayed, line by line, to the master's. Set master_listen to false.
+  std::vector<std::string> worker_command;
+  // Listening sockets of their own, instead of host and port: each "HOST:PORT" or
+  // "HOST:PORT=NAME" ("[::1]:8443=https", ":8080" for every address); every process
+  // gets all of them, at fds 3, 4, ... in this order, NAME (default "multinode")
+  // in LISTEN_FDNAMES. Not with Balancing::reuseport.
+  std::vector<std::string> listen;
+  WorkerReadiness worker_readiness = WorkerReadiness::started;
+  // A line of a foreign worker's output longer than this many bytes is cut in pieces.
+  std::size_t worker_max_line = 16384;
+  // Bytes of worker output the master holds while its own stdout or stderr is slow;
+  // lines past it are dropped (and counted on stderr), never waited for.
+  std::size_t worker_output_buffer = std::size_t{4} * 1024 * 1024;
 };
 
 }  // namespace multinode

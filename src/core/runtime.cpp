@@ -53,6 +53,11 @@ void Runtime::start() {
     throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                             "Options::nodes is 0: at least one process must serve");
   }
+  if (!options_.worker_command.empty() && options_.master_listen) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "Options::worker_command is set (foreign workers) and so is master_listen: "
+                            "the master of foreign workers only supervises; set master_listen to false");
+  }
   // Every process opens the log file itself: workers run listen() with the same
   // Options, and a worker started after a logrotate opens the current file.
   set_log_output(options_.log_file, options_.log_format == LogFormat::json);
@@ -88,7 +93,7 @@ void Runtime::start_master() {
   }
   supervisor_ = std::make_unique<Supervisor>(*this, std::move(shared));
   start_operator_interface(identity);  // as root still: the socket is given to the user below
-  if (!reuseport) {
+  if (!reuseport && options_.worker_command.empty()) {  // (foreign workers take no part in it)
     // One queue for every process: each takes no more than its share of it.
     try {
       balance_table_ = BalanceTable::create();
@@ -435,7 +440,8 @@ void Runtime::worker_started(const WorkerInfo& worker) {
   if (on_worker_started_) on_worker_started_(worker);
 }
 void Runtime::worker_ready(const WorkerInfo& worker) {
-  log_reopen_.worker_ready(worker.pid);
+  // A foreign worker's SIGUSR1 is its own business (its default action kills).
+  if (options_.worker_command.empty()) log_reopen_.worker_ready(worker.pid);
   if (on_worker_ready_) on_worker_ready_(worker);
 }
 void Runtime::worker_exited(const WorkerExit& exit) {

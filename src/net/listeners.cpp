@@ -88,7 +88,63 @@ std::uint16_t local_port(int fd) {
   return 0;
 }
 
+std::optional<ListenAddress> parse_listen_address(const std::string& text, std::string* why) {
+  const auto fail = [why, &text](const std::string& reason) -> std::optional<ListenAddress> {
+    if (why != nullptr) *why = "listen address '" + text + "': " + reason;
+    return std::nullopt;
+  };
+  ListenAddress out;
+  std::string where = text;
+  if (const auto equals = text.find('='); equals != std::string::npos) {
+    out.name = text.substr(equals + 1);
+    where = text.substr(0, equals);
+    if (out.name.empty() || out.name.size() > 255 ||
+        out.name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+            std::string::npos) {
+      return fail("NAME must be 1 to 255 of A-Z a-z 0-9 _ . - (it goes into LISTEN_FDNAMES)");
+    }
+  }
+  const auto colon = where.rfind(':');
+  if (colon == std::string::npos) return fail("give HOST:PORT, e.g. 127.0.0.1:8080 or :8080");
+  out.host = where.substr(0, colon);
+  const std::string port = where.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) > 65535) {
+    return fail("PORT must be a number from 0 to 65535");
+  }
+  out.port = static_cast<std::uint16_t>(std::stoul(port));
+  if (out.host.find(':') != std::string::npos && !(out.host.front() == '[' && out.host.back() == ']'))
+    return fail("an IPv6 address goes in brackets: [::1]:8080");
+  return out;
+}
+
 std::vector<ListenSocket> bind_listeners(const Options& options, std::uint16_t port, bool reuseport) {
+  if (!options.listen.empty()) {
+    if (reuseport) {
+      throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                              "Options::listen (--listen) with Balancing::reuseport is not supported: "
+                              "use the shared balancing, or host and port");
+    }
+    std::vector<ListenSocket> all;
+    try {
+      for (const auto& entry : options.listen) {
+        std::string why;
+        const auto address = parse_listen_address(entry, &why);
+        if (!address) throw std::system_error(std::make_error_code(std::errc::invalid_argument), why);
+        Options one = options;
+        one.listen.clear();
+        one.host = address->host;
+        for (auto& socket : bind_listeners(one, address->port, false)) {
+          socket.label = address->name;
+          all.push_back(std::move(socket));
+        }
+      }
+    } catch (...) {
+      for (const auto& s : all) ::close(s.fd);
+      throw;
+    }
+    return all;
+  }
   std::vector<ListenSocket> sockets;
   auto add = [&](const sockaddr* address, socklen_t length, bool v6only) {
     const int fd = bind_one(address, length, options.backlog, reuseport, v6only);

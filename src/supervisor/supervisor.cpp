@@ -2,6 +2,7 @@
 #include "supervisor/supervisor.hpp"
 
 #include "supervisor/backoff.hpp"
+#include "supervisor/foreign.hpp"
 
 #include "common/environment.hpp"
 #include "common/log.hpp"
@@ -19,6 +20,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -117,6 +119,18 @@ struct ExecPlan {
 
 Supervisor::Supervisor(Host& host, std::vector<ListenSocket> shared)
     : host_(host), shared_(std::move(shared)), argv_(read_own_argv()) {
+  if (const auto& command = host_.options().worker_command; !command.empty()) {
+    const auto path = find_program(command.front(), std::getenv("PATH"));
+    if (!path) {
+      throw std::system_error(std::make_error_code(std::errc::no_such_file_or_directory),
+                              "cannot run " + command.front() +
+                                  ": no executable file of that name (in PATH, or at that path); "
+                                  "check the spelling, or give the program's full path");
+    }
+    program_path_ = *path;
+    // What a foreign worker leaves behind comes back to the master (reap_orphans).
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  }
   for (char** e = environ; *e != nullptr; ++e) {
     if (!environment::is_own_entry(*e)) base_env_.emplace_back(*e);
   }
@@ -167,6 +181,10 @@ void Supervisor::start_workers(unsigned first_slot, unsigned count) {
 }
 
 void Supervisor::spawn(unsigned index) {
+  if (!host_.options().worker_command.empty()) {
+    spawn_foreign(index);
+    return;
+  }
   Slot& s = slot(index);
   const NodeId id = next_id_++;
   const auto& sockets = sockets_for(index);
@@ -181,6 +199,9 @@ void Supervisor::spawn(unsigned index) {
   std::vector<std::string> env = base_env_;
   const std::size_t listen_count = sockets.size();
   environment::WorkerStart start{id, index, ::getpid(), std::vector<std::string>(listen_count, "multinode")};
+  for (std::size_t i = 0; i < listen_count; ++i) {
+    if (!sockets[i].label.empty()) start.listen_names[i] = sockets[i].label;  // Options::listen's NAME
+  }
   HeartbeatCell heartbeat;
   if (host_.options().heartbeat_timeout.count() > 0) {
     try {
@@ -295,6 +316,10 @@ void Supervisor::arm_heartbeat_check() {
 }
 
 bool Supervisor::heartbeat_late(const Child& child) const {
+  if (child.foreign) {
+    if (!child.watchdog || !child.ready || child.retiring) return false;
+    return heartbeat_age(child) > host_.options().heartbeat_timeout;
+  }
   // Before ready, ready_timeout watches; a retiring or stopping worker may end its loop.
   if (!child.heartbeat || !child.ready || child.retiring || child.heartbeat.stopping()) return false;
   return child.heartbeat.age() > host_.options().heartbeat_timeout;
@@ -306,8 +331,7 @@ void Supervisor::check_heartbeats() {
     if (child->hung || !heartbeat_late(*child)) continue;
     child->hung = true;
     char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%.1f",
-                  static_cast<double>(child->heartbeat.age().count()) / 1000);
+    std::snprintf(seconds, sizeof seconds, "%.1f", static_cast<double>(heartbeat_age(*child).count()) / 1000);
     log(LogLevel::error, "worker ", id, " (slot ", child->info.slot, ", pid ", child->info.pid,
         ") is hung: no heartbeat for ", seconds, " s: SIGABRT, then SIGKILL in ", grace.count(), " ms");
     ::kill(child->info.pid, SIGABRT);
@@ -407,9 +431,10 @@ void Supervisor::on_record(NodeId id, const Record& record, int fd) {
 void Supervisor::on_ready(Child& child) {
   child.ready = true;
   child.ready_timer->cancel();
+  child.last_watchdog = clock::now();  // a foreign worker's heartbeats are watched from now on
   log(LogLevel::info, "worker ", child.info.id, " (slot ", child.info.slot, ", pid ", child.info.pid,
       ") is ready");
-  if (!child.retiring) mesh(child);
+  if (!child.retiring && !child.foreign) mesh(child);
   const WorkerInfo info = child.info;
   const NodeId replaced = child.replaces;
   const bool reload_step = child.reload_step;
@@ -440,7 +465,7 @@ void Supervisor::mesh(Child& child) {
     return false;
   };
   for (auto& [other_id, other] : children_) {
-    if (other_id == child.info.id || !other->ready || other->retiring) continue;
+    if (other_id == child.info.id || !other->ready || other->retiring || !other->control) continue;
     int pair[2];
     if (!pair_up(pair)) continue;
     // Each end travels to its process; the master keeps no copy, so a death is seen as EOF.
@@ -456,7 +481,11 @@ void Supervisor::mesh(Child& child) {
 void Supervisor::retire(Child& child) {
   if (child.retiring) return;
   child.retiring = true;
-  child.control->send({RecordType::stop, 0, 0, 0});
+  if (child.foreign) {
+    signal_foreign(child, SIGTERM);
+  } else {
+    child.control->send({RecordType::stop, 0, 0, 0});
+  }
   Slot& s = slot(child.info.slot);
   if (s.current == child.info.id) s.current = 0;
 }
@@ -531,7 +560,9 @@ void Supervisor::on_exit(NodeId id, int status) {
       message = text(what, "; it was to replace worker ", child->replaces, ", which is gone");
     }
   } else if (stopping_ || child->retiring || !was_current) {
-    level = exit.exit_status == 0 ? LogLevel::info : LogLevel::warning;
+    // (A foreign program's default action on the SIGTERM that stopped it is to die of it.)
+    const bool stopped = exit.exit_status == 0 || (child->foreign && exit.signal == SIGTERM);
+    level = stopped ? LogLevel::info : LogLevel::warning;
   } else if (!options.restart_children) {
     message = text(what, "; not restarting it (restart_children is off)");
   } else {
@@ -753,7 +784,11 @@ void Supervisor::stop_all() {
   for (auto& [id, child] : children_) {
     if (!child->hung) child->ready_timer->cancel();  // a hung one's SIGKILL stays on the way
     child->retiring = true;
-    child->control->send({RecordType::stop, 0, 0, 0});
+    if (child->foreign) {
+      signal_foreign(*child, SIGTERM);
+    } else {
+      child->control->send({RecordType::stop, 0, 0, 0});
+    }
   }
 }
 
@@ -761,12 +796,14 @@ void Supervisor::kill_all_and_reap() {
   for (auto& [id, child] : children_) {
     log(LogLevel::warning, "worker ", id, " (pid ", child->info.pid, ") is still running: killing it");
     ::kill(child->info.pid, SIGKILL);
+    if (child->foreign) signal_foreign(*child, SIGKILL);
   }
   for (auto& [id, child] : children_) {
     while (::waitpid(child->info.pid, nullptr, 0) < 0 && errno == EINTR) {
     }
   }
   children_.clear();
+  if (!program_path_.empty()) reap_orphans();
 }
 
 }  // namespace multinode::detail
@@ -812,7 +849,7 @@ void Supervisor::collect_status(std::chrono::milliseconds deadline,
   gathering_ = true;
   ++stats_serial_;
   for (auto& [id, child] : children_) {
-    child->control->send({RecordType::stats_request, 0, 0, stats_serial_});
+    if (child->control) child->control->send({RecordType::stats_request, 0, 0, stats_serial_});
   }
   if (!stats_timer_) stats_timer_ = std::make_unique<boost::asio::steady_timer>(host_.io());
   stats_timer_->expires_after(deadline);
@@ -833,7 +870,7 @@ bool Supervisor::status_answered() const {
     // Only ready workers are waited for: one still starting may not have reached
     // listen() (its answer comes later), and one that is told to stop, or stops,
     // has closed its end or soon will. The others show the figures they last sent.
-    const bool can_answer = child->ready && child->control->is_open() && !child->retiring &&
+    const bool can_answer = child->ready && child->control && child->control->is_open() && !child->retiring &&
                             child->stopped_on_signal == 0 &&
                             !(child->heartbeat && child->heartbeat.stopping());
     if (can_answer && child->stats_answered != stats_serial_) return false;
@@ -874,8 +911,9 @@ StatusSnapshot Supervisor::snapshot() const {
     const auto s = slots_.find(child->info.slot);
     w.restarts = s == slots_.end() ? 0 : s->second.restarts;
     w.rss_bytes = resident_bytes(child->info.pid);
-    if (child->heartbeat && !child->heartbeat.stopping()) {
-      w.heartbeat_age_ms = static_cast<std::uint64_t>(child->heartbeat.age().count());
+    if ((child->heartbeat && !child->heartbeat.stopping()) ||
+        (child->foreign && child->watchdog && child->ready)) {
+      w.heartbeat_age_ms = static_cast<std::uint64_t>(heartbeat_age(*child).count());
     }
     w.counters = child->counters;
     status.workers.push_back(w);

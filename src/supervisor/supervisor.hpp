@@ -11,6 +11,7 @@
 #include "control/channel.hpp"
 #include "net/balance.hpp"
 #include "net/listeners.hpp"
+#include "supervisor/output_relay.hpp"
 #include "supervisor/status.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -131,6 +132,13 @@ class Supervisor {
     std::optional<ServerCounters> counters;  // its last stats record, for status
     std::uint32_t stats_answered = 0;        // the serial of that record
     std::optional<unsigned> balance_entry;   // its entry in balance_, if any
+    // A foreign worker (Options::worker_command): no control channel (control is
+    // null), readiness and heartbeats from its NOTIFY_SOCKET datagrams, stopped by
+    // SIGTERM to it and its process group.
+    bool foreign = false;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> notify;  // its NOTIFY_SOCKET
+    bool watchdog = false;                                          // WATCHDOG_USEC was given
+    std::chrono::steady_clock::time_point last_watchdog;            // its last WATCHDOG=1 (or ready)
   };
   struct Slot {
     NodeId current = 0;  // the worker filling the slot, 0 when none
@@ -151,6 +159,15 @@ class Supervisor {
   };
 
   void spawn(unsigned slot);
+  // spawn() of a foreign worker, and what it sends on its NOTIFY_SOCKET.
+  void spawn_foreign(unsigned slot);
+  void read_notify(NodeId id);
+  // SIGTERM or SIGKILL to a foreign worker and to its process group.
+  static void signal_foreign(const Child& child, int signal_number);
+  // Kills and reaps the master's children that are not workers (foreign workers only).
+  void reap_orphans();
+  // Milliseconds since the worker's last heartbeat (memfd stamp or WATCHDOG=1).
+  std::chrono::milliseconds heartbeat_age(const Child& child) const;
   void on_record(NodeId id, const Record& record, int fd);
   void on_ready(Child& child);
   void on_exit(NodeId id, int status);
@@ -216,6 +233,9 @@ class Supervisor {
   std::vector<std::function<void(const StatusSnapshot&)>> status_waiters_;
   std::unique_ptr<boost::asio::steady_timer> stats_timer_;
   BalanceTable* balance_ = nullptr;
+  // Foreign workers: the program's path (PATH looked up once) and where their output goes.
+  std::string program_path_;
+  std::shared_ptr<OutputSink> output_;
 };
 
 }  // namespace multinode::detail

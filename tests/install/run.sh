@@ -33,12 +33,14 @@ read -r -a flag_list <<<"$flags"
 
 run "$work/install.log" "$cmake" --install "$build" --prefix "$prefix"
 
-# The library and nothing else: no test, example, benchmark or fuzz program.
+# The library and the multinode command, nothing else: no test, example, benchmark or fuzz program.
 unexpected=$(find "$prefix" \( -type f -o -type l \) -printf '%P\n' | grep -Ev \
-  "^(include/multinode/([a-z_]+/)?[a-z_]+\.hpp|$libdir/libmultinode_[a-z_]+\.a|$libdir/cmake/multinode/multinode-[a-z-]+\.cmake|$libdir/pkgconfig/multinode\.pc)$" ||
+  "^(bin/multinode|include/multinode/([a-z_]+/)?[a-z_]+\.hpp|$libdir/libmultinode_[a-z_]+\.a|$libdir/cmake/multinode/multinode-[a-z-]+\.cmake|$libdir/pkgconfig/multinode\.pc)$" ||
   true)
 [ -z "$unexpected" ] || fail "installed files that are not part of the library:
 $unexpected"
+# The command runs from where it is installed.
+"$prefix/bin/multinode" --version | grep -q '^multinode ' || fail "$prefix/bin/multinode --version does not answer"
 # The installed text files must not point back into the source or build tree.
 if leaks=$(grep -rlI -F "$source_root" "$prefix"); then
   fail "installed files that name $source_root:
