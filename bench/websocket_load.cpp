@@ -70,6 +70,17 @@ std::string errno_text(int error) {
 
 // CPU time this process has used, user and system: a load generator near a
 // whole core is the bottleneck, not the server.
+// Time this process spent runnable but waiting for a CPU (/proc/self/schedstat;
+// 0 where the kernel does not keep it): a generator that waits is late to read.
+double run_queue_wait_seconds() {
+  std::FILE* file = std::fopen("/proc/self/schedstat", "r");
+  if (file == nullptr) return 0;
+  unsigned long long running = 0, waiting = 0;
+  const int got = std::fscanf(file, "%llu %llu", &running, &waiting);
+  std::fclose(file);
+  return got == 2 ? static_cast<double>(waiting) / 1e9 : 0;
+}
+
 double cpu_seconds() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
@@ -836,6 +847,7 @@ class Load {
     const std::int64_t sent = conn.sent_at[conn.sent_head];
     conn.sent_head = (conn.sent_head + 1) % c_.pipeline;
     --conn.in_flight;
+    ++all_messages_;
     if (measuring_) {
       ++messages_;
       latency_.add((read_at_ - sent) / 1000);
@@ -862,21 +874,24 @@ class Load {
     measuring_ = true;
     const std::int64_t started = now_ns();
     const double cpu_before = cpu_seconds();
+    const double wait_before = run_queue_wait_seconds();
     run_for(c_.duration_s);
     const double elapsed = static_cast<double>(now_ns() - started) / 1e9;
     const double cpu = cpu_seconds() - cpu_before;
+    const double wait = run_queue_wait_seconds() - wait_before;
     measuring_ = false;
     stopping_ = true;
     const std::size_t still_open = open_;
     close_all();
     std::printf(
         "{\"mode\":\"echo\",\"connections\":%zu,\"size\":%zu,\"pipeline\":%zu,\"kind\":\"%s\","
-        "\"connect_s\":%.3f,\"connect_retries\":%zu,\"duration_s\":%.3f,\"load_cpu_s\":%.3f,\"messages\":%"
-        "llu,"
+        "\"connect_s\":%.3f,\"connect_retries\":%zu,\"duration_s\":%.3f,\"load_cpu_s\":%.3f,"
+        "\"load_wait_s\":%.3f,\"messages\":%llu,\"messages_total\":%llu,"
         "\"messages_per_s\":%.1f,\"mismatched\":%llu,\"unexpected\":%llu,\"pings\":%llu,\"errors\":%llu,"
         "\"still_open\":%zu,\"first_error\":%s,\"rtt\":{%s}}\n",
         connections_.size(), c_.size, c_.pipeline, c_.binary ? "binary" : "text", connect_s, connect_retries_,
-        elapsed, cpu, static_cast<unsigned long long>(messages_), static_cast<double>(messages_) / elapsed,
+        elapsed, cpu, wait, static_cast<unsigned long long>(messages_),
+        static_cast<unsigned long long>(all_messages_), static_cast<double>(messages_) / elapsed,
         static_cast<unsigned long long>(mismatched_), static_cast<unsigned long long>(unexpected_),
         static_cast<unsigned long long>(pings_), static_cast<unsigned long long>(errors_), still_open,
         json_string(first_error_).c_str(), latency_json(latency_).c_str());
@@ -917,6 +932,7 @@ class Load {
       ++to_sender_;
       return;
     }
+    ++all_deliveries_;
     // The server's delivery rate counts every delivery from the first measured
     // send on, warm-up messages included: a server still delivering the backlog
     // of the warm-up is delivering all the same.
@@ -968,6 +984,7 @@ class Load {
 
     measuring_ = true;
     const double cpu_before = cpu_seconds();
+    const double wait_before = run_queue_wait_seconds();
     const std::int64_t run_started = now_ns();
     while (sent_ < total_messages_ && !stop_requested && connections_[0].state == State::open) poll(100);
     const std::int64_t last_send = now_ns();
@@ -977,6 +994,7 @@ class Load {
     measuring_ = false;
     const std::int64_t drain_end = now_ns();
     const double cpu = cpu_seconds() - cpu_before;
+    const double wait = run_queue_wait_seconds() - wait_before;
     ::close(timer_);
     // A delivery that never came counts with the latency it had reached at the end
     // of the drain: a server that drops or falls behind must not get a better p99
@@ -1001,17 +1019,21 @@ class Load {
         static_cast<double>(std::max(last_delivery_, last_send) - first_measured_send_) / 1e9;
     std::printf(
         "{\"mode\":\"fanout\",\"connections\":%zu,\"receivers\":%llu,\"size\":%zu,\"interval_ms\":%d,"
-        "\"connect_s\":%.3f,\"connect_retries\":%zu,\"load_cpu_s\":%.3f,\"run_s\":%.3f,\"messages\":%llu,"
+        "\"connect_s\":%.3f,\"connect_retries\":%zu,\"load_cpu_s\":%.3f,\"load_wait_s\":%.3f,\"run_s\":%.3f,"
+        "\"messages\":%llu,"
         "\"warmup_messages\":%llu,"
         "\"missed_ticks\":%llu,"
-        "\"expected\":%llu,\"delivered\":%llu,\"lost\":%llu,\"messages_complete\":%llu,\"duplicated\":%llu,"
-        "\"to_sender\":%llu,\"delivery_reads\":%llu,\"max_deliveries_per_read\":%llu,\"window_s\":%.3f,\"delivered_per_s\":%.1f,\"mismatched\":%llu,\"pings\":%llu,"
+        "\"expected\":%llu,\"delivered\":%llu,\"delivered_total\":%llu,\"lost\":%llu,\"messages_complete\":%"
+        "llu,\"duplicated\":%llu,"
+        "\"to_sender\":%llu,\"delivery_reads\":%llu,\"max_deliveries_per_read\":%llu,\"window_s\":%.3f,"
+        "\"delivered_per_s\":%.1f,\"mismatched\":%llu,\"pings\":%llu,"
         "\"errors\":%llu,\"still_open\":%zu,\"first_error\":%s,\"latency_censored\":%llu,\"latency\":{%s}}\n",
         connections_.size(), static_cast<unsigned long long>(receivers), c_.size, c_.interval_ms, connect_s,
-        connect_retries_, cpu, static_cast<double>(drain_end - run_started) / 1e9,
+        connect_retries_, cpu, wait, static_cast<double>(drain_end - run_started) / 1e9,
         static_cast<unsigned long long>(total_messages_ - warmup_messages_),
         static_cast<unsigned long long>(warmup_messages_), static_cast<unsigned long long>(missed_ticks_),
         static_cast<unsigned long long>(expected), static_cast<unsigned long long>(delivered_),
+        static_cast<unsigned long long>(all_deliveries_),
         static_cast<unsigned long long>(expected > delivered_ ? expected - delivered_ : 0),
         static_cast<unsigned long long>(complete), static_cast<unsigned long long>(duplicated),
         static_cast<unsigned long long>(to_sender_), static_cast<unsigned long long>(delivery_reads_),
@@ -1057,14 +1079,16 @@ class Load {
   std::string last_connect_error_;
   bool measuring_ = false, stopping_ = false;
   std::int64_t read_at_ = 0;  // when the read being parsed returned
+  std::uint64_t all_messages_ = 0,
+                all_deliveries_ = 0;  // warm-up included: what the servers' CPU time covers
   std::uint64_t messages_ = 0, mismatched_ = 0, unexpected_ = 0, pings_ = 0, errors_ = 0;
   Histogram latency_;
   // fan-out
   std::uint64_t sent_ = 0, total_messages_ = 0, warmup_messages_ = 0, missed_ticks_ = 0;
   std::uint64_t delivered_ = 0, delivered_in_window_ = 0, to_sender_ = 0;
   std::uint64_t delivery_reads_ = 0, max_per_read_ = 0;  // reads that brought measured deliveries
-  std::vector<std::uint32_t> deliveries_;  // per measured message
-  std::vector<std::int64_t> send_times_;   // per measured message sent
+  std::vector<std::uint32_t> deliveries_;                // per measured message
+  std::vector<std::int64_t> send_times_;                 // per measured message sent
   std::int64_t first_measured_send_ = 0, last_delivery_ = 0;
 };
 
