@@ -165,12 +165,19 @@ stop_servers() {
   done
 }
 
-# Every process of a server's group: [{"pid":..,"rss_kb":..,"sockets":..}, ...]
+# Every process of a server's group: [{"pid":..,"rss_kb":..,"sockets":..,
+# "cpu_ticks":..,"wait_ms":..}, ...]: cpu_ticks is user + system time in clock
+# ticks (getconf CLK_TCK), wait_ms the time it spent runnable but waiting for a
+# CPU (/proc/PID/schedstat): a latency that the servers' wait explains is the
+# machine's, not the server's.
+clock_ticks=$(getconf CLK_TCK 2>/dev/null || echo 100)
 processes_json() {
-  local pid out=""
+  local pid out="" cpu wait
   for pid in $(bench_group_members "$1" | sort -n); do
-    out+=$(printf '{"pid":%d,"rss_kb":%d,"sockets":%d},' "$pid" "$(bench_rss_kb "$pid")" \
-      "$(find "/proc/$pid/fd" -lname 'socket:*' 2>/dev/null | wc -l)")
+    cpu=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || cpu=0
+    wait=$(awk '{printf "%d", $2 / 1000000}' "/proc/$pid/schedstat" 2>/dev/null) || wait=0
+    out+=$(printf '{"pid":%d,"rss_kb":%d,"sockets":%d,"cpu_ticks":%d,"wait_ms":%d},' "$pid" "$(bench_rss_kb "$pid")" \
+      "$(find "/proc/$pid/fd" -lname 'socket:*' 2>/dev/null | wc -l)" "${cpu:-0}" "${wait:-0}")
   done
   printf '[%s]' "${out%,}"
 }
@@ -230,18 +237,21 @@ print(f"{(a-b)*1024/int(sys.argv[3]):.0f} bytes per connection")' "$before" "$af
 }
 
 run_echo() {
-  local round=$1 seconds=$2 warm=$3
+  local round=$1 seconds=$2 warm=$3 before after
+  before=$(processes_json "${server_pid[$server_name]}")
   start_load "echo-$server_name-$round" $((seconds + warm + connect_bound + 30)) echo \
     --port "${server_port[$server_name]}" --connections "$connections" --size "$size" --pipeline "$pipeline" \
     --duration "$seconds" --warmup "$warm" --connect-timeout "$connect_bound"
   finish_load
+  after=$(processes_json "${server_pid[$server_name]}")
   [ "$round" = 0 ] && return 0
-  printf '{"kind":"echo","server":"%s","round":%d,"load":%s}\n' "$server_name" "$round" "$load_line" >>"$results"
+  printf '{"kind":"echo","server":"%s","round":%d,"clock_ticks":%d,"before":%s,"after":%s,"load":%s}\n' \
+    "$server_name" "$round" "$clock_ticks" "$before" "$after" "$load_line" >>"$results"
   bench_log "round $round/$rounds echo $server_name: $(grep -o '"messages_per_s":[0-9.]*' <<<"$load_line")"
 }
 
 run_fanout() {
-  local round=$1 count=$2 before during
+  local round=$1 count=$2 before during after
   before=$(processes_json "${server_pid[$server_name]}")
   start_load "fanout-$count-$server_name-$round" $((duration + warmup + drain + connect_bound + 30)) fanout \
     --port "${server_port[$server_name]}" --connections "$count" --size "$size" --interval-ms "$interval_ms" \
@@ -249,8 +259,9 @@ run_fanout() {
   wait_connected "$connect_bound"
   during=$(processes_json "${server_pid[$server_name]}")
   finish_load
-  printf '{"kind":"fanout","server":"%s","round":%d,"clients":%d,"before":%s,"during":%s,"load":%s}\n' \
-    "$server_name" "$round" "$count" "$before" "$during" "$load_line" >>"$results"
+  after=$(processes_json "${server_pid[$server_name]}")
+  printf '{"kind":"fanout","server":"%s","round":%d,"clients":%d,"clock_ticks":%d,"before":%s,"during":%s,"after":%s,"load":%s}\n' \
+    "$server_name" "$round" "$count" "$clock_ticks" "$before" "$during" "$after" "$load_line" >>"$results"
   bench_log "round $round/$rounds fan-out $count $server_name: $(grep -o '"p99_us":[0-9]*' <<<"$load_line"), $(grep -o '"delivered_per_s":[0-9.]*' <<<"$load_line")"
 }
 

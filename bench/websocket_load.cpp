@@ -17,6 +17,12 @@
 //   websocket_load idle   --port P [--connections 10000] [--hold 120]
 //       opens the connections and holds them (answering pings) until SIGTERM or --hold
 //   every mode: [--host 127.0.0.1] [--path /] [--concurrency 128] [--connect-timeout 60]
+//               [--connect-attempts 5] [--attempt-timeout 5]
+//
+// A connection that fails before every connection is open (refused, reset, closed,
+// or not open within --attempt-timeout: a SYN dropped by a full accept queue waits
+// seconds for its retransmission) is opened again, up to --connect-attempts times
+// each, within --connect-timeout for them all; "connect_retries" counts the retries.
 //
 // Once every connection is open it prints {"event":"connected",...} on stdout, then
 // one JSON line with the figures when the run ends; progress and errors go to stderr.
@@ -64,6 +70,17 @@ std::string errno_text(int error) {
 
 // CPU time this process has used, user and system: a load generator near a
 // whole core is the bottleneck, not the server.
+// Time this process spent runnable but waiting for a CPU (/proc/self/schedstat;
+// 0 where the kernel does not keep it): a generator that waits is late to read.
+double run_queue_wait_seconds() {
+  std::FILE* file = std::fopen("/proc/self/schedstat", "r");
+  if (file == nullptr) return 0;
+  unsigned long long running = 0, waiting = 0;
+  const int got = std::fscanf(file, "%llu %llu", &running, &waiting);
+  std::fclose(file);
+  return got == 2 ? static_cast<double>(waiting) / 1e9 : 0;
+}
+
 double cpu_seconds() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
@@ -231,6 +248,8 @@ struct Config {
   double hold_s = 120;
   double timeout_s = 20;
   double connect_timeout_s = 60;
+  double attempt_timeout_s = 5;
+  std::size_t connect_attempts = 5;
   std::size_t concurrency = 128;
   int interval_ms = 10;
   bool binary = false;
@@ -243,7 +262,7 @@ struct Config {
                "usage: websocket_load probe|echo|fanout|idle --port P [--host 127.0.0.1] [--path /]\n"
                "         [--connections N] [--size BYTES] [--pipeline K] [--duration S] [--warmup S]\n"
                "         [--interval-ms MS] [--drain S] [--hold S] [--timeout S] [--concurrency N]\n"
-               "         [--connect-timeout S] [--binary]\n",
+               "         [--connect-timeout S] [--connect-attempts N] [--attempt-timeout S] [--binary]\n",
                problem.c_str());
   std::exit(2);
 }
@@ -289,6 +308,10 @@ Config parse(int argc, char** argv) {
       c.timeout_s = number(i, 0.1);
     else if (arg == "--connect-timeout")
       c.connect_timeout_s = number(i, 0.1);
+    else if (arg == "--attempt-timeout")
+      c.attempt_timeout_s = number(i, 0.1);
+    else if (arg == "--connect-attempts")
+      c.connect_attempts = static_cast<std::size_t>(number(i, 1));
     else if (arg == "--concurrency")
       c.concurrency = static_cast<std::size_t>(number(i, 1));
     else if (arg == "--interval-ms")
@@ -327,6 +350,8 @@ struct Connection {
   std::string fragments;              // payload of a fragmented message so far
   std::vector<std::int64_t> sent_at;  // echo: send times of the messages in flight (a ring)
   std::size_t sent_head = 0, in_flight = 0;
+  std::int64_t attempt_started = 0;  // when the current connection attempt began
+  std::size_t attempts = 0;          // connection attempts so far
 };
 
 volatile std::sig_atomic_t stop_requested = 0;
@@ -354,10 +379,14 @@ class Load {
     const std::int64_t started = now_ns();
     connect_all();
     const double connect_s = static_cast<double>(now_ns() - started) / 1e9;
-    std::printf("{\"event\":\"connected\",\"mode\":\"%s\",\"connections\":%zu,\"connect_s\":%.3f}\n",
-                c_.mode.c_str(), connections_.size(), connect_s);
+    std::printf(
+        "{\"event\":\"connected\",\"mode\":\"%s\",\"connections\":%zu,\"connect_s\":%.3f,"
+        "\"connect_retries\":%zu}\n",
+        c_.mode.c_str(), connections_.size(), connect_s, connect_retries_);
     std::fflush(stdout);
-    std::fprintf(stderr, "websocket_load: %zu connections open in %.2f s\n", connections_.size(), connect_s);
+    std::fprintf(stderr, "websocket_load: %zu connections open in %.2f s (%zu retries%s%s)\n",
+                 connections_.size(), connect_s, connect_retries_, connect_retries_ > 0 ? ", last: " : "",
+                 connect_retries_ > 0 ? last_connect_error_.c_str() : "");
     if (c_.mode == "echo") return echo(connect_s);
     if (c_.mode == "fanout") return fanout(connect_s);
     return idle(connect_s);
@@ -393,6 +422,8 @@ class Load {
       return false;
     }
     conn.state = State::connecting;
+    conn.attempt_started = now_ns();
+    ++conn.attempts;
     epoll_event event{};
     event.events = EPOLLOUT;
     event.data.u32 = conn.index;
@@ -461,11 +492,17 @@ class Load {
     return end + 4;
   }
 
-  // Opens every connection, --concurrency handshakes at a time; any failure is
-  // fatal: a run with fewer clients than asked would measure something else.
+  // Opens every connection, --concurrency handshakes at a time. A connection that
+  // fails meanwhile (refused, reset, closed, or not open within --attempt-timeout)
+  // is opened again, up to --connect-attempts attempts: a run with fewer clients
+  // than asked would measure something else, so running out of attempts or of
+  // --connect-timeout is fatal.
   void connect_all() {
     const std::int64_t deadline = now_ns() + static_cast<std::int64_t>(c_.connect_timeout_s * 1e9);
+    const auto attempt_timeout = static_cast<std::int64_t>(c_.attempt_timeout_s * 1e9);
+    connecting_ = true;
     std::size_t next = 0;
+    std::int64_t last_scan = 0;
     while (open_ < connections_.size()) {
       while (next < connections_.size() && next - open_ < c_.concurrency) {
         if (!start_connect(connections_[next]))
@@ -475,11 +512,40 @@ class Load {
       }
       if (now_ns() > deadline)
         die("only " + std::to_string(open_) + " of " + std::to_string(connections_.size()) +
-            " connections were open after --connect-timeout " + std::to_string(c_.connect_timeout_s) + " s");
+            " connections were open after --connect-timeout " + std::to_string(c_.connect_timeout_s) +
+            " s (" + std::to_string(connect_retries_) + " retries" +
+            (last_connect_error_.empty() ? "" : ", last: " + last_connect_error_) + ")");
       poll(100);
       if (stop_requested) die("interrupted while connecting");
-      if (closed_ > 0) die("a connection failed while connecting: " + first_error_);
+      // Failed attempts are retried at once, stuck ones (no SYN-ACK, no 101) after
+      // --attempt-timeout; the scan over every connection runs every 100 ms at most.
+      const std::int64_t now = now_ns();
+      if (retry_wanted_ == 0 && now - last_scan < 100'000'000) continue;
+      last_scan = now;
+      retry_wanted_ = 0;
+      for (std::size_t i = 0; i < next; ++i) {
+        Connection& conn = connections_[i];
+        const bool failed = conn.state == State::closed;
+        const bool stuck = (conn.state == State::connecting || conn.state == State::handshake) &&
+                           now - conn.attempt_started > attempt_timeout;
+        if (!failed && !stuck) continue;
+        if (stuck) last_connect_error_ = "no handshake within --attempt-timeout";
+        if (conn.attempts >= c_.connect_attempts)
+          die("connection " + std::to_string(i + 1) + " of " + std::to_string(connections_.size()) +
+              " failed " + std::to_string(conn.attempts) +
+              " times (--connect-attempts); last: " + last_connect_error_);
+        if (conn.fd >= 0) close_connection(conn);
+        const std::size_t attempts = conn.attempts;
+        conn = Connection{};
+        conn.index = static_cast<std::uint32_t>(i);
+        conn.attempts = attempts;
+        ++connect_retries_;
+        if (!start_connect(conn))
+          die("connection " + std::to_string(i + 1) + " of " + std::to_string(connections_.size()) +
+              ": connect: " + errno_text(errno) + " (out of local ports or file descriptors?)");
+      }
     }
+    connecting_ = false;
   }
 
   int probe() {
@@ -547,8 +613,16 @@ class Load {
         continue;
       }
       if ((events[i].events & EPOLLOUT) != 0) flush(conn);
-      if ((events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && conn.state != State::closed)
+      if ((events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && conn.state != State::closed) {
+        const std::uint64_t before = delivered_;
         on_readable(conn);
+        // Fan-out: several deliveries in one read waited in this process's socket
+        // buffer (the generator was behind), not in the server.
+        if (delivered_ > before) {
+          ++delivery_reads_;
+          max_per_read_ = std::max(max_per_read_, delivered_ - before);
+        }
+      }
     }
   }
 
@@ -716,6 +790,13 @@ class Load {
 
   void fail(Connection& conn, const std::string& why) {
     if (conn.state == State::closed) return;
+    if (connecting_) {  // connect_all() opens it again
+      last_connect_error_ = "connection " + std::to_string(conn.index) + ": " + why;
+      if (conn.state == State::open) --open_;
+      close_connection(conn);
+      ++retry_wanted_;
+      return;
+    }
     if (first_error_.empty()) first_error_ = "connection " + std::to_string(conn.index) + ": " + why;
     ++errors_;  // while connecting, a failure ends the run anyway
     if (conn.state == State::open) --open_;
@@ -766,6 +847,7 @@ class Load {
     const std::int64_t sent = conn.sent_at[conn.sent_head];
     conn.sent_head = (conn.sent_head + 1) % c_.pipeline;
     --conn.in_flight;
+    ++all_messages_;
     if (measuring_) {
       ++messages_;
       latency_.add((read_at_ - sent) / 1000);
@@ -792,20 +874,24 @@ class Load {
     measuring_ = true;
     const std::int64_t started = now_ns();
     const double cpu_before = cpu_seconds();
+    const double wait_before = run_queue_wait_seconds();
     run_for(c_.duration_s);
     const double elapsed = static_cast<double>(now_ns() - started) / 1e9;
     const double cpu = cpu_seconds() - cpu_before;
+    const double wait = run_queue_wait_seconds() - wait_before;
     measuring_ = false;
     stopping_ = true;
     const std::size_t still_open = open_;
     close_all();
     std::printf(
         "{\"mode\":\"echo\",\"connections\":%zu,\"size\":%zu,\"pipeline\":%zu,\"kind\":\"%s\","
-        "\"connect_s\":%.3f,\"duration_s\":%.3f,\"load_cpu_s\":%.3f,\"messages\":%llu,"
+        "\"connect_s\":%.3f,\"connect_retries\":%zu,\"duration_s\":%.3f,\"load_cpu_s\":%.3f,"
+        "\"load_wait_s\":%.3f,\"messages\":%llu,\"messages_total\":%llu,"
         "\"messages_per_s\":%.1f,\"mismatched\":%llu,\"unexpected\":%llu,\"pings\":%llu,\"errors\":%llu,"
         "\"still_open\":%zu,\"first_error\":%s,\"rtt\":{%s}}\n",
-        connections_.size(), c_.size, c_.pipeline, c_.binary ? "binary" : "text", connect_s, elapsed, cpu,
-        static_cast<unsigned long long>(messages_), static_cast<double>(messages_) / elapsed,
+        connections_.size(), c_.size, c_.pipeline, c_.binary ? "binary" : "text", connect_s, connect_retries_,
+        elapsed, cpu, wait, static_cast<unsigned long long>(messages_),
+        static_cast<unsigned long long>(all_messages_), static_cast<double>(messages_) / elapsed,
         static_cast<unsigned long long>(mismatched_), static_cast<unsigned long long>(unexpected_),
         static_cast<unsigned long long>(pings_), static_cast<unsigned long long>(errors_), still_open,
         json_string(first_error_).c_str(), latency_json(latency_).c_str());
@@ -846,6 +932,7 @@ class Load {
       ++to_sender_;
       return;
     }
+    ++all_deliveries_;
     // The server's delivery rate counts every delivery from the first measured
     // send on, warm-up messages included: a server still delivering the backlog
     // of the warm-up is delivering all the same.
@@ -897,6 +984,7 @@ class Load {
 
     measuring_ = true;
     const double cpu_before = cpu_seconds();
+    const double wait_before = run_queue_wait_seconds();
     const std::int64_t run_started = now_ns();
     while (sent_ < total_messages_ && !stop_requested && connections_[0].state == State::open) poll(100);
     const std::int64_t last_send = now_ns();
@@ -906,6 +994,7 @@ class Load {
     measuring_ = false;
     const std::int64_t drain_end = now_ns();
     const double cpu = cpu_seconds() - cpu_before;
+    const double wait = run_queue_wait_seconds() - wait_before;
     ::close(timer_);
     // A delivery that never came counts with the latency it had reached at the end
     // of the drain: a server that drops or falls behind must not get a better p99
@@ -930,19 +1019,25 @@ class Load {
         static_cast<double>(std::max(last_delivery_, last_send) - first_measured_send_) / 1e9;
     std::printf(
         "{\"mode\":\"fanout\",\"connections\":%zu,\"receivers\":%llu,\"size\":%zu,\"interval_ms\":%d,"
-        "\"connect_s\":%.3f,\"load_cpu_s\":%.3f,\"run_s\":%.3f,\"messages\":%llu,\"warmup_messages\":%llu,"
+        "\"connect_s\":%.3f,\"connect_retries\":%zu,\"load_cpu_s\":%.3f,\"load_wait_s\":%.3f,\"run_s\":%.3f,"
+        "\"messages\":%llu,"
+        "\"warmup_messages\":%llu,"
         "\"missed_ticks\":%llu,"
-        "\"expected\":%llu,\"delivered\":%llu,\"lost\":%llu,\"messages_complete\":%llu,\"duplicated\":%llu,"
-        "\"to_sender\":%llu,\"window_s\":%.3f,\"delivered_per_s\":%.1f,\"mismatched\":%llu,\"pings\":%llu,"
+        "\"expected\":%llu,\"delivered\":%llu,\"delivered_total\":%llu,\"lost\":%llu,\"messages_complete\":%"
+        "llu,\"duplicated\":%llu,"
+        "\"to_sender\":%llu,\"delivery_reads\":%llu,\"max_deliveries_per_read\":%llu,\"window_s\":%.3f,"
+        "\"delivered_per_s\":%.1f,\"mismatched\":%llu,\"pings\":%llu,"
         "\"errors\":%llu,\"still_open\":%zu,\"first_error\":%s,\"latency_censored\":%llu,\"latency\":{%s}}\n",
         connections_.size(), static_cast<unsigned long long>(receivers), c_.size, c_.interval_ms, connect_s,
-        cpu, static_cast<double>(drain_end - run_started) / 1e9,
+        connect_retries_, cpu, wait, static_cast<double>(drain_end - run_started) / 1e9,
         static_cast<unsigned long long>(total_messages_ - warmup_messages_),
         static_cast<unsigned long long>(warmup_messages_), static_cast<unsigned long long>(missed_ticks_),
         static_cast<unsigned long long>(expected), static_cast<unsigned long long>(delivered_),
+        static_cast<unsigned long long>(all_deliveries_),
         static_cast<unsigned long long>(expected > delivered_ ? expected - delivered_ : 0),
         static_cast<unsigned long long>(complete), static_cast<unsigned long long>(duplicated),
-        static_cast<unsigned long long>(to_sender_), window,
+        static_cast<unsigned long long>(to_sender_), static_cast<unsigned long long>(delivery_reads_),
+        static_cast<unsigned long long>(max_per_read_), window,
         window > 0 ? static_cast<double>(delivered_in_window_) / window : 0.0,
         static_cast<unsigned long long>(mismatched_), static_cast<unsigned long long>(pings_),
         static_cast<unsigned long long>(errors_), still_open, json_string(first_error_).c_str(),
@@ -957,11 +1052,12 @@ class Load {
     const std::size_t still_open = open_;
     close_all();
     std::printf(
-        "{\"mode\":\"idle\",\"connections\":%zu,\"connect_s\":%.3f,\"still_open\":%zu,\"unexpected\":%llu,"
+        "{\"mode\":\"idle\",\"connections\":%zu,\"connect_s\":%.3f,\"connect_retries\":%zu,\"still_open\":%"
+        "zu,\"unexpected\":%llu,"
         "\"pings\":%llu,\"errors\":%llu,\"first_error\":%s}\n",
-        connections_.size(), connect_s, still_open, static_cast<unsigned long long>(unexpected_),
-        static_cast<unsigned long long>(pings_), static_cast<unsigned long long>(errors_),
-        json_string(first_error_).c_str());
+        connections_.size(), connect_s, connect_retries_, still_open,
+        static_cast<unsigned long long>(unexpected_), static_cast<unsigned long long>(pings_),
+        static_cast<unsigned long long>(errors_), json_string(first_error_).c_str());
     return 0;
   }
 
@@ -977,15 +1073,22 @@ class Load {
   std::vector<std::string> payloads_;
   std::size_t open_ = 0, closed_ = 0;
   std::string first_error_;
+  bool connecting_ = false;          // in connect_all(): failures are retried
+  std::size_t retry_wanted_ = 0;     // failures since connect_all() last looked
+  std::size_t connect_retries_ = 0;  // connection attempts after a failed one
+  std::string last_connect_error_;
   bool measuring_ = false, stopping_ = false;
   std::int64_t read_at_ = 0;  // when the read being parsed returned
+  std::uint64_t all_messages_ = 0,
+                all_deliveries_ = 0;  // warm-up included: what the servers' CPU time covers
   std::uint64_t messages_ = 0, mismatched_ = 0, unexpected_ = 0, pings_ = 0, errors_ = 0;
   Histogram latency_;
   // fan-out
   std::uint64_t sent_ = 0, total_messages_ = 0, warmup_messages_ = 0, missed_ticks_ = 0;
   std::uint64_t delivered_ = 0, delivered_in_window_ = 0, to_sender_ = 0;
-  std::vector<std::uint32_t> deliveries_;  // per measured message
-  std::vector<std::int64_t> send_times_;   // per measured message sent
+  std::uint64_t delivery_reads_ = 0, max_per_read_ = 0;  // reads that brought measured deliveries
+  std::vector<std::uint32_t> deliveries_;                // per measured message
+  std::vector<std::int64_t> send_times_;                 // per measured message sent
   std::int64_t first_measured_send_ = 0, last_delivery_ = 0;
 };
 

@@ -60,6 +60,33 @@ def spread(before, during):
     return [max(p["sockets"] - base.get(p["pid"], 0), 0) for p in during]
 
 
+def server_cpu_us(run, work):
+    """CPU time (user + system) of every server process from before to after the
+    load, in microseconds per unit of work (echoed message, delivery); None for
+    records without it. Includes the connections' handshakes and closes."""
+    before = {p["pid"]: p for p in run.get("before", []) if "cpu_ticks" in p}
+    after = [p for p in run.get("after", []) if "cpu_ticks" in p and p["pid"] in before]
+    if not after or not work:
+        return None
+    ticks = sum(p["cpu_ticks"] - before[p["pid"]]["cpu_ticks"] for p in after)
+    return ticks / run.get("clock_ticks", 100) * 1e6 / work
+
+
+def server_wait_ms(run):
+    """Time the server processes spent runnable but waiting for a CPU during the
+    load (sum over the processes), or None."""
+    before = {p["pid"]: p for p in run.get("before", []) if "wait_ms" in p}
+    after = [p for p in run.get("after", []) if "wait_ms" in p and p["pid"] in before]
+    if not after:
+        return None
+    return sum(p["wait_ms"] - before[p["pid"]]["wait_ms"] for p in after)
+
+
+def median_of(values):
+    values = [v for v in values if v is not None]
+    return median(values) if values else None
+
+
 def ratios(runs, value, server="multinode", reference="node"):
     """value(run) of each of server's runs over the same round's Node run."""
     by_round = {r["round"]: r for r in runs if r["server"] == reference}
@@ -118,6 +145,10 @@ def summarize(records):
                 "rtt_p50_us_median": median([r["load"]["rtt"]["p50_us"] for r in own]),
                 "rtt_p99_us_median": median([r["load"]["rtt"]["p99_us"] for r in own]),
                 "load_cpu_share_median": median([r["load"]["load_cpu_s"] / r["load"]["duration_s"] for r in own]),
+                "server_cpu_us_per_message_median": median_of(
+                    [server_cpu_us(r, r["load"].get("messages_total")) for r in own]),
+                "server_wait_ms_median": median_of([server_wait_ms(r) for r in own]),
+                "load_wait_s_median": median_of([r["load"].get("load_wait_s") for r in own]),
                 "error_count": sum(errors_of(r) for r in own),
                 "first_errors": [r["load"]["first_error"] for r in own if r["load"].get("first_error")],
             }
@@ -148,6 +179,10 @@ def summarize(records):
                 "lost": sum(r["load"]["lost"] for r in own),
                 "missed_ticks": sum(r["load"]["missed_ticks"] for r in own),
                 "load_cpu_share_median": median([r["load"]["load_cpu_s"] / r["load"]["run_s"] for r in own]),
+                "server_cpu_us_per_delivery_median": median_of(
+                    [server_cpu_us(r, r["load"].get("delivered_total")) for r in own]),
+                "server_wait_ms_median": median_of([server_wait_ms(r) for r in own]),
+                "load_wait_s_median": median_of([r["load"].get("load_wait_s") for r in own]),
                 "spread_rounds": [spread(r["before"], r["during"]) for r in own],
                 "error_count": sum(errors_of(r) for r in own),
                 "first_errors": [r["load"]["first_error"] for r in own if r["load"].get("first_error")],
@@ -205,6 +240,16 @@ def summarize(records):
     return summary
 
 
+def us_text(value):
+    return "-" if value is None else f"{value:.1f} us"
+
+
+def wait_text(server_ms, load_s):
+    server = "-" if server_ms is None else f"{server_ms / 1000:.2f}"
+    load = "-" if load_s is None else f"{load_s:.2f}"
+    return f"{server} / {load} s"
+
+
 def percent(share):
     """The load generator's CPU time over the run's time: near 100 % it, not the server, set the pace."""
     return f"{share * 100:.0f}%" if share is not None else "-"
@@ -240,10 +285,13 @@ def print_report(summary):
         for server, entry in summary["echo"].items():
             rows.append([server, f"{entry['messages_per_s_median']:,.0f}", ratio_text(entry.get("ratio_to_node_median")),
                          ms(entry["rtt_p50_us_median"]), ms(entry["rtt_p99_us_median"]),
-                         percent(entry["load_cpu_share_median"]), entry["error_count"],
+                         percent(entry["load_cpu_share_median"]),
+                         us_text(entry.get("server_cpu_us_per_message_median")),
+                         wait_text(entry.get("server_wait_ms_median"), entry.get("load_wait_s_median")),
+                         entry["error_count"],
                          " ".join(f"{x / 1000:.0f}k" for x in entry["messages_per_s_rounds"])])
-        print_table(["server", "msg/s (median)", "vs Node", "rtt p50", "rtt p99", "load CPU", "errors", "each round"],
-                    rows)
+        print_table(["server", "msg/s (median)", "vs Node", "rtt p50", "rtt p99", "load CPU", "server CPU/msg",
+                     "run-queue wait server/load", "errors", "each round"], rows)
 
     for clients, entry in summary["fanout"].items():
         print(f"\nfan-out: {clients} clients, one sends {config.get('size')} bytes every {config.get('interval_ms')} ms "
@@ -255,9 +303,13 @@ def print_report(summary):
                          ratio_text(figures.get("p99_ratio_to_node_median")),
                          f"{figures['delivered_per_s_median']:,.0f}", f"{figures['delivered']:,}/{figures['expected']:,}",
                          "/".join(str(x) for x in figures["spread_rounds"][0]),
-                         percent(figures["load_cpu_share_median"]), figures["missed_ticks"], figures["error_count"]])
+                         percent(figures["load_cpu_share_median"]),
+                         us_text(figures.get("server_cpu_us_per_delivery_median")),
+                         wait_text(figures.get("server_wait_ms_median"), figures.get("load_wait_s_median")),
+                         figures["missed_ticks"], figures["error_count"]])
         print_table(["server", "p50", "p99", "p99 vs Node", "delivered/s", "delivered/expected",
-                     "conns per process", "load CPU", "missed ticks", "errors"], rows)
+                     "conns per process", "load CPU", "server CPU/delivery", "run-queue wait server/load",
+                     "missed ticks", "errors"], rows)
 
     errors = [(kind, server, e) for kind in ("idle", "echo") for server, entry in summary[kind].items()
               for e in entry["first_errors"]]

@@ -107,8 +107,10 @@ class Connection {
   // Queue a message. False when it was not queued (the connection is closing or
   // closed, text that is not UTF-8, or it would pass max_buffered_bytes, which
   // closes with 1008) or when write_high_water is passed (it was queued; wait for
-  // on_drain before sending more). Sent at once, or, inside on_message, gathered
-  // with the other answers to the same read into one write.
+  // on_drain before sending more). Inside this connection's on_message, gathered
+  // with the other answers to the same read into one write after it; from
+  // anywhere else, written once the running handler returns, with whatever else
+  // this connection was sent meanwhile (at once when write_high_water is reached).
   virtual bool send(std::string_view data, Kind kind = Kind::text) = 0;
   virtual bool send(const Frame& frame) = 0;
   // Starts the closing handshake with this code and reason (at most 123 bytes of UTF-8).

@@ -31,6 +31,28 @@ std::span<char> scratch() {
 // Output kept across messages while the connection is busy; more is given back at once.
 constexpr std::size_t keep_output_bytes = std::size_t{64} * 1024;
 
+}  // namespace
+
+// Connections of an io_context that a send() from outside their own read batch
+// (a broadcast from another connection's or the mesh's handler, a timer) gave
+// output to: written by one posted pass once the running handler returns. A
+// server that fell behind (a read of the sender's socket or of the mesh brings
+// several messages) so writes each client's frames with one writev instead of one
+// write per frame and client, and catches up instead of staying behind. Weak: a
+// connection closed meanwhile is skipped, and none is kept alive by the list. A
+// service of the io_context: its state goes with it (one thread runs each).
+class DeferredFlushes final : public asio::execution_context::service {
+ public:
+  static inline asio::execution_context::id id;  // NOLINT(readability-identifier-naming): Asio's name
+  explicit DeferredFlushes(asio::execution_context& context) : asio::execution_context::service(context) {}
+  void shutdown() override { sessions.clear(); }
+
+  std::vector<std::weak_ptr<Session>> sessions;
+  bool posted = false;
+};
+
+namespace {
+
 template <typename F>
 void guarded(const char* what, F&& f) noexcept {
   try {
@@ -197,10 +219,17 @@ void Session::queue_frame(Opcode opcode, std::string_view payload) {
   output_.append(payload);
 }
 
-// After a data frame was queued: writes now unless a read's batch is being
-// decoded (its answers go out in one write at its end); what send() returns.
+// After a data frame was queued: a read's batch being decoded writes its answers
+// in one write at its end; any other send() is written by the thread's deferred
+// pass (defer_flush), unless the output reached write_high_water: then now.
+// What send() returns.
 bool Session::after_queue() {
-  if (!in_batch_) flush();
+  if (!in_batch_) {
+    if (output_.size() >= write_high_water_)
+      flush();
+    else
+      defer_flush();
+  }
   if (state_ != State::open) return false;
   if (output_.size() >= write_high_water_) {
     drain_wanted_ = true;
@@ -235,6 +264,42 @@ bool Session::send(const Frame& frame) {
   }
   output_.append_shared(frame.wire());
   return after_queue();
+}
+
+void Session::defer_flush() {
+  if (flush_deferred_ || waiting_write_ || state_ == State::closed) return;
+  bool listed = false;
+  try {
+    auto& deferred = asio::use_service<DeferredFlushes>(socket_->get_executor().context());
+    deferred.sessions.push_back(weak_from_this());
+    listed = true;
+    if (!deferred.posted) {
+      asio::post(socket_->get_executor(), [&deferred] { run_deferred_flushes(deferred); });
+      deferred.posted = true;
+    }
+    flush_deferred_ = true;
+  } catch (...) {
+    // No memory for the list or the posted pass: write now, as without deferral.
+    if (listed) asio::use_service<DeferredFlushes>(socket_->get_executor().context()).sessions.pop_back();
+    flush();
+  }
+}
+
+void Session::run_deferred_flushes(DeferredFlushes& pending) {
+  pending.posted = false;
+  // A flush may send (on_drain) and so defer again: that goes in the next pass.
+  std::vector<std::weak_ptr<Session>> sessions;
+  sessions.swap(pending.sessions);
+  for (const auto& weak : sessions) {
+    if (const auto session = weak.lock()) {
+      session->flush_deferred_ = false;
+      session->flush();
+    }
+  }
+  if (pending.sessions.empty()) {
+    sessions.clear();
+    pending.sessions.swap(sessions);  // the capacity serves the next pass
+  }
 }
 
 void Session::flush() {

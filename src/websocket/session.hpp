@@ -26,6 +26,8 @@
 
 namespace multinode::websocket::detail {
 
+class DeferredFlushes;
+
 class Session final : public Connection,
                       public http::TakenOver,
                       public std::enable_shared_from_this<Session>,
@@ -81,6 +83,8 @@ class Session final : public Connection,
   void on_bytes(char* data, std::size_t size);
   void queue_frame(Opcode opcode, std::string_view payload);
   bool after_queue();
+  void defer_flush();
+  static void run_deferred_flushes(DeferredFlushes& pending);
   void flush();
   void wait_writable();
   void output_drained();
@@ -118,9 +122,10 @@ class Session final : public Connection,
   bool in_batch_ = false;       // decoding a read: sends are gathered into one write after it
   bool received_ = false;       // bytes came since the last sweep
   bool ping_outstanding_ = false;
-  bool drain_wanted_ = false;   // a send returned false: on_drain once the output is written
-  bool discard_input_ = false;  // after a protocol error: what the peer sends is not looked at
-  bool shut_down_ = false;      // our side is shut down (after the close frame of a failure)
+  bool drain_wanted_ = false;    // a send returned false: on_drain once the output is written
+  bool discard_input_ = false;   // after a protocol error: what the peer sends is not looked at
+  bool shut_down_ = false;       // our side is shut down (after the close frame of a failure)
+  bool flush_deferred_ = false;  // in this thread's deferred flush pass (session.cpp)
 };
 
 }  // namespace multinode::websocket::detail
