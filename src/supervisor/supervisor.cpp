@@ -150,6 +150,35 @@ const std::vector<ListenSocket>& Supervisor::sockets_for(unsigned index) {
   return s.own_sockets;
 }
 
+std::vector<ListenSocket> Supervisor::sockets_served_by(unsigned index) {
+  if (!shared_.empty()) return shared_;
+  std::vector<ListenSocket> sockets = sockets_for(index);
+  // Removed slots (SIGTTOU) too: their sockets stay in the group, and connections
+  // the kernel hashes there are served by whoever holds them.
+  for (const auto& [other_index, other] : slots_) {
+    if (other_index != index)
+      sockets.insert(sockets.end(), other.own_sockets.begin(), other.own_sockets.end());
+  }
+  if (index == host_.slot()) {
+    master_served_slots_.clear();
+    for (const auto& [other_index, other] : slots_) {
+      if (!other.own_sockets.empty()) master_served_slots_.push_back(other_index);
+    }
+  }
+  return sockets;
+}
+
+bool Supervisor::everyone_serves(unsigned index) const {
+  const auto holds = [index](const std::vector<unsigned>& served) {
+    return std::find(served.begin(), served.end(), index) != served.end();
+  };
+  if (balance_ != nullptr && balance_->entry() && !holds(master_served_slots_)) return false;
+  for (const auto& [id, child] : children_) {
+    if (!child->retiring && child->balance_entry && !holds(child->served_slots)) return false;
+  }
+  return true;
+}
+
 std::uint16_t Supervisor::port() {
   if (!shared_.empty()) return local_port(shared_.front().fd);
   for (const auto& [index, s] : slots_) {
@@ -169,7 +198,7 @@ void Supervisor::start_workers(unsigned first_slot, unsigned count) {
 void Supervisor::spawn(unsigned index) {
   Slot& s = slot(index);
   const NodeId id = next_id_++;
-  const auto& sockets = sockets_for(index);
+  const std::vector<ListenSocket> sockets = sockets_served_by(index);
 
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
@@ -190,7 +219,15 @@ void Supervisor::spawn(unsigned index) {
       log(LogLevel::error, "worker in slot ", index, " starts without a heartbeat: ", e.what());
     }
   }
-  std::optional<unsigned> balance_entry = balance_ ? balance_->allocate() : std::nullopt;
+  // Reuseport: a slot added (SIGTTIN, scale) after the others started is one their
+  // processes do not hold; its process accepts all it is given, unbalanced (as
+  // without balancing), instead of leaving connections there nobody else sees.
+  const bool balanced = balance_ != nullptr && (!shared_.empty() || everyone_serves(index));
+  if (balance_ != nullptr && !balanced)
+    log(LogLevel::info, "worker ", id, " (slot ", index,
+        ") accepts unbalanced: the processes started before its slot existed do not hold its "
+        "socket (a rolling restart, SIGHUP, gives every process every slot's socket)");
+  std::optional<unsigned> balance_entry = balanced ? balance_->allocate() : std::nullopt;
   if (balance_entry) start.balance_entry = static_cast<int>(*balance_entry);
   auto entries = environment::encode_worker(start);
   for (auto& e : entries.entries) env.push_back(std::move(e));  // LISTEN_PID stays last
@@ -249,6 +286,11 @@ void Supervisor::spawn(unsigned index) {
   child->ready_timer = std::make_unique<boost::asio::steady_timer>(host_.io());
   child->heartbeat = std::move(heartbeat);
   child->balance_entry = balance_entry;
+  if (shared_.empty()) {
+    for (const auto& [other_index, other] : slots_) {
+      if (!other.own_sockets.empty()) child->served_slots.push_back(other_index);
+    }
+  }
   s.current = id;
 
   child->control->start([this, id](const Record& record, int fd) { on_record(id, record, fd); },

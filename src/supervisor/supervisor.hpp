@@ -76,6 +76,12 @@ class Supervisor {
 
   // The listening fds of a slot (binding them first in reuseport mode).
   const std::vector<ListenSocket>& sockets_for(unsigned slot);
+  // What the process filling `slot` serves: with reuseport, its own slot's sockets
+  // first, then those of every other slot bound so far, so that it may take
+  // connections the kernel queued for another (docs/architecture.md, "Even
+  // balancing"); otherwise the shared sockets. The master's call (for its own slot)
+  // is remembered: a slot bound later is one the master does not serve.
+  std::vector<ListenSocket> sockets_served_by(unsigned slot);
   std::uint16_t port();
 
   // Starts a worker in each of slots first_slot .. first_slot + count - 1.
@@ -131,6 +137,7 @@ class Supervisor {
     std::optional<ServerCounters> counters;  // its last stats record, for status
     std::uint32_t stats_answered = 0;        // the serial of that record
     std::optional<unsigned> balance_entry;   // its entry in balance_, if any
+    std::vector<unsigned> served_slots;      // reuseport: the slots whose sockets it was given
   };
   struct Slot {
     NodeId current = 0;  // the worker filling the slot, 0 when none
@@ -216,6 +223,11 @@ class Supervisor {
   std::vector<std::function<void(const StatusSnapshot&)>> status_waiters_;
   std::unique_ptr<boost::asio::steady_timer> stats_timer_;
   BalanceTable* balance_ = nullptr;
+  // Reuseport: the slots whose sockets the master serves itself (none when it only supervises).
+  std::vector<unsigned> master_served_slots_;
+  // Reuseport and balanced: whether every serving process holds the sockets of
+  // `slot`, so that its own process may leave connections queued there for the others.
+  bool everyone_serves(unsigned slot) const;
 };
 
 }  // namespace multinode::detail
