@@ -80,8 +80,10 @@ class Supervisor {
   // first, then those of every other slot bound so far, so that it may take
   // connections the kernel queued for another (docs/architecture.md, "Even
   // balancing"); otherwise the shared sockets. The master's call (for its own slot)
-  // is remembered: a slot bound later is one the master does not serve.
-  std::vector<ListenSocket> sockets_served_by(unsigned slot);
+  // is remembered: a slot bound later is one the master does not serve. Past
+  // max_served_sockets in all, only the slot's own. slots: set to the slots served.
+  static constexpr std::size_t max_served_sockets = 256;
+  std::vector<ListenSocket> sockets_served_by(unsigned slot, std::vector<unsigned>* slots = nullptr);
   std::uint16_t port();
 
   // Starts a worker in each of slots first_slot .. first_slot + count - 1.
