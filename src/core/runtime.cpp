@@ -92,9 +92,11 @@ void Runtime::start_master() {
     shared = bind_listeners(options_, options_.port, false);
   }
   supervisor_ = std::make_unique<Supervisor>(*this, std::move(shared));
-  start_operator_interface(identity);  // as root still: the socket is given to the user below
-  if (!reuseport && options_.worker_command.empty()) {  // (foreign workers take no part in it)
-    // One queue for every process: each takes no more than its share of it.
+  start_operator_interface(identity);     // as root still: the socket is given to the user below
+  if (options_.worker_command.empty()) {  // (foreign workers take no part in it)
+    // Shared: one queue for every process, each takes no more than its share of it.
+    // Reuseport: a queue per slot, but every process holds every slot's socket and
+    // takes by the same rule from any of them (docs/architecture.md, "Even balancing").
     try {
       balance_table_ = BalanceTable::create();
       if (const auto entry = balance_table_.allocate(); entry && options_.master_listen)
@@ -116,8 +118,10 @@ void Runtime::start_master() {
         identity->group, " (gid ", identity->gid, ")");
   }
   if (options_.master_listen) {
+    // Reuseport: every slot's sockets are bound before the master serves them all.
+    for (unsigned index = 1; reuseport && index <= workers; ++index) supervisor_->sockets_for(index);
     std::vector<int> fds;
-    for (const auto& socket : supervisor_->sockets_for(0)) fds.push_back(socket.fd);
+    for (const auto& socket : supervisor_->sockets_served_by(0)) fds.push_back(socket.fd);
     start_serving(fds, true);  // the master keeps its own fds for its whole life
   }
   if (balance_table_ && !accept_balance_) {

@@ -6,9 +6,10 @@
 // Asio's async_accept calls plain accept() in Boost 1.81: no SOCK_CLOEXEC, and one
 // wake-up per connection. This replaces it for both servers.
 //
-// With a shared socket and an AcceptBalance (net/balance.hpp), a process that holds
-// more than its share stops accepting, within a burst too, and leaves the
-// connection queued for another process.
+// With an AcceptBalance (net/balance.hpp), a process that holds more than its share
+// stops accepting, within a burst too, and leaves the connection queued for another
+// process (on the shared socket, or on any slot's reuseport socket, which every
+// process holds).
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>

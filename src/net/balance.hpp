@@ -3,7 +3,9 @@
 // table of shared memory; a process holding `slack` more than the least-loaded
 // other one stops accepting and leaves the connection in the kernel's queue of the
 // shared socket, where another process takes it. Nothing leaves that queue before
-// a process takes it, so a kill -9 still loses no waiting connection.
+// a process takes it, so a kill -9 still loses no waiting connection. With
+// Balancing::reuseport every process holds every slot's socket and applies the same
+// rule to each: the kernel's hash picks the queue, the table who serves it.
 //
 // The listening socket wakes every waiting process for each new connection, but
 // not again for the ones left behind: a process that stops accepting after it

@@ -164,6 +164,39 @@ const std::vector<ListenSocket>& Supervisor::sockets_for(unsigned index) {
   return s.own_sockets;
 }
 
+std::vector<ListenSocket> Supervisor::sockets_served_by(unsigned index, std::vector<unsigned>* slots) {
+  if (!shared_.empty()) return shared_;
+  std::vector<ListenSocket> sockets = sockets_for(index);
+  std::vector<unsigned> served{index};
+  std::size_t total = 0;
+  for (const auto& [other_index, other] : slots_) total += other.own_sockets.size();
+  // Beyond max_served_sockets each process keeps to its own slot's (and accepts
+  // unbalanced): fds of its own for the connections, and no n² fds over the processes.
+  if (total <= max_served_sockets) {
+    // Removed slots (SIGTTOU) too: their sockets stay in the group, and connections
+    // the kernel hashes there are served by whoever holds them.
+    for (const auto& [other_index, other] : slots_) {
+      if (other_index == index || other.own_sockets.empty()) continue;
+      sockets.insert(sockets.end(), other.own_sockets.begin(), other.own_sockets.end());
+      served.push_back(other_index);
+    }
+  }
+  if (index == host_.slot()) master_served_slots_ = served;
+  if (slots != nullptr) *slots = std::move(served);
+  return sockets;
+}
+
+bool Supervisor::everyone_serves(unsigned index) const {
+  const auto holds = [index](const std::vector<unsigned>& served) {
+    return std::find(served.begin(), served.end(), index) != served.end();
+  };
+  if (balance_ != nullptr && balance_->entry() && !holds(master_served_slots_)) return false;
+  for (const auto& [id, child] : children_) {
+    if (!child->retiring && child->balance_entry && !holds(child->served_slots)) return false;
+  }
+  return true;
+}
+
 std::uint16_t Supervisor::port() {
   if (!shared_.empty()) return local_port(shared_.front().fd);
   for (const auto& [index, s] : slots_) {
@@ -187,7 +220,8 @@ void Supervisor::spawn(unsigned index) {
   }
   Slot& s = slot(index);
   const NodeId id = next_id_++;
-  const auto& sockets = sockets_for(index);
+  std::vector<unsigned> served_slots;
+  const std::vector<ListenSocket> sockets = sockets_served_by(index, &served_slots);
 
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
@@ -211,7 +245,17 @@ void Supervisor::spawn(unsigned index) {
       log(LogLevel::error, "worker in slot ", index, " starts without a heartbeat: ", e.what());
     }
   }
-  std::optional<unsigned> balance_entry = balance_ ? balance_->allocate() : std::nullopt;
+  // Reuseport: a slot added (SIGTTIN, scale) after the others started is one their
+  // processes do not hold; its process accepts all it is given, unbalanced (as
+  // without balancing), instead of leaving connections there nobody else sees.
+  const bool balanced = balance_ != nullptr && (!shared_.empty() || everyone_serves(index));
+  if (balance_ != nullptr && !balanced)
+    log(LogLevel::info, "worker ", id, " (slot ", index,
+        ") accepts unbalanced: not every serving process holds its slot's socket (the ones "
+        "started before the slot existed; a rolling restart, SIGHUP, gives each every slot's "
+        "socket, up to ",
+        max_served_sockets, " sockets)");
+  std::optional<unsigned> balance_entry = balanced ? balance_->allocate() : std::nullopt;
   if (balance_entry) start.balance_entry = static_cast<int>(*balance_entry);
   auto entries = environment::encode_worker(start);
   for (auto& e : entries.entries) env.push_back(std::move(e));  // LISTEN_PID stays last
@@ -270,6 +314,7 @@ void Supervisor::spawn(unsigned index) {
   child->ready_timer = std::make_unique<boost::asio::steady_timer>(host_.io());
   child->heartbeat = std::move(heartbeat);
   child->balance_entry = balance_entry;
+  child->served_slots = std::move(served_slots);
   s.current = id;
 
   child->control->start([this, id](const Record& record, int fd) { on_record(id, record, fd); },

@@ -77,6 +77,14 @@ class Supervisor {
 
   // The listening fds of a slot (binding them first in reuseport mode).
   const std::vector<ListenSocket>& sockets_for(unsigned slot);
+  // What the process filling `slot` serves: with reuseport, its own slot's sockets
+  // first, then those of every other slot bound so far, so that it may take
+  // connections the kernel queued for another (docs/architecture.md, "Even
+  // balancing"); otherwise the shared sockets. The master's call (for its own slot)
+  // is remembered: a slot bound later is one the master does not serve. Past
+  // max_served_sockets in all, only the slot's own. slots: set to the slots served.
+  static constexpr std::size_t max_served_sockets = 256;
+  std::vector<ListenSocket> sockets_served_by(unsigned slot, std::vector<unsigned>* slots = nullptr);
   std::uint16_t port();
 
   // Starts a worker in each of slots first_slot .. first_slot + count - 1.
@@ -139,6 +147,7 @@ class Supervisor {
     std::unique_ptr<boost::asio::posix::stream_descriptor> notify;  // its NOTIFY_SOCKET
     bool watchdog = false;                                          // WATCHDOG_USEC was given
     std::chrono::steady_clock::time_point last_watchdog;            // its last WATCHDOG=1 (or ready)
+    std::vector<unsigned> served_slots;  // reuseport: the slots whose sockets it was given
   };
   struct Slot {
     NodeId current = 0;  // the worker filling the slot, 0 when none
@@ -236,6 +245,11 @@ class Supervisor {
   // Foreign workers: the program's path (PATH looked up once) and where their output goes.
   std::string program_path_;
   std::shared_ptr<OutputSink> output_;
+  // Reuseport: the slots whose sockets the master serves itself (none when it only supervises).
+  std::vector<unsigned> master_served_slots_;
+  // Reuseport and balanced: whether every serving process holds the sockets of
+  // `slot`, so that its own process may leave connections queued there for the others.
+  bool everyone_serves(unsigned slot) const;
 };
 
 }  // namespace multinode::detail

@@ -1,7 +1,8 @@
 // Even balancing (docs/architecture.md, "Even balancing"), on the hello example:
 // 64 connections opened at once, the way wrk -c64 opens them, are shared by the 4
 // serving processes within +-25 % of the mean (12 to 20 each), round after round;
-// a stopped process holding the fewest does not keep the others from serving.
+// a stopped process holding the fewest does not keep the others from serving; the
+// same with one SO_REUSEPORT socket per slot.
 #include "process.hpp"
 
 #include <gtest/gtest.h>
@@ -130,19 +131,65 @@ TEST(Balance, AStoppedProcessWithTheFewestDoesNotStopTheOthers) {
   EXPECT_EQ(served, 64) << describe(count);
 }
 
-// With Balancing::reuseport the kernel hashes each connection to one slot's socket:
-// no process can take another's, and the shares are binomial (docs/benchmarks.md,
-// "Even balancing"). What holds: every connection is served, by the 4 processes.
-TEST(Balance, ReuseportServesEveryConnection) {
+// With Balancing::reuseport the kernel hashes each connection to one slot's socket,
+// but every process holds every slot's socket and takes from any of them by the
+// same rule: the shares are those of the shared socket, whichever queue the kernel picked.
+TEST(Balance, ReuseportSharesSixtyFourConnectionsEvenly) {
   const std::uint16_t port = free_port();
   auto hello = start_hello(port, {"--nodes", "4", "--balancing", "reuseport"});
   ASSERT_TRUE(hello.wait_for_log_count("is ready", 3, 10s)) << hello.error_output();
+  expect_even(port, 4, 5);
+}
+
+TEST(Balance, ReuseportWorkersShareEvenlyWhenTheMasterOnlySupervises) {
+  const std::uint16_t port = free_port();
+  auto hello = start_hello(port, {"--nodes", "4", "--balancing", "reuseport", "--no-master-listen"});
+  ASSERT_TRUE(hello.wait_for_log_count("is ready", 4, 10s)) << hello.error_output();
+  expect_even(port, 4, 3);
+}
+
+// A worker killed with -9: the connections the kernel queues on its slot's socket
+// meanwhile are served by the others (they hold that socket too), and the replacement
+// shares evenly again.
+TEST(Balance, ReuseportServesAKilledWorkersQueueAndStaysEven) {
+  const std::uint16_t port = free_port();
+  auto hello = start_hello(port, {"--nodes", "4", "--balancing", "reuseport"});
+  ASSERT_TRUE(hello.wait_for_log_count("is ready", 3, 10s)) << hello.error_output();
+  const std::vector<pid_t> workers = child_pids(hello.pid());
+  ASSERT_EQ(workers.size(), 3u);
+  ::kill(workers.front(), SIGKILL);
   const auto count = shares(port, 64);
   EXPECT_EQ(count.count(0), 0u) << describe(count);
-  EXPECT_LE(count.size(), 4u) << describe(count);
+  EXPECT_EQ(count.count(workers.front()), 0u) << describe(count);
   int served = 0;
   for (const auto& [pid, n] : count) served += pid != 0 ? n : 0;
   EXPECT_EQ(served, 64) << describe(count);
+  ASSERT_TRUE(hello.wait_for_log_count("is ready", 4, 10s)) << hello.error_output();
+  expect_even(port, 4, 2);
+}
+
+// A slot added by SIGTTIN after the others started: their processes do not hold its
+// socket, so its process accepts unbalanced and every connection is still served.
+// A rolling restart gives every process every slot's socket: even again.
+TEST(Balance, ReuseportSlotAddedLaterIsServedAndEvenAfterARollingRestart) {
+  const std::uint16_t port = free_port();
+  auto hello = start_hello(port, {"--nodes", "3", "--balancing", "reuseport", "--no-master-listen"});
+  ASSERT_TRUE(hello.wait_for_log_count("is ready", 3, 10s)) << hello.error_output();
+  hello.signal(SIGTTIN);
+  ASSERT_TRUE(hello.wait_for_log_count("is ready", 4, 10s)) << hello.error_output();
+  EXPECT_NE(hello.error_output().find("accepts unbalanced"), std::string::npos) << hello.error_output();
+  const auto count = shares(port, 64);
+  EXPECT_EQ(count.count(0), 0u) << describe(count);
+  int served = 0;
+  for (const auto& [pid, n] : count) served += pid != 0 ? n : 0;
+  EXPECT_EQ(served, 64) << describe(count);
+
+  wait_for_closes(port);
+  hello.signal(SIGHUP);
+  ASSERT_TRUE(hello.wait_for_log_count("is ready", 8, 20s)) << hello.error_output();
+  for (int i = 0; i < 250 && child_pids(hello.pid()).size() != 4; ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(child_pids(hello.pid()).size(), 4u) << hello.error_output();
+  expect_even(port, 4, 3);
 }
 
 }  // namespace
