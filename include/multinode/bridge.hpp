@@ -35,11 +35,16 @@ enum class BridgeRejection : std::uint8_t {
 };
 constexpr std::string_view to_string(BridgeRejection rejection) noexcept {
   switch (rejection) {
-    case BridgeRejection::none: return "none";
-    case BridgeRejection::oversized: return "oversized";
-    case BridgeRejection::foreign: return "foreign";
-    case BridgeRejection::malformed: return "malformed";
-    case BridgeRejection::reply: return "reply";
+    case BridgeRejection::none:
+      return "none";
+    case BridgeRejection::oversized:
+      return "oversized";
+    case BridgeRejection::foreign:
+      return "foreign";
+    case BridgeRejection::malformed:
+      return "malformed";
+    case BridgeRejection::reply:
+      return "reply";
   }
   return "unknown";
 }
@@ -52,24 +57,27 @@ enum class BridgeLinkState : std::uint8_t {
 };
 constexpr std::string_view to_string(BridgeLinkState state) noexcept {
   switch (state) {
-    case BridgeLinkState::off: return "off";
-    case BridgeLinkState::connecting: return "connecting";
-    case BridgeLinkState::up: return "up";
+    case BridgeLinkState::off:
+      return "off";
+    case BridgeLinkState::connecting:
+      return "connecting";
+    case BridgeLinkState::up:
+      return "up";
   }
   return "unknown";
 }
 
 // This process's figures (Nodes::bridge_counters()).
 struct BridgeCounters {
-  std::uint64_t published = 0;   // messages Redis acknowledged
-  std::uint64_t received = 0;    // messages delivered to this process's subscriptions
-  std::uint64_t dropped = 0;     // messages published here that were lost: queue full, link lost
-  std::uint64_t rejected = 0;    // payloads and replies dropped as bad input (sum of the next four)
+  std::uint64_t published = 0;  // messages Redis acknowledged
+  std::uint64_t received = 0;   // messages delivered to this process's subscriptions
+  std::uint64_t dropped = 0;    // messages published here that were lost: queue full, link lost
+  std::uint64_t rejected = 0;   // payloads and replies dropped as bad input (sum of the next four)
   std::uint64_t oversized = 0;
   std::uint64_t foreign = 0;
   std::uint64_t malformed = 0;
   std::uint64_t bad_replies = 0;
-  std::uint64_t reconnects = 0;  // links established again after one was lost or refused
+  std::uint64_t reconnects = 0;    // links established again after one was lost or refused
   std::uint64_t queued_bytes = 0;  // published, not yet written to Redis (at most bridge_max_queued)
   BridgeLinkState state = BridgeLinkState::off;
 };

@@ -41,13 +41,13 @@ class Bridge::Link {
                                                              tcp::resolver::results_type results) {
                               if (bridge_.stopped_ || generation != generation_) return;
                               if (error) return fail("cannot resolve the host: " + error.message());
-                              asio::async_connect(socket_, results,
-                                                  [this, generation](boost::system::error_code error,
-                                                                     const tcp::endpoint&) {
-                                                    if (bridge_.stopped_ || generation != generation_) return;
-                                                    if (error) return fail(error.message());
-                                                    connected();
-                                                  });
+                              asio::async_connect(
+                                  socket_, results,
+                                  [this, generation](boost::system::error_code error, const tcp::endpoint&) {
+                                    if (bridge_.stopped_ || generation != generation_) return;
+                                    if (error) return fail(error.message());
+                                    connected();
+                                  });
                             });
   }
 
@@ -80,7 +80,6 @@ class Bridge::Link {
   }
 
  private:
-
   void connected() {
     const int fd = socket_.native_handle();
     ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);  // workers started later do not inherit it
@@ -138,8 +137,8 @@ class Bridge::Link {
   }
 
   void read() {
-    socket_.async_read_some(asio::buffer(buffer_), [this, generation = generation_](boost::system::error_code error,
-                                                                                    std::size_t size) {
+    socket_.async_read_some(asio::buffer(buffer_), [this, generation = generation_](
+                                                       boost::system::error_code error, std::size_t size) {
       if (bridge_.stopped_ || generation != generation_) return;
       if (error) {
         return fail(error == asio::error::eof ? std::string("Redis closed the connection") : error.message());
@@ -226,8 +225,9 @@ class Bridge::Link {
       in_flight_ = 0;
     }
     if (was_ready || !failed_before_) {
-      log(LogLevel::warning, "bridge: the ", name(), " link to Redis at ", bridge_.where(), " is down: ", reason,
-          "; serving locally, reconnecting (backoff up to ", bridge_.config_.reconnect_delay_max.count(), " ms)");
+      log(LogLevel::warning, "bridge: the ", name(), " link to Redis at ", bridge_.where(),
+          " is down: ", reason, "; serving locally, reconnecting (backoff up to ",
+          bridge_.config_.reconnect_delay_max.count(), " ms)");
     }
     failed_before_ = true;
     if (was_ready) bridge_.link_changed();
@@ -348,11 +348,20 @@ void Bridge::subscribe(std::string_view channel, Handler handler, BridgeScope sc
 
 void Bridge::reject(BridgeRejection kind, std::string_view detail) {
   switch (kind) {
-    case BridgeRejection::oversized: ++counters_.oversized; break;
-    case BridgeRejection::foreign: ++counters_.foreign; break;
-    case BridgeRejection::malformed: ++counters_.malformed; break;
-    case BridgeRejection::reply: ++counters_.bad_replies; break;
-    case BridgeRejection::none: return;
+    case BridgeRejection::oversized:
+      ++counters_.oversized;
+      break;
+    case BridgeRejection::foreign:
+      ++counters_.foreign;
+      break;
+    case BridgeRejection::malformed:
+      ++counters_.malformed;
+      break;
+    case BridgeRejection::reply:
+      ++counters_.bad_replies;
+      break;
+    case BridgeRejection::none:
+      return;
   }
   auto& logged = rejection_logged_[static_cast<std::size_t>(kind)];
   if (logged) return;
@@ -364,7 +373,8 @@ void Bridge::reject(BridgeRejection kind, std::string_view detail) {
 void Bridge::deliver(std::string_view redis_channel, std::string_view payload) {
   auto it = subscriptions_.find(redis_channel);
   if (it == subscriptions_.end()) return;  // unsubscribed meanwhile: not for this process
-  if (payload.size() > config_.max_message) return reject(BridgeRejection::oversized, "larger than bridge_max_message");
+  if (payload.size() > config_.max_message)
+    return reject(BridgeRejection::oversized, "larger than bridge_max_message");
   BridgeOrigin origin;
   if (peek_envelope_origin(payload, origin.host, origin.node) && origin.host == config_.host) {
     if (origin.node == config_.node) return;  // this process's own message
@@ -374,9 +384,10 @@ void Bridge::deliver(std::string_view redis_channel, std::string_view payload) {
   }
   Envelope envelope = decode_envelope(payload, config_.max_message, config_.max_json_depth);
   if (envelope.rejection != BridgeRejection::none) {
-    return reject(envelope.rejection, envelope.rejection == BridgeRejection::foreign
-                                          ? "not a multinode envelope: another program publishes on the channel"
-                                          : "its frame does not parse");
+    return reject(envelope.rejection,
+                  envelope.rejection == BridgeRejection::foreign
+                      ? "not a multinode envelope: another program publishes on the channel"
+                      : "its frame does not parse");
   }
   ++counters_.received;
   const bool own_host = origin.host == config_.host;

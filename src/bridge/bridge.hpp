@@ -54,7 +54,9 @@ class Bridge {
   bool publish(std::string_view channel, const Message& message);
   void subscribe(std::string_view channel, Handler handler, BridgeScope scope);
   // Called on every change of state() (both links up, or not).
-  void on_state(std::function<void(BridgeLinkState)> handler) { state_handlers_.push_back(std::move(handler)); }
+  void on_state(std::function<void(BridgeLinkState)> handler) {
+    state_handlers_.push_back(std::move(handler));
+  }
 
   BridgeCounters counters() const;
   BridgeLinkState state() const noexcept;

@@ -49,7 +49,8 @@ std::optional<RedisUrl> parse_redis_url(std::string_view url, std::string& error
     url.remove_prefix(at + 1);
     const auto colon = credentials.find(':');
     // redis://:PASSWORD@ or redis://USER:PASSWORD@ (the user is not used: Redis 5's AUTH takes a password)
-    result.password = std::string(colon == std::string_view::npos ? credentials : credentials.substr(colon + 1));
+    result.password =
+        std::string(colon == std::string_view::npos ? credentials : credentials.substr(colon + 1));
   }
   std::string_view path;
   if (const auto slash = url.find('/'); slash != std::string_view::npos) {
@@ -194,7 +195,8 @@ void ReplyReader::ReplyDeleter::operator()(redisReply* reply) const noexcept {
   freeReplyObject(reply);
 }
 
-ReplyReader::ReplyReader(std::size_t max_buffered) : reader_(redisReaderCreate()), max_buffered_(max_buffered) {
+ReplyReader::ReplyReader(std::size_t max_buffered)
+    : reader_(redisReaderCreate()), max_buffered_(max_buffered) {
   if (reader_ == nullptr) throw std::bad_alloc();
 }
 

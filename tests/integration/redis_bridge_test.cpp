@@ -27,8 +27,8 @@ namespace {
 constexpr const char* redis_server = "/usr/bin/redis-server";
 
 ChildProcess start_redis(std::uint16_t port) {
-  auto redis = ChildProcess::start({redis_server, "--save", "", "--appendonly", "no", "--port", std::to_string(port),
-                                    "--bind", "127.0.0.1"});
+  auto redis = ChildProcess::start({redis_server, "--save", "", "--appendonly", "no", "--port",
+                                    std::to_string(port), "--bind", "127.0.0.1"});
   const int fd = multinode::test::wait_for_connect(port, 10s);
   if (fd >= 0) ::close(fd);
   return redis;
@@ -79,12 +79,13 @@ struct Hosts {
     ::unlink(control.c_str());
   }
   ChildProcess start_publisher(unsigned count, unsigned interval_us) const {
-    return ChildProcess::start({multinode::test::test_program_path("bridge_node"), "--bridge", url, "--prefix",
-                                prefix, "--control", control, "--publish-on", trigger, "--count",
+    return ChildProcess::start({multinode::test::test_program_path("bridge_node"), "--bridge", url,
+                                "--prefix", prefix, "--control", control, "--publish-on", trigger, "--count",
                                 std::to_string(count), "--interval-us", std::to_string(interval_us)});
   }
   ChildProcess start_receiver() const {
-    return ChildProcess::start({multinode::test::test_program_path("bridge_node"), "--bridge", url, "--prefix", prefix});
+    return ChildProcess::start(
+        {multinode::test::test_program_path("bridge_node"), "--bridge", url, "--prefix", prefix});
   }
   void publish() const { std::ofstream(trigger) << "go\n"; }
 };
@@ -108,7 +109,8 @@ TEST(Bridge, DeliversEveryKindToEveryProcessOfEveryHostOnce) {
   const std::string from = host_id(a);
   ASSERT_FALSE(from.empty());
   // Host B's two processes and host A's worker get all 15, each once; A's master, the publisher, none.
-  for (const auto& [host, node] : std::vector<std::pair<const ChildProcess*, std::string>>{{&b, "0"}, {&b, "1"}, {&a, "1"}}) {
+  for (const auto& [host, node] :
+       std::vector<std::pair<const ChildProcess*, std::string>>{{&b, "0"}, {&b, "1"}, {&a, "1"}}) {
     ASSERT_TRUE(wait_received(*host, node, 15, 10s)) << host->output();
     std::this_thread::sleep_for(100ms);  // a duplicate would come right after
     const auto lines = received_by(*host, node);
@@ -127,7 +129,8 @@ TEST(Bridge, DeliversEveryKindToEveryProcessOfEveryHostOnce) {
   const std::string status = multinode::control_command(hosts.control, "status");
   EXPECT_NE(status.find("\"bridge\":{\"state\":\"up\",\"published\":15,"), std::string::npos) << status;
   const std::string metrics = multinode::control_command(hosts.control, "metrics");
-  EXPECT_NE(metrics.find("multinode_bridge_published_total{id=\"0\",slot=\"0\"} 15"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("multinode_bridge_published_total{id=\"0\",slot=\"0\"} 15"), std::string::npos)
+      << metrics;
   EXPECT_NE(metrics.find("multinode_bridge_up{id=\"0\",slot=\"0\"} 1"), std::string::npos);
   a.signal(SIGTERM);
   b.signal(SIGTERM);
@@ -148,19 +151,24 @@ TEST(Bridge, GarbageOnTheChannelIsCountedAndDropped) {
   ASSERT_EQ(std::system((cli + " 'not ours' > /dev/null").c_str()), 0);
   ASSERT_EQ(std::system((cli + " 'not ours either' > /dev/null").c_str()), 0);
   // The magic, then a frame header whose length says more than follows.
-  ASSERT_EQ(std::system(("printf 'MNB1AAAAAAAABBBB\\001\\000\\000\\000\\377\\000\\000\\000x' | /usr/bin/redis-cli -x -p " +
-                         std::to_string(hosts.port) + " PUBLISH " + channel + " > /dev/null")
-                            .c_str()),
-            0);
+  ASSERT_EQ(
+      std::system(
+          ("printf 'MNB1AAAAAAAABBBB\\001\\000\\000\\000\\377\\000\\000\\000x' | /usr/bin/redis-cli -x -p " +
+           std::to_string(hosts.port) + " PUBLISH " + channel + " > /dev/null")
+              .c_str()),
+      0);
   hosts.publish();  // and a good message after them
   ASSERT_TRUE(wait_received(b, "0", 3, 10s)) << b.output() << b.error_output();
   ASSERT_TRUE(wait_received(b, "1", 3, 10s)) << b.output() << b.error_output();
-  EXPECT_TRUE(b.wait_for_log_count("dropped a foreign payload", 2, 5s)) << b.error_output();  // once per process
-  EXPECT_FALSE(b.wait_for_log_count("dropped a foreign payload", 3, 200ms)) << "logged more than once per kind";
+  EXPECT_TRUE(b.wait_for_log_count("dropped a foreign payload", 2, 5s))
+      << b.error_output();  // once per process
+  EXPECT_FALSE(b.wait_for_log_count("dropped a foreign payload", 3, 200ms))
+      << "logged more than once per kind";
   EXPECT_TRUE(b.wait_for_log_count("dropped a malformed payload", 2, 5s)) << b.error_output();
   ASSERT_TRUE(a.wait_for_output("done 3 0", 10s));
   const std::string status = multinode::control_command(hosts.control, "status");
-  EXPECT_NE(status.find("\"rejected_by_reason\":{\"oversized\":0,\"foreign\":2,\"malformed\":1,"), std::string::npos)
+  EXPECT_NE(status.find("\"rejected_by_reason\":{\"oversized\":0,\"foreign\":2,\"malformed\":1,"),
+            std::string::npos)
       << status;
   a.signal(SIGTERM);
   b.signal(SIGTERM);
@@ -200,7 +208,8 @@ TEST(Bridge, RedisDownAtStartKilledAndRestartedTheBridgeComesBack) {
     EXPECT_LE(lines.size(), published) << node;
     EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()).size(), lines.size()) << node;
     // The last round, published after the restart, arrived.
-    EXPECT_NE(b.output().find("recv " + node + " " + host_id(a) + " 0 json {\"i\":599}"), std::string::npos) << node;
+    EXPECT_NE(b.output().find("recv " + node + " " + host_id(a) + " 0 json {\"i\":599}"), std::string::npos)
+        << node;
   }
   a.signal(SIGTERM);
   b.signal(SIGTERM);

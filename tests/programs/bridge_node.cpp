@@ -81,13 +81,20 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string_view arg = argv[i];
     const char* value = argv[i + 1];
-    if (arg == "--bridge") options.bridge = value;
-    else if (arg == "--nodes") options.nodes = static_cast<unsigned>(std::atoi(value));
-    else if (arg == "--prefix") options.bridge_prefix = value;
-    else if (arg == "--control") options.control_socket = value;
-    else if (arg == "--publish-on") publisher.trigger = value;
-    else if (arg == "--count") publisher.count = static_cast<unsigned>(std::atoi(value));
-    else if (arg == "--interval-us") publisher.interval = std::chrono::microseconds(std::atoi(value));
+    if (arg == "--bridge")
+      options.bridge = value;
+    else if (arg == "--nodes")
+      options.nodes = static_cast<unsigned>(std::atoi(value));
+    else if (arg == "--prefix")
+      options.bridge_prefix = value;
+    else if (arg == "--control")
+      options.control_socket = value;
+    else if (arg == "--publish-on")
+      publisher.trigger = value;
+    else if (arg == "--count")
+      publisher.count = static_cast<unsigned>(std::atoi(value));
+    else if (arg == "--interval-us")
+      publisher.interval = std::chrono::microseconds(std::atoi(value));
     else {
       std::cerr << "bridge_node: bad argument " << arg << "\n";
       return 2;
@@ -105,8 +112,8 @@ int main(int argc, char** argv) {
       kind = message.is_text() ? "text" : "binary";
       content = std::string(message.bytes());
     }
-    say("recv " + self + " " + std::to_string(from.host) + " " + std::to_string(from.node) + " " + kind + " " +
-        content);
+    say("recv " + self + " " + std::to_string(from.host) + " " + std::to_string(from.node) + " " + kind +
+        " " + content);
   });
   nodes.on_bridge_state([&self](multinode::BridgeLinkState state) {
     if (state == multinode::BridgeLinkState::up) say("up " + self);
