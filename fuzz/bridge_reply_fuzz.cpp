@@ -40,7 +40,8 @@ void describe(const redisReply& reply, std::string& out, int depth = 0) {
       out += std::to_string(reply.integer);
       break;
     case REDIS_REPLY_ARRAY:
-      for (std::size_t i = 0; i < reply.elements && depth < 16; ++i) describe(*reply.element[i], out, depth + 1);
+      for (std::size_t i = 0; i < reply.elements && depth < 16; ++i)
+        describe(*reply.element[i], out, depth + 1);
       break;
     default:
       break;

@@ -366,7 +366,8 @@ void Bridge::reject(BridgeRejection kind, std::string_view detail) {
   auto& logged = rejection_logged_[static_cast<std::size_t>(kind)];
   if (logged) return;
   logged = true;
-  log(LogLevel::warning, "bridge: dropped a ", to_string(kind), " payload from Redis (", detail,
+  log(LogLevel::warning, "bridge: dropped ", kind == BridgeRejection::oversized ? "an " : "a ",
+      to_string(kind), " payload from Redis (", detail,
       "); further ones are only counted (multinode_bridge_rejected_total)");
 }
 

@@ -157,6 +157,11 @@ TEST(Bridge, GarbageOnTheChannelIsCountedAndDropped) {
            std::to_string(hosts.port) + " PUBLISH " + channel + " > /dev/null")
               .c_str()),
       0);
+  // Over bridge_max_message (1 MiB by default): dropped, the link stays.
+  ASSERT_EQ(std::system(("head -c 1048700 /dev/zero | tr '\\0' a | /usr/bin/redis-cli -x -p " +
+                         std::to_string(hosts.port) + " PUBLISH " + channel + " > /dev/null")
+                            .c_str()),
+            0);
   hosts.publish();  // and a good message after them
   ASSERT_TRUE(wait_received(b, "0", 3, 10s)) << b.output() << b.error_output();
   ASSERT_TRUE(wait_received(b, "1", 3, 10s)) << b.output() << b.error_output();
@@ -165,9 +170,11 @@ TEST(Bridge, GarbageOnTheChannelIsCountedAndDropped) {
   EXPECT_FALSE(b.wait_for_log_count("dropped a foreign payload", 3, 200ms))
       << "logged more than once per kind";
   EXPECT_TRUE(b.wait_for_log_count("dropped a malformed payload", 2, 5s)) << b.error_output();
+  EXPECT_TRUE(b.wait_for_log_count("dropped an oversized payload", 2, 5s)) << b.error_output();
   ASSERT_TRUE(a.wait_for_output("done 3 0", 10s));
   const std::string status = multinode::control_command(hosts.control, "status");
-  EXPECT_NE(status.find("\"rejected_by_reason\":{\"oversized\":0,\"foreign\":2,\"malformed\":1,"),
+  EXPECT_NE(status.find("\"rejected_by_reason\":{\"oversized\":1,\"foreign\":2,\"malformed\":1,\"reply\":0},"
+                        "\"reconnects\":0,"),
             std::string::npos)
       << status;
   a.signal(SIGTERM);

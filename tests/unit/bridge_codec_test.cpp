@@ -36,8 +36,8 @@ TEST(BridgeUrl, ParsesHostPortDatabaseAndPassword) {
 }
 
 TEST(BridgeUrl, RefusesWhatIsNotARedisUrlAndSaysWhy) {
-  for (const char* bad : {"http://h:1", "redis://", "redis://h:0", "redis://h:65536", "redis://h:x", "redis://h:",
-                          "redis://h/db", "redis://[::1", "redis://[::1]x"}) {
+  for (const char* bad : {"http://h:1", "redis://", "redis://h:0", "redis://h:65536", "redis://h:x",
+                          "redis://h:", "redis://h/db", "redis://[::1", "redis://[::1]x"}) {
     std::string error;
     EXPECT_FALSE(parse_redis_url(bad, error)) << bad;
     EXPECT_FALSE(error.empty()) << bad;
@@ -55,7 +55,8 @@ TEST(BridgeEnvelope, CarriesEveryKindWithItsOrigin) {
     EXPECT_EQ(envelope.node, 7u);
     EXPECT_EQ(envelope.message->kind(), message.kind());
     EXPECT_EQ(envelope.message->bytes(), message.bytes());
-    EXPECT_EQ(boost::json::serialize(envelope.message->json_value()), boost::json::serialize(message.json_value()));
+    EXPECT_EQ(boost::json::serialize(envelope.message->json_value()),
+              boost::json::serialize(message.json_value()));
   }
 }
 
@@ -72,8 +73,8 @@ TEST(BridgeEnvelope, RejectsEachKindOfBadPayload) {
   std::string control = good;
   control[16] = 4;
   EXPECT_EQ(decode_envelope(control, 1024, 64).rejection, BridgeRejection::malformed);
-  const std::string deep = encode_envelope(1, 0, Message(boost::json::value(boost::json::array{
-                                                              boost::json::array{boost::json::array{}}})));
+  const std::string deep = encode_envelope(
+      1, 0, Message(boost::json::value(boost::json::array{boost::json::array{boost::json::array{}}})));
   EXPECT_EQ(decode_envelope(deep, 1024, 2).rejection, BridgeRejection::malformed);
   EXPECT_EQ(decode_envelope(deep, 1024, 64).rejection, BridgeRejection::none);
   EXPECT_THROW(encode_envelope(1, 0, Message::text(std::string("\xc0\xaf"))), std::system_error);
