@@ -44,12 +44,13 @@ struct Receiver {
       done = true;
       std::sort(latencies_us.begin(), latencies_us.end());
       auto at = [this](double q) {
-        return latencies_us.empty() ? 0u : latencies_us[std::min(latencies_us.size() - 1,
-                                                                  std::size_t(q * double(latencies_us.size())))];
+        return latencies_us.empty() ? 0u
+                                    : latencies_us[std::min(latencies_us.size() - 1,
+                                                            std::size_t(q * double(latencies_us.size())))];
       };
-      const std::string line = "result " + std::to_string(self) + " " + std::to_string(latencies_us.size()) + " " +
-                               std::to_string(first) + " " + std::to_string(last) + " " + std::to_string(at(0.5)) +
-                               " " + std::to_string(at(0.99)) + "\n";
+      const std::string line = "result " + std::to_string(self) + " " + std::to_string(latencies_us.size()) +
+                               " " + std::to_string(first) + " " + std::to_string(last) + " " +
+                               std::to_string(at(0.5)) + " " + std::to_string(at(0.99)) + "\n";
       [[maybe_unused]] auto n = ::write(1, line.data(), line.size());
       return;
     }
@@ -98,8 +99,8 @@ struct Publisher {
   void finish(int round) {
     if (round == 0) {
       const auto c = nodes->bridge_counters();
-      std::cerr << "bridge: published " << sent << " (acknowledged " << c.published << ", dropped " << c.dropped
-                << ")\n";
+      std::cerr << "bridge: published " << sent << " (acknowledged " << c.published << ", dropped "
+                << c.dropped << ")\n";
     }
     if (round == 5) return;
     nodes->publish("bench", multinode::Message::text("end"));
@@ -124,12 +125,18 @@ int main(int argc, char** argv) {
       continue;
     }
     ++i;
-    if (arg == "--bridge") options.bridge = value;
-    else if (arg == "--prefix") options.bridge_prefix = value;
-    else if (arg == "--nodes") options.nodes = unsigned(std::atoi(value));
-    else if (arg == "--rate") publisher.rate = std::atof(value);
-    else if (arg == "--seconds") publisher.seconds = std::atof(value);
-    else if (arg == "--size") publisher.size = std::size_t(std::atoi(value));
+    if (arg == "--bridge")
+      options.bridge = value;
+    else if (arg == "--prefix")
+      options.bridge_prefix = value;
+    else if (arg == "--nodes")
+      options.nodes = unsigned(std::atoi(value));
+    else if (arg == "--rate")
+      publisher.rate = std::atof(value);
+    else if (arg == "--seconds")
+      publisher.seconds = std::atof(value);
+    else if (arg == "--size")
+      publisher.size = std::size_t(std::atoi(value));
     else {
       std::cerr << "bridge: bad argument " << arg << "\n";
       return 2;
