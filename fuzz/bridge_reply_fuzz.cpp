@@ -1,7 +1,7 @@
 // libFuzzer target for what the bridge reads from Redis (src/bridge/codec.hpp):
 // hiredis's reply reader fed the input cut into reads (the first byte says where),
 // every reply classified as a subscribed link does it, and every message payload's
-// envelope decoded. The same replies must come out whatever the cuts; a decoded
+// envelopes decoded. The same replies must come out whatever the cuts; a decoded
 // message must be what the protocol allows (text UTF-8, JSON that serializes);
 // nothing may crash, and the reader's buffer stays bounded.
 //
@@ -65,13 +65,23 @@ std::vector<std::string> run(const std::uint8_t* data, std::size_t size, std::si
       event += '|';
       event += std::to_string(static_cast<int>(push.kind));
       if (push.kind == PushMessage::Kind::message) {
-        const Envelope envelope = decode_envelope(push.payload, max_message, 16);
-        event += '|';
-        event += std::to_string(static_cast<int>(envelope.rejection));
-        if (envelope.rejection == multinode::BridgeRejection::none) {
-          const auto& message = *envelope.message;
-          if (message.is_text() && !is_valid_utf8(message.bytes())) std::abort();
-          if (message.is_json()) event += boost::json::serialize(message.json_value());
+        // One or more envelopes back to back, as Bridge::deliver() walks them.
+        std::string_view rest = push.payload;
+        while (!rest.empty()) {
+          const std::size_t one = envelope_size(rest);
+          if (one == 0 || one > rest.size()) {
+            event += "|cut";
+            break;
+          }
+          const Envelope envelope = decode_envelope(rest.substr(0, one), max_message, 16);
+          rest.remove_prefix(one);
+          event += '|';
+          event += std::to_string(static_cast<int>(envelope.rejection));
+          if (envelope.rejection == multinode::BridgeRejection::none) {
+            const auto& message = *envelope.message;
+            if (message.is_text() && !is_valid_utf8(message.bytes())) std::abort();
+            if (message.is_json()) event += boost::json::serialize(message.json_value());
+          }
         }
       }
       events.push_back(std::move(event));

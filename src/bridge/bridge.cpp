@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <algorithm>
+#include <deque>
 
 namespace multinode::detail {
 
@@ -70,11 +71,16 @@ class Bridge::Link {
   // The publishing link: takes the bridge's queue when it can write.
   void flush() {
     if (writing_ || !ready_) return;
-    if (role_ == Role::publisher && !bridge_.queue_.empty()) {
-      pending_ += bridge_.queue_;
-      in_flight_ += bridge_.queued_messages_;
-      bridge_.queue_.clear();
-      bridge_.queued_messages_ = 0;
+    if (role_ == Role::publisher && bridge_.queued_bytes_ != 0) {
+      // What was published since the last write: one PUBLISH per batch of a channel.
+      for (auto& [channel, batches] : bridge_.batches_) {
+        for (auto& batch : batches) {
+          pending_ += format_command({"PUBLISH", channel, batch.envelopes});
+          in_flight_.push_back(batch.messages);
+        }
+      }
+      bridge_.batches_.clear();
+      bridge_.queued_bytes_ = 0;
     }
     if (!pending_.empty()) write();
   }
@@ -165,15 +171,16 @@ class Bridge::Link {
       return true;
     }
     if (role_ == Role::publisher) {
-      if (in_flight_ == 0) {
+      if (in_flight_.empty()) {
         bad_reply("a reply to no command");
         return false;
       }
-      --in_flight_;
+      const std::uint64_t messages = in_flight_.front();
+      in_flight_.pop_front();
       if (reply.type == REDIS_REPLY_INTEGER) {
-        ++bridge_.counters_.published;
+        bridge_.counters_.published += messages;
       } else {
-        ++bridge_.counters_.dropped;
+        bridge_.counters_.dropped += messages;
         if (reply.type == REDIS_REPLY_ERROR && !publish_error_logged_) {
           publish_error_logged_ = true;
           log(LogLevel::warning, "bridge: Redis refused a PUBLISH: ", std::string_view(reply.str, reply.len),
@@ -219,11 +226,9 @@ class Bridge::Link {
     pending_.clear();
     handshake_left_ = 0;
     subscribes_left_ = 0;
-    if (in_flight_ != 0) {
-      // Written but not acknowledged: Redis may or may not have had them (at-most-once).
-      bridge_.counters_.dropped += in_flight_;
-      in_flight_ = 0;
-    }
+    // Written but not acknowledged: Redis may or may not have had them (at-most-once).
+    for (const auto messages : in_flight_) bridge_.counters_.dropped += messages;
+    in_flight_.clear();
     if (was_ready || !failed_before_) {
       log(LogLevel::warning, "bridge: the ", name(), " link to Redis at ", bridge_.where(),
           " is down: ", reason, "; serving locally, reconnecting (backoff up to ",
@@ -256,7 +261,7 @@ class Bridge::Link {
   bool publish_error_logged_ = false;
   std::size_t handshake_left_ = 0;
   std::size_t subscribes_left_ = 0;
-  std::uint64_t in_flight_ = 0;
+  std::deque<std::uint64_t> in_flight_;  // messages in each PUBLISH written and not yet answered
 };
 
 Bridge::Bridge(asio::io_context& io, Config config)
@@ -295,7 +300,7 @@ BridgeLinkState Bridge::state() const noexcept {
 
 BridgeCounters Bridge::counters() const {
   BridgeCounters counters = counters_;
-  counters.queued_bytes = queue_.size();
+  counters.queued_bytes = queued_bytes_;
   counters.state = state();
   counters.rejected = counters.oversized + counters.foreign + counters.malformed + counters.bad_replies;
   return counters;
@@ -326,14 +331,22 @@ bool Bridge::publish(std::string_view channel, const Message& message) {
     }
     return false;
   }
-  const std::string name = config_.prefix + std::string(channel);
-  const std::string command = format_command({"PUBLISH", name, envelope});
-  if (queue_.size() + command.size() > config_.max_queued) {
+  if (queued_bytes_ + envelope.size() > config_.max_queued) {
     ++counters_.dropped;
     return false;
   }
-  queue_ += command;
-  ++queued_messages_;
+  // Messages published while a write is in flight (or the link is down) share one
+  // PUBLISH per channel, up to bridge_max_message: one Redis command and one
+  // delivery per subscriber for many messages. Nothing waits for a batch to fill.
+  auto it = batches_.find(std::string_view(config_.prefix + std::string(channel)));
+  if (it == batches_.end())
+    it = batches_.emplace(config_.prefix + std::string(channel), std::vector<Batch>{}).first;
+  auto& batches = it->second;
+  if (batches.empty() || batches.back().envelopes.size() + envelope.size() > config_.max_message)
+    batches.emplace_back();
+  batches.back().envelopes += envelope;
+  ++batches.back().messages;
+  queued_bytes_ += envelope.size();
   publisher_->flush();
   return true;
 }
@@ -376,28 +389,44 @@ void Bridge::deliver(std::string_view redis_channel, std::string_view payload) {
   if (it == subscriptions_.end()) return;  // unsubscribed meanwhile: not for this process
   if (payload.size() > config_.max_message)
     return reject(BridgeRejection::oversized, "larger than bridge_max_message");
-  BridgeOrigin origin;
-  if (peek_envelope_origin(payload, origin.host, origin.node) && origin.host == config_.host) {
-    if (origin.node == config_.node) return;  // this process's own message
-    const bool wanted = std::any_of(it->second.begin(), it->second.end(),
-                                    [](const Subscription& s) { return s.scope == BridgeScope::every_host; });
-    if (!wanted) return;
-  }
-  Envelope envelope = decode_envelope(payload, config_.max_message, config_.max_json_depth);
-  if (envelope.rejection != BridgeRejection::none) {
-    return reject(envelope.rejection,
-                  envelope.rejection == BridgeRejection::foreign
-                      ? "not a multinode envelope: another program publishes on the channel"
-                      : "its frame does not parse");
-  }
-  ++counters_.received;
-  const bool own_host = origin.host == config_.host;
-  // A handler may subscribe more: the list is copied.
-  const auto subscriptions = it->second;
-  for (const auto& subscription : subscriptions) {
-    if (own_host && subscription.scope == BridgeScope::other_hosts) continue;
-    subscription.handler(*envelope.message, origin);
-    if (stopped_) return;
+  // One or more envelopes back to back (one publisher's batch).
+  for (bool first = true; !payload.empty(); first = false) {
+    const std::size_t size = envelope_size(payload);
+    if (size == 0 || size > payload.size()) {
+      if (first && payload.substr(0, envelope_magic.size()) != envelope_magic) {
+        return reject(BridgeRejection::foreign,
+                      "not a multinode envelope: another program publishes on the channel");
+      }
+      return reject(BridgeRejection::malformed,
+                    "an envelope cut short or followed by bytes that are not one");
+    }
+    const std::string_view one = payload.substr(0, size);
+    payload.remove_prefix(size);
+    BridgeOrigin origin;
+    peek_envelope_origin(one, origin.host, origin.node);
+    const bool own_host = origin.host == config_.host;
+    if (own_host) {
+      if (origin.node == config_.node) continue;  // this process's own message
+      const bool wanted = std::any_of(it->second.begin(), it->second.end(), [](const Subscription& s) {
+        return s.scope == BridgeScope::every_host;
+      });
+      if (!wanted) continue;
+    }
+    Envelope envelope = decode_envelope(one, config_.max_message, config_.max_json_depth);
+    if (envelope.rejection != BridgeRejection::none) {
+      reject(envelope.rejection, "its frame does not parse");
+      continue;
+    }
+    ++counters_.received;
+    // A handler may subscribe more: the list is copied.
+    const auto subscriptions = it->second;
+    for (const auto& subscription : subscriptions) {
+      if (own_host && subscription.scope == BridgeScope::other_hosts) continue;
+      subscription.handler(*envelope.message, origin);
+      if (stopped_) return;
+    }
+    it = subscriptions_.find(redis_channel);
+    if (it == subscriptions_.end()) return;
   }
 }
 

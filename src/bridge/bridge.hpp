@@ -86,9 +86,14 @@ class Bridge {
   bool was_up_ = false;
   bool stopped_ = false;
 
-  // The queue of the publishing link: PUBLISH commands not yet handed to the socket.
-  std::string queue_;
-  std::uint64_t queued_messages_ = 0;
+  // The queue of the publishing link: envelopes not yet handed to the socket, in
+  // batches of at most max_message bytes per Redis channel (one PUBLISH each).
+  struct Batch {
+    std::string envelopes;
+    std::uint64_t messages = 0;
+  };
+  std::map<std::string, std::vector<Batch>, std::less<>> batches_;
+  std::size_t queued_bytes_ = 0;
 
   BridgeCounters counters_;
   std::array<bool, 5> rejection_logged_{};

@@ -134,6 +134,12 @@ bool peek_envelope_origin(std::string_view payload, std::uint64_t& host, std::ui
   return true;
 }
 
+std::size_t envelope_size(std::string_view payload) noexcept {
+  if (payload.size() < envelope_header_size + frame_header_size) return 0;
+  if (payload.substr(0, envelope_magic.size()) != envelope_magic) return 0;
+  return envelope_header_size + frame_header_size + get_le(payload.data() + envelope_header_size + 4, 4);
+}
+
 Envelope decode_envelope(std::string_view payload, std::size_t max_message, std::size_t max_json_depth) {
   Envelope result;
   if (payload.size() > max_message) {

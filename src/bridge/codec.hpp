@@ -6,6 +6,7 @@
 //   offset 4   host     u64 little-endian: the publishing host's id
 //   offset 12  node     u32 little-endian: the publishing process's id on that host
 //   offset 16  frame    exactly one peer stream frame (docs/protocol.md): text, binary or JSON
+// A Redis payload is one or more envelopes back to back.
 #pragma once
 
 #include <multinode/bridge.hpp>
@@ -53,6 +54,11 @@ struct Envelope {
 // within max_json_depth: malformed). Only the header when headers_only: a receiver
 // that drops its own host's messages before decoding them.
 Envelope decode_envelope(std::string_view payload, std::size_t max_message, std::size_t max_json_depth);
+// A PUBLISH payload holds one or more envelopes back to back (a publisher's batch).
+// The size of the envelope at the front of `payload` (header and frame), read
+// from its frame header, or 0 when no envelope header is there; it may be larger
+// than what is left (cut short).
+std::size_t envelope_size(std::string_view payload) noexcept;
 // The host and node of a payload with a valid envelope header, else nothing.
 bool peek_envelope_origin(std::string_view payload, std::uint64_t& host, std::uint32_t& node) noexcept;
 

@@ -80,6 +80,17 @@ TEST(BridgeEnvelope, RejectsEachKindOfBadPayload) {
   EXPECT_THROW(encode_envelope(1, 0, Message::text(std::string("\xc0\xaf"))), std::system_error);
 }
 
+TEST(BridgeEnvelope, APayloadHoldsEnvelopesBackToBack) {
+  const std::string first = encode_envelope(1, 2, Message::text("one"));
+  const std::string second = encode_envelope(1, 2, Message::binary("two!"));
+  const std::string batch = first + second;
+  EXPECT_EQ(envelope_size(batch), first.size());
+  EXPECT_EQ(envelope_size(std::string_view(batch).substr(first.size())), second.size());
+  EXPECT_EQ(envelope_size("garbage"), 0u);
+  EXPECT_EQ(envelope_size(first.substr(0, 20)), 0u);                          // not even a header
+  EXPECT_GT(envelope_size(first.substr(0, 25)), first.substr(0, 25).size());  // cut short
+}
+
 TEST(BridgeReplies, ReadsSplitRepliesAndClassifiesPushMessages) {
   const std::string payload = encode_envelope(3, 1, Message::text("hi"));
   const std::string wire = format_command({"message", "multinode:t", payload});  // an array of bulk strings
