@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <chrono>
 #include <csignal>
@@ -90,6 +91,15 @@ struct Hosts {
   void publish() const { std::ofstream(trigger) << "go\n"; }
 };
 
+// A graceful stop: SIGTERM, and exit status 0 (under the sanitizers: no report either).
+void stop_host(ChildProcess& host) {
+  host.signal(SIGTERM);
+  const auto status = host.wait(10s);
+  ASSERT_TRUE(status) << "did not stop on SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << host.error_output();
+  EXPECT_EQ(host.error_output().find("Sanitizer"), std::string::npos) << host.error_output();
+}
+
 void expect_up(const ChildProcess& host) {
   EXPECT_TRUE(host.wait_for_output("up 0", 10s)) << host.error_output();
   EXPECT_TRUE(host.wait_for_output("up 1", 10s)) << host.error_output();
@@ -132,10 +142,8 @@ TEST(Bridge, DeliversEveryKindToEveryProcessOfEveryHostOnce) {
   EXPECT_NE(metrics.find("multinode_bridge_published_total{id=\"0\",slot=\"0\"} 15"), std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("multinode_bridge_up{id=\"0\",slot=\"0\"} 1"), std::string::npos);
-  a.signal(SIGTERM);
-  b.signal(SIGTERM);
-  EXPECT_TRUE(a.wait(10s));
-  EXPECT_TRUE(b.wait(10s));
+  stop_host(a);
+  stop_host(b);
   redis.kill_all();
 }
 
@@ -177,10 +185,8 @@ TEST(Bridge, GarbageOnTheChannelIsCountedAndDropped) {
                         "\"reconnects\":0,"),
             std::string::npos)
       << status;
-  a.signal(SIGTERM);
-  b.signal(SIGTERM);
-  EXPECT_TRUE(a.wait(10s));
-  EXPECT_TRUE(b.wait(10s));
+  stop_host(a);
+  stop_host(b);
   redis.kill_all();
 }
 
@@ -221,9 +227,7 @@ TEST(Bridge, RedisDownAtStartKilledAndRestartedTheBridgeComesBack) {
     EXPECT_NE(b.output().find("recv " + node + " " + host_id(a) + " 0 json {\"i\":599}"), std::string::npos)
         << node;
   }
-  a.signal(SIGTERM);
-  b.signal(SIGTERM);
-  EXPECT_TRUE(a.wait(10s));
-  EXPECT_TRUE(b.wait(10s));
+  stop_host(a);
+  stop_host(b);
   redis->kill_all();
 }
