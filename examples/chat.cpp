@@ -8,7 +8,7 @@
 //   chat [--port N] [--nodes N] [--host ADDRESS] [--balancing shared|reuseport]
 //        [--static DIR] [--history N] [--max-message BYTES] [--max-nick BYTES]
 //        [--max-text BYTES] [--rate PER_SECOND] [--burst N] [--max-buffered BYTES]
-//        [--sync-timeout MS]
+//        [--sync-timeout MS] [--bridge redis://HOST:PORT[/DB]] [--bridge-prefix PREFIX]
 //
 // scripts/demo.sh starts it on :8080, one process per core: open two tabs.
 //
@@ -33,6 +33,15 @@
 // A process answers its first clients only once it has a peer's state (or after
 // --sync-timeout, or at once when it is alone), so a replacement's first tab
 // already sees the history.
+//
+// Across hosts (--bridge: several chat servers, each with its processes and port,
+// joined by one Redis server; docs/bridge.md): every process also publishes the
+// same three messages on the bridge channel "chat" and applies those of the
+// processes of other hosts (their own host's come over the mesh). Lines and users
+// are keyed by (host, node). A process publishes its state when its link to Redis
+// comes up and to every process of another host it hears of for the first time,
+// and its users every --presence-ms; the users of a process of another host not
+// heard of for three times that leave the list.
 #include "chat/room.hpp"
 
 #include <multinode/multinode.hpp>
@@ -69,6 +78,8 @@ struct Settings {
   chat::Limits limits;
   websocket::Options socket;
   std::chrono::milliseconds sync_timeout{2000};
+  bool bridged = false;
+  std::chrono::milliseconds presence_interval{5000};
   std::string static_dir = default_static_dir;
 };
 
@@ -112,8 +123,9 @@ class Chat {
   // Once listen() has said which process this is.
   void attach(multinode::Nodes& nodes, bool alone) {
     nodes_ = &nodes;
-    room_.emplace(nodes.id(), settings_.history);
+    room_.emplace(nodes.id(), settings_.history, settings_.bridged ? nodes.host_id() : 0);
     sync_timer_.emplace(nodes.io_context());
+    if (settings_.bridged) attach_bridge(nodes);
     if (alone) {
       synced();
     } else {
@@ -126,6 +138,7 @@ class Chat {
     nodes.on_stop([this] {
       stopping_ = true;
       sync_timer_->cancel();
+      if (presence_timer_) presence_timer_->cancel();
       for (auto& [id, client] : std::map(clients_)) client.socket->close(websocket::close_code::going_away);
     });
   }
@@ -153,6 +166,7 @@ class Chat {
   void clear() {
     clients_.clear();
     sync_timer_.reset();
+    presence_timer_.reset();
   }
 
  private:
@@ -173,7 +187,9 @@ class Chat {
     socket->on_message(
         [this, id](std::string_view data, websocket::Kind kind) { on_client(id, data, kind); });
     socket->on_close([this, id](std::uint16_t, std::string_view) { drop_client(id); });
-    room_->join(id, "guest-" + std::to_string(room_->self()) + "-" + std::to_string(id));
+    // Across hosts node ids repeat: the guest's name has its host's first digits too.
+    const std::string host = settings_.bridged ? chat::host_text(room_->host()).substr(0, 4) + "-" : "";
+    room_->join(id, "guest-" + host + std::to_string(room_->self()) + "-" + std::to_string(id));
     if (synced_) welcome(id);
     users_changed();
   }
@@ -202,6 +218,7 @@ class Chat {
         const chat::Entry entry = room_->say(room_->nick(id), message.value, now_ms());
         to_local_clients(chat::Room::message_frame(entry));
         nodes_->broadcast(chat::Room::said_message(entry));
+        if (settings_.bridged) nodes_->publish(bridge_channel, chat::Room::said_message(entry));
         return;
       }
     }
@@ -224,6 +241,65 @@ class Chat {
   void users_changed() {
     to_local_clients(room_->online_frame());
     nodes_->broadcast(room_->users_message());
+    if (settings_.bridged) nodes_->publish(bridge_channel, room_->users_message());
+  }
+
+  // --bridge: the processes of the other hosts, through Redis.
+  static constexpr std::string_view bridge_channel = "chat";
+  using Remote = std::pair<std::uint64_t, multinode::NodeId>;
+
+  void attach_bridge(multinode::Nodes& nodes) {
+    presence_timer_.emplace(nodes.io_context());
+    nodes.subscribe(
+        bridge_channel,
+        [this](const multinode::Message& message, const multinode::BridgeOrigin& from) {
+          on_remote(message, from);
+        },
+        multinode::BridgeScope::other_hosts);
+    nodes.on_bridge_state([this](multinode::BridgeLinkState state) {
+      if (state == multinode::BridgeLinkState::up && !stopping_)
+        nodes_->publish(bridge_channel, room_->state_message());
+    });
+    arm_presence();
+  }
+
+  void on_remote(const multinode::Message& message, const multinode::BridgeOrigin& from) {
+    if (stopping_ || !message.is_json()) return;
+    const Remote remote{from.host, from.node};
+    const bool first = last_heard_.find(remote) == last_heard_.end();
+    last_heard_[remote] = std::chrono::steady_clock::now();
+    auto update = room_->apply_from(from.host, from.node, message.json_value());
+    if (update.invalid) {
+      std::cerr << "chat: node " << room_->self() << " ignored a bridge message from host "
+                << chat::host_text(from.host) << " node " << from.node
+                << " that is not of the chat's protocol\n";
+      return;
+    }
+    for (const auto& entry : update.new_entries) to_local_clients(chat::Room::message_frame(entry));
+    if (update.online_changed) to_local_clients(room_->online_frame());
+    // A process of another host we had not heard of: it gets our state once.
+    if (first) nodes_->publish(bridge_channel, room_->state_message());
+  }
+
+  // Every presence interval: our users to the other hosts, and theirs that went silent leave.
+  void arm_presence() {
+    presence_timer_->expires_after(settings_.presence_interval);
+    presence_timer_->async_wait([this](boost::system::error_code error) {
+      if (error || stopping_) return;
+      nodes_->publish(bridge_channel, room_->users_message());
+      const auto now = std::chrono::steady_clock::now();
+      bool changed = false;
+      for (auto it = last_heard_.begin(); it != last_heard_.end();) {
+        if (now - it->second > settings_.presence_interval * 3) {
+          changed = room_->drop_remote(it->first.first, it->first.second) || changed;
+          it = last_heard_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (changed) to_local_clients(room_->online_frame());
+      arm_presence();
+    });
   }
 
   void to_local_clients(const std::string& frame) {
@@ -273,6 +349,8 @@ class Chat {
   multinode::Nodes* nodes_ = nullptr;
   std::optional<chat::Room> room_;
   std::optional<boost::asio::steady_timer> sync_timer_;
+  std::optional<boost::asio::steady_timer> presence_timer_;
+  std::map<Remote, std::chrono::steady_clock::time_point> last_heard_;  // processes of other hosts
   std::map<std::uint64_t, Client> clients_;
   std::uint64_t last_client_ = 0;
   bool synced_ = false;
@@ -296,7 +374,8 @@ int main(int argc, char** argv) {
   const char* usage =
       "usage: chat [--port N] [--nodes N] [--host ADDRESS] [--balancing shared|reuseport] [--static DIR]"
       " [--history N] [--max-message BYTES] [--max-nick BYTES] [--max-text BYTES] [--rate PER_SECOND]"
-      " [--burst N] [--max-buffered BYTES] [--sync-timeout MS]\n";
+      " [--burst N] [--max-buffered BYTES] [--sync-timeout MS] [--bridge redis://HOST:PORT[/DB]]"
+      " [--bridge-prefix PREFIX] [--presence-ms MS]\n";
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -331,6 +410,12 @@ int main(int argc, char** argv) {
       settings.socket.max_buffered_bytes = number;
     else if (arg == "--sync-timeout" && numeric)
       settings.sync_timeout = std::chrono::milliseconds{number};
+    else if (arg == "--bridge" && value)
+      options.bridge = value;
+    else if (arg == "--bridge-prefix" && value)
+      options.bridge_prefix = value;
+    else if (arg == "--presence-ms" && numeric && number >= 10)
+      settings.presence_interval = std::chrono::milliseconds{number};
     else {
       std::cerr << "chat: bad argument '" << arg << "'" << (value ? std::string(" ") + value : "") << "\n"
                 << usage;
@@ -338,6 +423,7 @@ int main(int argc, char** argv) {
     }
   }
 
+  settings.bridged = !options.bridge.empty();
   std::map<std::string, StaticFile, std::less<>> files;
   if (!load_static(settings.static_dir, files)) return 1;
   Chat chat(settings, std::move(files));

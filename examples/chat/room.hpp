@@ -11,6 +11,10 @@
 // time is later than every line the process had seen (see say()). The
 // online list is the union of each process's own users, kept per node, so that the
 // users of a process that is gone leave with its stream.
+//
+// Across hosts (chat --bridge, Options::bridge) node ids repeat from host to host,
+// so a line and a process are named with their host's id too: (host, node, seq).
+// A host id is 0 on a chat without a bridge, and then never appears on the wire.
 #pragma once
 
 #include <multinode/node_id.hpp>
@@ -52,12 +56,31 @@ struct Limits {
 struct Entry {
   std::string from;
   std::string text;
-  NodeId node = 0;        // the process it was said on
-  std::uint64_t seq = 0;  // that process's count of lines said, from 1
-  std::int64_t time = 0;  // milliseconds since the epoch, on that process's clock
+  NodeId node = 0;         // the process it was said on
+  std::uint64_t seq = 0;   // that process's count of lines said, from 1
+  std::int64_t time = 0;   // milliseconds since the epoch, on that process's clock
+  std::uint64_t host = 0;  // that process's host (Nodes::host_id()), 0 without a bridge
 
-  auto key() const { return std::tie(time, node, seq); }
+  auto key() const { return std::tie(time, host, node, seq); }
 };
+
+// A host id on the wire: 16 hex digits in a string (JavaScript numbers hold 53 bits).
+inline std::string host_text(std::uint64_t host) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, host >>= 4) out[static_cast<std::size_t>(i)] = digits[host & 15];
+  return out;
+}
+inline std::optional<std::uint64_t> parse_host_text(std::string_view text) {
+  if (text.size() != 16) return std::nullopt;
+  std::uint64_t host = 0;
+  for (const char c : text) {
+    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return std::nullopt;
+    host = host << 4 | static_cast<std::uint64_t>(digit);
+  }
+  return host;
+}
 
 // A client's frame, parsed: a nick, a line to say, or why it is refused.
 struct ClientMessage {
@@ -143,9 +166,11 @@ struct PeerUpdate {
 
 class Room {
  public:
-  Room(NodeId self, std::size_t history_limit) : self_(self), history_limit_(history_limit) {}
+  Room(NodeId self, std::size_t history_limit, std::uint64_t host = 0)
+      : self_(self), history_limit_(history_limit), host_(host) {}
 
   NodeId self() const noexcept { return self_; }
+  std::uint64_t host() const noexcept { return host_; }
   const std::vector<Entry>& history() const noexcept { return history_; }
 
   // --- this process's own users, by connection ---
@@ -177,7 +202,7 @@ class Room {
   // goes back.
   Entry say(std::string from, std::string text, std::int64_t now_ms) {
     last_time_ = std::max(last_time_ + 1, now_ms);
-    Entry entry{std::move(from), std::move(text), self_, ++seq_, last_time_};
+    Entry entry{std::move(from), std::move(text), self_, ++seq_, last_time_, host_};
     add(entry);
     return entry;
   }
@@ -219,7 +244,9 @@ class Room {
 
   // A message from peer `peer`. Peers run this same program, but what they send is
   // checked all the same: a malformed message is ignored, never a crash.
-  PeerUpdate apply(NodeId peer, const boost::json::value& value) {
+  PeerUpdate apply(NodeId peer, const boost::json::value& value) { return apply_from(host_, peer, value); }
+  // The same from process `peer` of host `host` (through the bridge).
+  PeerUpdate apply_from(std::uint64_t host, NodeId peer, const boost::json::value& value) {
     PeerUpdate update;
     const auto* object = value.if_object();
     const auto* type = object ? detail::string_field(*object, "type") : nullptr;
@@ -244,7 +271,7 @@ class Room {
         if (const auto* nick = user.if_string()) theirs.emplace_back(*nick);
       }
       std::sort(theirs.begin(), theirs.end());
-      auto& known = remote_[peer];
+      auto& known = remote_[{host, peer}];
       update.online_changed = known != theirs;
       known = std::move(theirs);
       if (*type == "state") {
@@ -265,8 +292,10 @@ class Room {
   }
 
   // The peer's stream closed: its users are gone. True when the online list changed.
-  bool drop_peer(NodeId peer) {
-    auto it = remote_.find(peer);
+  bool drop_peer(NodeId peer) { return drop_remote(host_, peer); }
+  // Process `peer` of host `host` is gone (or unheard of for too long).
+  bool drop_remote(std::uint64_t host, NodeId peer) {
+    auto it = remote_.find({host, peer});
     if (it == remote_.end()) return false;
     const bool had_users = !it->second.empty();
     remote_.erase(it);
@@ -299,6 +328,7 @@ class Room {
     boost::json::object object{
         {"from", entry.from}, {"text", entry.text}, {"node", entry.node}, {"time", entry.time}};
     if (with_seq) object["seq"] = entry.seq;
+    if (entry.host != 0) object["host"] = host_text(entry.host);
     return object;
   }
   static std::optional<Entry> entry_from_json(const boost::json::object& object) {
@@ -315,6 +345,11 @@ class Room {
     if (error) return std::nullopt;
     entry.time = time->to_number<std::int64_t>(error);
     if (error) return std::nullopt;
+    if (const auto* host = detail::string_field(object, "host")) {
+      const auto parsed = parse_host_text(*host);
+      if (!parsed) return std::nullopt;
+      entry.host = *parsed;
+    }
     return entry;
   }
   static boost::json::array users_json(const std::vector<std::string>& users) {
@@ -327,9 +362,10 @@ class Room {
   std::size_t history_limit_;
   std::vector<Entry> history_;  // sorted by key(), at most history_limit_
   std::uint64_t seq_ = 0;
-  std::int64_t last_time_ = 0;                         // the latest stamp seen, here or from a peer
-  std::map<std::uint64_t, std::string> local_;         // this process's users, by connection
-  std::map<NodeId, std::vector<std::string>> remote_;  // every peer's users, sorted
+  std::int64_t last_time_ = 0;                  // the latest stamp seen, here or from a peer
+  std::map<std::uint64_t, std::string> local_;  // this process's users, by connection
+  std::uint64_t host_;
+  std::map<std::pair<std::uint64_t, NodeId>, std::vector<std::string>> remote_;  // every peer's users, sorted
 };
 
 }  // namespace chat

@@ -1,6 +1,7 @@
 // Everything multinode offers: #include <multinode/multinode.hpp>
 #pragma once
 
+#include <multinode/bridge.hpp>
 #include <multinode/control.hpp>
 #include <multinode/error.hpp>
 #include <multinode/frame.hpp>

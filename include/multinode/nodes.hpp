@@ -2,6 +2,7 @@
 // loop, supervision events in the master, and the streams to every other process.
 #pragma once
 
+#include <multinode/bridge.hpp>
 #include <multinode/frame.hpp>
 #include <multinode/options.hpp>
 #include <multinode/server.hpp>
@@ -73,6 +74,27 @@ class Nodes {
   void broadcast(const Message& message);
   // Sends a framed message to one process; false when no such process is live.
   bool send_to(NodeId peer, const Message& message);
+
+  // --- cluster-wide messages across hosts (Options::bridge, docs/bridge.md) ---
+  // Publishes a framed message on a named channel through Redis, to the
+  // subscriptions of every process of every host bridged to the same server and
+  // prefix (this process's own excepted). At most once: false when it is dropped
+  // at once (no bridge, larger than bridge_max_message, bridge_max_queued full),
+  // which the counters say; a message queued while Redis is away goes out when it
+  // is back. Throws std::system_error for text that is not UTF-8.
+  bool publish(std::string_view channel, const Message& message);
+  // Runs handler for every message published on the channel by another process
+  // (BridgeScope::other_hosts: by a process of another host). The message is valid
+  // during the call only, as on a framed stream. Without a bridge it never runs.
+  void subscribe(std::string_view channel, std::function<void(const Message&, const BridgeOrigin&)> handler,
+                 BridgeScope scope = BridgeScope::every_host);
+  // Called when this process's link to Redis goes up (connected and subscribed) or
+  // down: e.g. to publish again the state other hosts may have missed.
+  void on_bridge_state(std::function<void(BridgeLinkState)> handler);
+  // This host's id (the master's, shared by its workers), as in BridgeOrigin::host.
+  std::uint64_t host_id() const noexcept;
+  // This process's bridge figures (state off without Options::bridge).
+  BridgeCounters bridge_counters() const;
 
   // For your own Asio code when listen() was called without a server: this
   // process's handles on the listening sockets (empty in a master that does not serve).

@@ -141,6 +141,24 @@ struct Options {
   // Bytes of worker output the master holds while its own stdout or stderr is slow;
   // lines past it are dropped (and counted on stderr), never waited for.
   std::size_t worker_output_buffer = std::size_t{4} * 1024 * 1024;
+  // --- cluster-wide messages across hosts (Nodes::publish, docs/bridge.md) ---
+  // The Redis server that joins this host to the others: redis://HOST:PORT[/DB],
+  // the password in the URL (redis://:PASSWORD@HOST:PORT) or, when it has none, in
+  // the environment variable MULTINODE_BRIDGE_PASSWORD. Empty: no bridge, and
+  // nothing changes. Every process keeps its own two connections (publish,
+  // subscribe); Redis going away never stops the serving, the link comes back.
+  std::string bridge;
+  // Prepended to every channel name on Redis, so that several services share one server.
+  std::string bridge_prefix = "multinode:";
+  // Largest message published or accepted (envelope included); larger ones are
+  // refused on publish and dropped and counted on receipt.
+  std::size_t bridge_max_message = std::size_t{1} * 1024 * 1024;
+  // Bytes of messages waiting for Redis (link down or slow) per process; a message
+  // published beyond that is dropped and counted (pub/sub is at-most-once).
+  std::size_t bridge_max_queued = std::size_t{8} * 1024 * 1024;
+  // Reconnection: the delay doubles from the first to the cap while Redis stays away.
+  std::chrono::milliseconds bridge_reconnect_delay{100};
+  std::chrono::milliseconds bridge_reconnect_delay_max{5000};
 };
 
 }  // namespace multinode

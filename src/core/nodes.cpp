@@ -88,6 +88,25 @@ bool Nodes::send_to(NodeId peer, const Message& message) {
   return true;
 }
 
+bool Nodes::publish(std::string_view channel, const Message& message) {
+  auto* bridge = runtime_->bridge();
+  return bridge != nullptr && bridge->publish(channel, message);
+}
+void Nodes::subscribe(std::string_view channel,
+                      std::function<void(const Message&, const BridgeOrigin&)> handler, BridgeScope scope) {
+  if (auto* bridge = runtime_->bridge()) bridge->subscribe(channel, std::move(handler), scope);
+}
+void Nodes::on_bridge_state(std::function<void(BridgeLinkState)> handler) {
+  if (auto* bridge = runtime_->bridge()) bridge->on_state(std::move(handler));
+}
+std::uint64_t Nodes::host_id() const noexcept {
+  return runtime_->host_id();
+}
+BridgeCounters Nodes::bridge_counters() const {
+  auto* bridge = runtime_->bridge();
+  return bridge != nullptr ? bridge->counters() : BridgeCounters{};
+}
+
 std::vector<boost::asio::ip::tcp::acceptor> Nodes::take_listeners() {
   return runtime_->take_listeners();
 }

@@ -162,7 +162,9 @@ void Runtime::operator_command(const Command& command, ControlServer::Reply repl
       // enough for any worker whose loop runs.
       const auto deadline = std::min(std::chrono::milliseconds{1000}, options_.control_timeout / 2);
       const bool json = command.kind == CommandKind::status;
-      supervisor_->collect_status(deadline, [json, reply](const StatusSnapshot& status) {
+      supervisor_->collect_status(deadline, [this, json, reply](const StatusSnapshot& collected) {
+        StatusSnapshot status = collected;
+        if (bridge_) status.bridge = bridge_->counters();
         reply(json ? status_json(status) : status_prometheus(status));
       });
       return;

@@ -9,6 +9,9 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+#include <cstdlib>
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,6 +27,8 @@ namespace multinode::detail {
 namespace {
 
 using clock = std::chrono::steady_clock;
+// The host id of Options::bridge: set by the master, read by its workers.
+constexpr const char* host_id_variable = "MULTINODE_BRIDGE_HOST_ID";
 
 boost::asio::ip::tcp::acceptor make_acceptor(boost::asio::io_context& io, int fd) {
   sockaddr_storage address{};
@@ -66,7 +71,37 @@ void Runtime::start() {
   } else {
     start_master();
   }
+  start_bridge();
   watch_signals();
+}
+
+// Options::bridge (docs/bridge.md): every process has its own link to Redis.
+void Runtime::start_bridge() {
+  if (options_.bridge.empty()) return;
+  std::string error;
+  auto url = parse_redis_url(options_.bridge, error);
+  if (!url) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "Options::bridge '" + options_.bridge + "': " + error);
+  }
+  if (url->password.empty()) {
+    if (const char* password = std::getenv("MULTINODE_BRIDGE_PASSWORD")) url->password = password;
+  }
+  if (options_.bridge_max_message < 64) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "Options::bridge_max_message is below 64 bytes: no message would fit");
+  }
+  Bridge::Config config;
+  config.url = std::move(*url);
+  config.prefix = options_.bridge_prefix;
+  config.max_message = options_.bridge_max_message;
+  config.max_queued = options_.bridge_max_queued;
+  config.reconnect_delay = std::max(options_.bridge_reconnect_delay, std::chrono::milliseconds{1});
+  config.reconnect_delay_max = std::max(options_.bridge_reconnect_delay_max, config.reconnect_delay);
+  config.host = host_id_;
+  config.node = id_;
+  bridge_ = std::make_unique<Bridge>(io_, std::move(config));
+  bridge_->start();
 }
 
 void Runtime::start_master() {
@@ -74,6 +109,12 @@ void Runtime::start_master() {
   id_ = 0;
   slot_ = 0;
   set_log_identity(true, id_, slot_);
+  // The host's id for cluster-wide messages (Options::bridge), inherited by every worker.
+  {
+    std::random_device device;
+    host_id_ = (std::uint64_t{device()} << 32 | device()) | 1;  // never 0
+    ::setenv(host_id_variable, std::to_string(host_id_).c_str(), 1);
+  }
   // Read and removed before any worker is spawned: only the master notifies systemd.
   notifier_ = SdNotifier::from_environment();
   const auto identity =
@@ -200,6 +241,7 @@ void Runtime::start_worker() {
   id_ = identity->id;
   slot_ = identity->slot;
   set_log_identity(false, id_, slot_);
+  if (const char* host = std::getenv(host_id_variable)) host_id_ = std::strtoull(host, nullptr, 10);
   environment::unset(environment::worker_variables);
   // Started by a dropped master, a worker already runs as Options::user (a no-op then).
   if (const auto identity = resolve_identity(options_.user, options_.group)) drop_privileges(*identity);
@@ -358,6 +400,7 @@ void Runtime::begin_stop(const std::string& reason, int exit_status) {
   if (accept_balance_) accept_balance_->stop();  // its load no longer holds the others back
   if (supervisor_) supervisor_->stop_all();
   if (worker_) worker_->close();
+  if (bridge_) bridge_->stop();
   for (auto& handler : on_stop_) handler();
   // Mesh streams watch for their peer's end, so they would keep the loop (and the
   // process) alive: they close once the work in hand is done, after what is queued is sent.

@@ -5,6 +5,7 @@
 
 #include <multinode/nodes.hpp>
 
+#include "bridge/bridge.hpp"
 #include "common/log.hpp"
 #include "common/privileges.hpp"
 #include "common/sd_notify.hpp"
@@ -60,6 +61,11 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
 
   std::vector<boost::asio::ip::tcp::acceptor> take_listeners();
 
+  // Options::bridge: this process's link to Redis (null without one), and the
+  // host's id, random in the master and inherited by its workers.
+  Bridge* bridge() noexcept { return bridge_.get(); }
+  std::uint64_t host_id() const noexcept { return host_id_; }
+
   // The user's handlers (Nodes::on_worker_started and the like).
   void set_worker_started_handler(std::function<void(const WorkerInfo&)> handler);
   void set_worker_ready_handler(std::function<void(const WorkerInfo&)> handler);
@@ -91,6 +97,7 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
   void arm_watchdog();
 
   void start_master();
+  void start_bridge();
   void start_worker();
   // Options::max_requests: this worker's own limit (with jitter), watched by the worker link.
   void watch_request_limit();
@@ -137,6 +144,9 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
   // creates it and gives each worker an entry) and this process's use of it.
   BalanceTable balance_table_;
   std::unique_ptr<AcceptBalance> accept_balance_;
+
+  std::uint64_t host_id_ = 0;
+  std::unique_ptr<Bridge> bridge_;
 
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<WorkerLink> worker_;

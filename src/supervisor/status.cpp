@@ -77,7 +77,19 @@ std::string status_json(const StatusSnapshot& status) {
            ",\"heartbeat_age_ms\":" + json_or_null(w.heartbeat_age_ms) +
            ",\"connections\":" + json_or_null(connections) + ",\"requests\":" + json_or_null(requests) + "}";
   }
-  out += "]}\n";
+  out += "]";
+  if (status.bridge) {
+    const BridgeCounters& b = *status.bridge;
+    out += ",\"bridge\":{\"state\":\"" + std::string(to_string(b.state)) +
+           "\",\"published\":" + std::to_string(b.published) + ",\"received\":" + std::to_string(b.received) +
+           ",\"dropped\":" + std::to_string(b.dropped) + ",\"rejected\":" + std::to_string(b.rejected) +
+           ",\"rejected_by_reason\":{\"oversized\":" + std::to_string(b.oversized) +
+           ",\"foreign\":" + std::to_string(b.foreign) + ",\"malformed\":" + std::to_string(b.malformed) +
+           ",\"reply\":" + std::to_string(b.bad_replies) +
+           "},\"reconnects\":" + std::to_string(b.reconnects) +
+           ",\"queued_bytes\":" + std::to_string(b.queued_bytes) + "}";
+  }
+  out += "}\n";
   return out;
 }
 
@@ -140,6 +152,31 @@ std::string status_prometheus(const StatusSnapshot& status) {
   serving("multinode_requests_total", "counter",
           "Requests the process has taken (the TCP server: connections) since it started.",
           &ServerCounters::requests);
+
+  if (status.bridge) {
+    const BridgeCounters& b = *status.bridge;
+    const std::string master = labels(0, 0);
+    e.family("multinode_bridge_up", "gauge", "1 when the process's links to Redis are up (Options::bridge).");
+    e.sample(master, b.state == BridgeLinkState::up ? "1" : "0");
+    e.family("multinode_bridge_published_total", "counter", "Cluster-wide messages Redis acknowledged.");
+    e.sample(master, std::to_string(b.published));
+    e.family("multinode_bridge_received_total", "counter", "Cluster-wide messages delivered from Redis.");
+    e.sample(master, std::to_string(b.received));
+    e.family("multinode_bridge_dropped_total", "counter",
+             "Messages published here and lost: queue full, too large, link lost before Redis acknowledged.");
+    e.sample(master, std::to_string(b.dropped));
+    e.family("multinode_bridge_rejected_total", "counter",
+             "Payloads and replies from Redis dropped as bad input.");
+    e.sample("{id=\"0\",slot=\"0\",reason=\"oversized\"}", std::to_string(b.oversized));
+    e.sample("{id=\"0\",slot=\"0\",reason=\"foreign\"}", std::to_string(b.foreign));
+    e.sample("{id=\"0\",slot=\"0\",reason=\"malformed\"}", std::to_string(b.malformed));
+    e.sample("{id=\"0\",slot=\"0\",reason=\"reply\"}", std::to_string(b.bad_replies));
+    e.family("multinode_bridge_reconnects_total", "counter",
+             "Links to Redis established again after a loss.");
+    e.sample(master, std::to_string(b.reconnects));
+    e.family("multinode_bridge_queued_bytes", "gauge", "Published messages waiting for the link to Redis.");
+    e.sample(master, std::to_string(b.queued_bytes));
+  }
   return e.take();
 }
 

@@ -3,6 +3,7 @@
 // metric names are documented in docs/operations.md.
 #pragma once
 
+#include <multinode/bridge.hpp>
 #include <multinode/node_id.hpp>
 #include <multinode/server.hpp>
 
@@ -37,7 +38,8 @@ struct MasterStatus {
 
 struct StatusSnapshot {
   MasterStatus master;
-  std::vector<WorkerStatus> workers;  // by slot, then id
+  std::vector<WorkerStatus> workers;     // by slot, then id
+  std::optional<BridgeCounters> bridge;  // the master process's link to Redis, with Options::bridge
 };
 
 // {"master": {...}, "workers": [{...}, ...]} and a newline.
