@@ -142,19 +142,6 @@ elif mode == "stubborn":  # deaf to SIGTERM, and so is a child of it in a sessio
         time.sleep(1)
 )PY";
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/multinode-cli-XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
 class CliRun : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -229,7 +216,7 @@ class CliRun : public ::testing::Test {
   void rolling_restarts_lose_nothing(const std::vector<std::string>& options,
                                      const std::vector<std::string>& worker);
 
-  TempDir dir_;
+  TempDir dir_{"multinode-cli"};
   std::uint16_t port_ = 0;
 };
 

@@ -26,19 +26,6 @@ namespace {
 
 namespace json = boost::json;
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/multinode-logs-XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 std::vector<std::string> file_lines(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<std::string> lines;
@@ -135,7 +122,7 @@ std::map<std::int64_t, WorkerSeen> ready_workers(const std::vector<Line>& lines,
 }
 
 TEST(Logs, JsonLinesOfFourProcessesWritingAtOnceAllParse) {
-  TempDir dir;
+  TempDir dir{"multinode-logs"};
   const std::string file = dir.path() + "/hello.log";
   auto hello = start_hello(file, {"--nodes", "4", "--log-format", "json"}, {"MULTINODE_LOG_LEVEL=debug"});
   ASSERT_TRUE(wait_for_count(file, "is ready", 3, 10s)) << hello.error_output();
@@ -176,7 +163,7 @@ TEST(Logs, JsonLinesOfFourProcessesWritingAtOnceAllParse) {
 }
 
 TEST(Logs, Sigusr1AfterARenameMovesEveryProcessToTheNewFile) {
-  TempDir dir;
+  TempDir dir{"multinode-logs"};
   const std::string file = dir.path() + "/hello.log";
   const std::string rotated = file + ".1";
   auto hello = start_hello(file, {"--nodes", "3", "--log-format", "json"});
@@ -219,7 +206,7 @@ TEST(Logs, Sigusr1AfterARenameMovesEveryProcessToTheNewFile) {
 
 // A process that is stopping ignores SIGUSR1: its default action would kill it mid-drain.
 TEST(Logs, Sigusr1DuringTheGracefulStopKillsNothing) {
-  TempDir dir;
+  TempDir dir{"multinode-logs"};
   const std::string file = dir.path() + "/hello.log";
   const std::uint16_t port = free_port();
   auto hello = ChildProcess::start({example_path("hello"), "--port", std::to_string(port), "--host",
@@ -243,7 +230,7 @@ TEST(Logs, Sigusr1DuringTheGracefulStopKillsNothing) {
 }
 
 TEST(Logs, TextFormatKeepsTheProcessPrefix) {
-  TempDir dir;
+  TempDir dir{"multinode-logs"};
   const std::string file = dir.path() + "/hello.log";
   auto hello = start_hello(file, {"--nodes", "2"});
   ASSERT_TRUE(wait_for_count(file, "is ready", 1, 10s)) << hello.error_output();

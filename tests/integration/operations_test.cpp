@@ -33,36 +33,6 @@ namespace {
 
 namespace json = boost::json;
 
-// A fresh directory for the socket, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/multinode-control-XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-const std::regex greeting("Hello from node [0-9]+ \\(pid ([0-9]+)\\)\n");
-
-// One GET with Connection: close; the pid that answered, or -1.
-pid_t greet(std::uint16_t port) {
-  const int fd = connect_tcp(port, 5s);
-  if (fd < 0) return -1;
-  write_all(fd, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
-  const std::string response = read_until_closed(fd, 5s);
-  ::close(fd);
-  const auto body = response.find("\r\n\r\n");
-  std::smatch match;
-  const std::string text = body == std::string::npos ? "" : response.substr(body + 4);
-  if (response.rfind("HTTP/1.1 200", 0) != 0 || !std::regex_match(text, match, greeting)) return -1;
-  return static_cast<pid_t>(std::stol(match[1]));
-}
-
 int connect_unix(const std::string& path) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un address{};
@@ -194,7 +164,7 @@ ChildProcess start_hello(const std::string& socket, std::uint16_t port, std::vec
 }
 
 TEST(ControlSocket, StatusAndMetricsAgreeWithTheRequestsMadeAndWithGetMetrics) {
-  TempDir dir;
+  TempDir dir{"multinode-control"};
   const std::string socket = dir.file("control.sock");
   const std::uint16_t port = free_port();
   const std::uint16_t metrics_port = free_port();
@@ -305,7 +275,7 @@ TEST(ControlSocket, StatusAndMetricsAgreeWithTheRequestsMadeAndWithGetMetrics) {
 }
 
 TEST(ControlSocket, AHungWorkerDoesNotHoldStatusUpAndItsHeartbeatAgeShowsIt) {
-  TempDir dir;
+  TempDir dir{"multinode-control"};
   const std::string socket = dir.file("control.sock");
   const std::uint16_t port = free_port();
   auto server = start_hello(socket, port, {"--nodes", "3", "--no-master-listen"});
@@ -333,7 +303,7 @@ TEST(ControlSocket, AHungWorkerDoesNotHoldStatusUpAndItsHeartbeatAgeShowsIt) {
 }
 
 TEST(ControlSocket, TheMetricsEndpointAnswersOnlyGetMetrics) {
-  TempDir dir;
+  TempDir dir{"multinode-control"};
   const std::uint16_t metrics_port = free_port();
   auto server =
       start_hello(dir.file("c.sock"), free_port(),
@@ -354,7 +324,7 @@ TEST(ControlSocket, TheMetricsEndpointAnswersOnlyGetMetrics) {
 }
 
 TEST(ControlSocket, ReloadScaleAndStopDoWhatTheSignalsDo) {
-  TempDir dir;
+  TempDir dir{"multinode-control"};
   const std::string socket = dir.file("control.sock");
   const std::uint16_t port = free_port();
   auto server = start_hello(socket, port, {"--nodes", "3"});
@@ -398,7 +368,7 @@ TEST(ControlSocket, ReloadScaleAndStopDoWhatTheSignalsDo) {
 }
 
 TEST(ControlSocket, ScaleZeroIsRefusedWhenTheMasterDoesNotServe) {
-  TempDir dir;
+  TempDir dir{"multinode-control"};
   const std::string socket = dir.file("control.sock");
   auto server = start_hello(socket, free_port(), {"--nodes", "1", "--no-master-listen"});
   ASSERT_TRUE(server.wait_for_log_count("is ready", 1, 10s)) << server.error_output();
@@ -411,7 +381,7 @@ TEST(ControlSocket, ScaleZeroIsRefusedWhenTheMasterDoesNotServe) {
 }
 
 TEST(ControlSocket, BadClientsGetOneLineAndAreCutOff) {
-  TempDir dir;
+  TempDir dir{"multinode-control"};
   const std::string socket = dir.file("control.sock");
   auto server = start_hello(socket, free_port(), {"--nodes", "2", "--control-timeout", "500"});
   ASSERT_TRUE(server.wait_for_log_count("is ready", 1, 10s)) << server.error_output();
@@ -455,7 +425,7 @@ TEST(ControlSocket, BadClientsGetOneLineAndAreCutOff) {
 }
 
 TEST(ControlSocket, AFloodOfIdleControlClientsDoesNotStopServing) {
-  TempDir dir;
+  TempDir dir{"multinode-control"};
   const std::string socket = dir.file("control.sock");
   const std::uint16_t port = free_port();
   auto server = start_hello(socket, port, {"--nodes", "2", "--no-restart"});
@@ -501,7 +471,7 @@ TEST(ControlSocket, AFloodOfIdleControlClientsDoesNotStopServing) {
 }
 
 TEST(ControlSocket, AStaleSocketIsReplacedAndALiveOneRefused) {
-  TempDir dir;
+  TempDir dir{"multinode-control"};
   const std::string socket = dir.file("control.sock");
   {
     // A socket file nobody listens on any more: what a killed master leaves.
@@ -534,7 +504,7 @@ TEST(ControlSocket, AStaleSocketIsReplacedAndALiveOneRefused) {
 }
 
 TEST(ControlSocket, TheClientSaysWhatToDoWhenNoMasterListens) {
-  TempDir dir;
+  TempDir dir{"multinode-control"};
   std::error_code error;
   const std::string reply = control_command(dir.file("none.sock"), "status", 2s, error);
   EXPECT_TRUE(reply.empty());

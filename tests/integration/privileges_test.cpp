@@ -30,22 +30,6 @@
 namespace multinode::test {
 namespace {
 
-const std::regex greeting("Hello from node [0-9]+ \\(pid ([0-9]+)\\)\n");
-
-// One GET with Connection: close; the pid that answered, or -1.
-pid_t greet(std::uint16_t port) {
-  const int fd = connect_tcp(port, 5s);
-  if (fd < 0) return -1;
-  write_all(fd, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
-  const std::string response = read_until_closed(fd, 5s);
-  ::close(fd);
-  const auto body = response.find("\r\n\r\n");
-  std::smatch match;
-  const std::string text = body == std::string::npos ? "" : response.substr(body + 4);
-  if (response.rfind("HTTP/1.1 200", 0) != 0 || !std::regex_match(text, match, greeting)) return -1;
-  return static_cast<pid_t>(std::stol(match[1]));
-}
-
 // The fields of a /proc/<pid>/status line ("Uid:", "Gid:", "Groups:").
 std::vector<std::string> status_fields(pid_t pid, const std::string& key) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -140,8 +124,8 @@ TEST_F(Privileges, EveryProcessRunsAsNobodyAndThePortIsServed) {
 }
 
 TEST_F(Privileges, TheControlSocketBelongsToTheUserAndEveryProcessItListsRunsAsIt) {
-  char pattern[] = "/tmp/multinode-privileges-XXXXXX";
-  const std::string dir = ::mkdtemp(pattern);
+  const TempDir temp("multinode-privileges");
+  const std::string& dir = temp.path();
   ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
   const std::string socket = dir + "/control.sock";
   const std::uint16_t port = free_port();
@@ -182,7 +166,6 @@ TEST_F(Privileges, TheControlSocketBelongsToTheUserAndEveryProcessItListsRunsAsI
   EXPECT_EQ(boost::json::parse(control_command(socket, "status")).at("master").at("pid").to_number<pid_t>(),
             again.pid());
   again.kill_all();
-  std::system(("rm -rf '" + dir + "'").c_str());
 }
 
 TEST_F(Privileges, APortBelow1024IsBoundFirstAndServedAfterTheDrop) {
@@ -221,8 +204,8 @@ TEST_F(Privileges, ASocketPassedBySystemdIsServedAfterTheDrop) {
 }
 
 TEST_F(Privileges, TheLogFileOpenedAsRootStaysWritableByEveryProcess) {
-  char pattern[] = "/tmp/multinode-privileges-XXXXXX";
-  const std::string dir = ::mkdtemp(pattern);
+  const TempDir temp("multinode-privileges");
+  const std::string& dir = temp.path();
   const std::string log = dir + "/hello.log";
   {
     // mkdtemp's 0700 keeps nobody out of the directory: refused at once, not in every worker.
@@ -260,7 +243,6 @@ TEST_F(Privileges, TheLogFileOpenedAsRootStaysWritableByEveryProcess) {
   EXPECT_NE(text.find("multinode[worker 1 slot 1"), std::string::npos) << text;
   EXPECT_NE(text.find("multinode[worker 2 slot 2"), std::string::npos) << text;
   EXPECT_EQ(text.find("cannot open the log file"), std::string::npos) << text;
-  std::system(("rm -rf '" + dir + "'").c_str());
 }
 
 TEST_F(Privileges, AnUnknownUserOrGroupIsRefusedWithWhatToDo) {

@@ -284,9 +284,10 @@ class Client {
 
   bool closed() const noexcept { return closed_; }
   const std::string& buffered() const noexcept { return buffer_; }
+  // What was read and not consumed yet, for a client of another protocol built on this one.
+  std::string& buffered() noexcept { return buffer_; }
 
- private:
-  // Reads what is available; false on timeout, error or end of stream.
+  // Reads what is available into buffered(); false on timeout, error or end of stream.
   bool fill(steady::time_point deadline) {
     if (closed_) return false;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
@@ -303,6 +304,7 @@ class Client {
     return true;
   }
 
+ private:
   int fd_ = -1;
   std::string buffer_;
   bool closed_ = false;

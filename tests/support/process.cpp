@@ -16,7 +16,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -366,6 +368,32 @@ bool wait_process_gone(pid_t pid, std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(5ms);
   }
   return true;
+}
+
+pid_t greet(std::uint16_t port) {
+  static const std::regex greeting("Hello from node [0-9]+ \\(pid ([0-9]+)\\)\n");
+  const int fd = connect_tcp(port, 5s);
+  if (fd < 0) return -1;
+  write_all(fd, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+  const std::string response = read_until_closed(fd, 5s);
+  ::close(fd);
+  const auto body = response.find("\r\n\r\n");
+  std::smatch match;
+  const std::string text = body == std::string::npos ? "" : response.substr(body + 4);
+  if (response.rfind("HTTP/1.1 200", 0) != 0 || !std::regex_match(text, match, greeting)) return -1;
+  return static_cast<pid_t>(std::stol(match[1]));
+}
+
+TempDir::TempDir(std::string_view prefix) {
+  std::string pattern = "/tmp/" + std::string(prefix) + "-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr)
+    throw std::runtime_error("cannot create a directory " + pattern + ": " + std::strerror(errno));
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
 }
 
 }  // namespace multinode::test

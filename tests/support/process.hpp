@@ -84,4 +84,22 @@ bool process_alive(pid_t pid);
 // Waits until the process is gone (not alive or a zombie); false on timeout.
 bool wait_process_gone(pid_t pid, std::chrono::milliseconds timeout);
 
+// examples/hello on port: one GET / with Connection: close; the pid its greeting
+// names ("Hello from node N (pid P)"), or -1 when it did not answer 200 with one.
+pid_t greet(std::uint16_t port);
+
+// A fresh directory /tmp/<prefix>-XXXXXX, removed with what it holds at the end.
+class TempDir {
+ public:
+  explicit TempDir(std::string_view prefix = "multinode-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const noexcept { return path_; }
+  std::string file(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
 }  // namespace multinode::test

@@ -3,6 +3,8 @@
 // frames back, with bounded waits over a blocking loopback socket.
 #pragma once
 
+#include "http_test_client.hpp"
+
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -75,32 +77,13 @@ inline std::string upgrade_request(std::string_view target = "/", std::string_vi
          std::string(extra) + "\r\n";
 }
 
+// The connection, sends and reads are the HTTP test client's (http_test_client.hpp);
+// this adds the upgrade handshake and WebSocket frames on top.
 class RawClient {
  public:
-  explicit RawClient(std::uint16_t port, int receive_buffer = 0) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (receive_buffer > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
-      ADD_FAILURE() << "connect failed";
-  }
-  RawClient(const RawClient&) = delete;
-  RawClient& operator=(const RawClient&) = delete;
-  ~RawClient() { ::close(fd_); }
+  explicit RawClient(std::uint16_t port, int receive_buffer = 0) : connection_(port, receive_buffer) {}
 
-  bool send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
+  bool send(std::string_view bytes) { return connection_.send(bytes); }
 
   // Sends the upgrade request (with the given extra header lines) and reads the
   // response head; returns the status (0 when none came) and keeps the head.
@@ -128,7 +111,7 @@ class RawClient {
     while (start < head_.size() && head_[start] == ' ') ++start;
     return head_.substr(start, head_.find("\r\n", start) - start);
   }
-  std::string& buffered() noexcept { return buffer_; }
+  std::string& buffered() noexcept { return connection_.buffered(); }
 
   // The next frame from the server; nullopt on timeout or end of stream.
   std::optional<WireFrame> read_frame(std::chrono::milliseconds timeout = 5s) {
@@ -139,12 +122,7 @@ class RawClient {
     }
   }
   // The server closed the TCP connection (end of stream) within the time.
-  bool wait_closed(std::chrono::milliseconds timeout = 5s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (fill(deadline)) {
-    }
-    return closed_;
-  }
+  bool wait_closed(std::chrono::milliseconds timeout = 5s) { return connection_.wait_closed(timeout); }
   // Reads until the server's close frame and the end of stream; its code, or 0.
   std::uint16_t expect_close(std::chrono::milliseconds timeout = 5s) {
     for (;;) {
@@ -156,7 +134,7 @@ class RawClient {
       }
     }
   }
-  int fd() const noexcept { return fd_; }
+  int fd() const noexcept { return connection_.fd(); }
 
  private:
   static std::string lower(std::string s) {
@@ -189,28 +167,11 @@ class RawClient {
     buffer_.erase(0, header + length);
     return out;
   }
-  bool fill(std::chrono::steady_clock::time_point deadline) {
-    if (closed_) return false;
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
-            .count();
-    if (left <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
-    char chunk[65536];
-    const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-    if (n <= 0) {
-      closed_ = true;
-      return false;
-    }
-    buffer_.append(chunk, static_cast<std::size_t>(n));
-    return true;
-  }
+  bool fill(std::chrono::steady_clock::time_point deadline) { return connection_.fill(deadline); }
 
-  int fd_ = -1;
-  std::string buffer_;
+  http::test::Client connection_;
+  std::string& buffer_ = connection_.buffered();
   std::string head_;
-  bool closed_ = false;
 };
 
 }  // namespace multinode::websocket::test
