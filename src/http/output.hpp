@@ -1,7 +1,9 @@
 // A connection's pending output: response bytes in the order they must go out,
 // sent with one writev per attempt. Small pieces are copied into one growing
 // string (the common case: heads and small bodies, one contiguous buffer); large
-// bodies handed over with Response::end(std::string&&) are kept as they are.
+// bodies handed over with Response::end(std::string&&) are kept as they are. A
+// WebSocket connection queues its frames in the same class: frames it encodes
+// itself are copied, a broadcast Frame is referenced (append_shared), never copied.
 #pragma once
 
 #include "http/buffer_pool.hpp"
@@ -82,14 +84,18 @@ class OutputQueue {
       bytes_.append(std::string_view(bytes));
       return;
     }
-    owned_size_ += bytes.size();
-    pieces_.push_back({bytes_.size(), owned_.size()});
-    owned_.push_back(std::move(bytes));
+    append_shared(std::make_shared<const std::string>(std::move(bytes)));
+  }
+  // Bytes that other queues may hold too (a WebSocket broadcast frame encoded once):
+  // referenced, never copied.
+  void append_shared(std::shared_ptr<const std::string> bytes) {
+    pieces_size_ += bytes->size();
+    pieces_.push_back({bytes_.size(), std::move(bytes)});
   }
 
   bool empty() const noexcept { return size() == 0; }
   // Bytes still to be written.
-  std::size_t size() const noexcept { return bytes_.size() + owned_size_ - written_; }
+  std::size_t size() const noexcept { return bytes_.size() + pieces_size_ - written_; }
 
   // The bytes still to be written, as at most max_buffers buffers.
   void buffers(std::vector<boost::asio::const_buffer>& out, std::size_t max_buffers = 64) const {
@@ -97,6 +103,7 @@ class OutputQueue {
     std::size_t skip = written_;
     std::size_t from = 0;  // next byte of bytes_ to send
     auto add = [&](const char* data, std::size_t size) {
+      if (size == 0) return;
       if (skip >= size) {
         skip -= size;
         return;
@@ -107,7 +114,7 @@ class OutputQueue {
     for (const Piece& piece : pieces_) {
       add(bytes_.data() + from, piece.bytes_end - from);
       from = piece.bytes_end;
-      add(owned_[piece.owned_index].data(), owned_[piece.owned_index].size());
+      add(piece.bytes->data(), piece.bytes->size());
     }
     add(bytes_.data() + from, bytes_.size() - from);
   }
@@ -119,9 +126,8 @@ class OutputQueue {
 
   void clear() noexcept {
     bytes_.clear();
-    owned_.clear();
     pieces_.clear();
-    owned_size_ = 0;
+    pieces_size_ = 0;
     written_ = 0;
   }
 
@@ -130,24 +136,27 @@ class OutputQueue {
   void free_memory(std::size_t keep) {
     if (empty() && bytes_.capacity() > keep) bytes_.free_memory();
   }
-  // Gives the byte buffer back (to the pool) once everything is sent.
+  // Gives the byte buffer back (to the pool) once everything is sent, and the list
+  // of pieces with it: an idle connection holds neither.
   void release() noexcept {
-    if (empty()) bytes_.free_memory();
+    if (!empty()) return;
+    bytes_.free_memory();
+    std::vector<Piece>().swap(pieces_);
   }
   bool holds_buffer() const noexcept { return bytes_.capacity() > 0; }
+  std::size_t held_bytes() const noexcept { return bytes_.capacity() + pieces_.capacity() * sizeof(Piece); }
 
  private:
-  std::size_t size_total() const noexcept { return bytes_.size() + owned_size_; }
+  std::size_t size_total() const noexcept { return bytes_.size() + pieces_size_; }
 
-  // owned_[owned_index] goes out after bytes_[.., bytes_end).
+  // pieces_[i].bytes go out after bytes_[.., bytes_end).
   struct Piece {
     std::size_t bytes_end;
-    std::size_t owned_index;
+    std::shared_ptr<const std::string> bytes;
   };
   ByteBuffer bytes_;
-  std::vector<std::string> owned_;
   std::vector<Piece> pieces_;
-  std::size_t owned_size_ = 0;
+  std::size_t pieces_size_ = 0;
   std::size_t written_ = 0;
 };
 

@@ -356,7 +356,7 @@ void Session::output_drained() {
     finish();
     return;
   }
-  if (output_.held_bytes() > keep_output_bytes) output_.free_memory();
+  if (output_.held_bytes() > keep_output_bytes) output_.release();
   if (drain_wanted_ && state_ == State::open) {
     drain_wanted_ = false;
     if (on_drain_) {
@@ -407,7 +407,7 @@ void Session::finish(bool report_now) noexcept {
   error_code ec;
   if (socket_) socket_->close(ec);
   output_.clear();
-  output_.free_memory();
+  output_.release();
   std::string().swap(pending_);
   decoder_.free_memory();
   std::vector<asio::const_buffer>().swap(write_buffers_);
@@ -452,7 +452,7 @@ void Session::check_deadlines(Clock::time_point now) {
     ping_outstanding_ = false;
   } else if (output_.empty() && !waiting_write_) {
     // Idle since the last sweep: the buffers go back.
-    output_.free_memory();
+    output_.release();
     decoder_.free_memory();
     std::vector<asio::const_buffer>().swap(write_buffers_);
   }

@@ -13,8 +13,8 @@
 #include <multinode/http/takeover.hpp>
 #include <multinode/websocket.hpp>
 
+#include "http/output.hpp"
 #include "websocket/decoder.hpp"
-#include "websocket/output.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -96,8 +96,8 @@ class Session final : public Connection,
   std::optional<boost::asio::ip::tcp::socket> socket_;
   std::shared_ptr<Session> self_;  // while not closed: the connection lives whether or not the user keeps it
   Decoder decoder_;
-  std::string pending_;  // the start of a frame not whole yet
-  FrameQueue output_;
+  std::string pending_;               // the start of a frame not whole yet
+  http::detail::OutputQueue output_;  // frames in the order they go out, one writev per attempt
   std::vector<boost::asio::const_buffer> write_buffers_;  // capacity kept while busy, given back when idle
   MessageHandler on_message_;
   CloseHandler on_close_;
