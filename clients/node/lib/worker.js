@@ -190,12 +190,9 @@ class Worker extends EventEmitter {
   }
 
   watchSignals() {
-    this.onSignal = (signal) => {
-      // A second SIGTERM or SIGINT has its default effect: exit at once.
-      process.off('SIGTERM', this.onSignal);
-      process.off('SIGINT', this.onSignal);
-      this.stop(signal);
-    };
+    // The handlers stay for the whole stop: the supervisor signals the worker and its
+    // process group, so one stop may bring two SIGTERMs; the stop's bound ends it.
+    this.onSignal = (signal) => this.stop(signal);
     process.on('SIGTERM', this.onSignal);
     process.on('SIGINT', this.onSignal);
   }

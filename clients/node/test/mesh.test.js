@@ -142,11 +142,19 @@ test('a connection to a worker\'s mesh socket that does not start with a hello i
   assert.equal(target.events.filter((e) => e.event === 'node').length, 3, 'no stream for the bad connection');
 });
 
-test('SIGTERM: a worker with an idle keep-alive connection stops gracefully with status 0', async () => {
+test('SIGTERM, twice as from the supervisor: the request in flight is answered, the idle keep-alive connection closed, status 0', async () => {
   const target = workers.get(3);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   assert.equal((await get(target.port, agent)).status, 200);
+  const slow = get(target.port, false, '/slow');
+  await target.waitFor((e) => e.event === 'request', WAIT, 'the slow request');
   target.child.kill('SIGTERM');
+  await target.waitFor((e) => e.event === 'stopping', WAIT, 'stopping');
+  // `multinode run` signals the worker and its process group: a second SIGTERM.
+  target.child.kill('SIGTERM');
+  const answer = await slow;
+  assert.equal(answer.status, 200);
+  assert.equal(JSON.parse(answer.body).id, 3);
   assert.deepEqual(await target.exited, { code: 0, signal: null }, target.stderr);
   assert.ok(target.has((e) => e.event === 'stopping' && e.reason === 'SIGTERM'));
   agent.destroy();

@@ -168,9 +168,9 @@ class WorkerProcess {
   }
 }
 
-function get(port, agent) {
+function get(port, agent, path = '/') {
   return new Promise((resolve, reject) => {
-    const request = http.get({ host: '127.0.0.1', port, path: '/', agent, timeout: 5000 }, (response) => {
+    const request = http.get({ host: '127.0.0.1', port, path, agent, timeout: 5000 }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (text) => {
