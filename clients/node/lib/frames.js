@@ -313,6 +313,8 @@ class FramedStream extends EventEmitter {
     stream.on('close', this.onEnd);
     stream.on('error', this.onError);
     stream.on('drain', this.onDrain);
+    // Framed after the stream had already ended: it closes as the peer's end would.
+    if (stream.destroyed || stream.readableEnded) process.nextTick(this.onEnd);
   }
 
   get isOpen() {

@@ -93,10 +93,20 @@ class Worker extends EventEmitter {
     socket.on('data', (chunk) => {
       for (const record of reader.push(chunk)) this.onRecord(record);
     });
-    socket.on('error', (error) => debug('supervisor connection: %s', error.message));
+    let connected = false;
+    socket.once('connect', () => {
+      connected = true;
+    });
+    socket.on('error', (error) => {
+      if (!connected) {
+        process.emitWarning(`multinode: worker ${this.id} cannot reach the supervisor at ${socket.remoteAddress ?? this.identity.mesh}` +
+          ` (${error.message}): it serves without the mesh`, 'MultinodeWarning');
+      }
+      debug('supervisor connection: %s', error.message);
+    });
     socket.on('close', () => {
       this.joined = false;
-      if (this.stopping) return;
+      if (this.stopping || !connected) return;
       // End of file: the supervisor is gone (the spec lets the worker stop).
       debug('the supervisor connection closed: stopping');
       this.stop('the supervisor connection closed');

@@ -415,3 +415,12 @@ test('random and mutated input never throws, decodes alike however it is split, 
     assert.deepEqual(events, whole, `round ${round}`);
   }
 });
+
+test('a stream framed after it ended closes with peer_gone', async () => {
+  const [a, b] = await socketPair();
+  a.destroy();
+  await new Promise((resolve) => b.on('close', resolve).resume());
+  const framed = frameStream(b);
+  assert.deepEqual(await once(framed, 'close'), { error: 'peer_gone', code: null, reason: '' });
+  assert.equal(framed.send('x'), false);
+});

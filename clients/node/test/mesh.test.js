@@ -8,8 +8,10 @@
 // streams arrive; a bad hello is refused; SIGTERM and the broker's end stop with 0.
 
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
+const os = require('node:os');
 const path = require('node:path');
 const { after, before, test } = require('node:test');
 
@@ -168,4 +170,21 @@ test('the end of the supervisor connection stops a worker with status 0', async 
   broker.started.get(4).socket.destroy();
   assert.deepEqual(await target.exited, { code: 0, signal: null }, target.stderr);
   assert.ok(target.has((e) => e.event === 'stopping' && e.reason === 'the supervisor connection closed'));
+});
+
+test('with no broker at $MULTINODE_MESH/supervisor.sock a worker warns, serves without the mesh, and stops with 0', async () => {
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'mn-nobroker-'));
+  const lonely = new WorkerProcess({ id: 9, slot: 1, nodes: 1, mesh: empty, master: true, program: PROGRAM });
+  everyone.push(lonely);
+  try {
+    await waitUntil(() => /cannot reach the supervisor/.test(lonely.stderr), WAIT, `the warning; it said ${lonely.stderr}`);
+    await waitUntil(() => lonely.port, WAIT, 'the port');
+    const answer = JSON.parse((await get(lonely.port)).body);
+    assert.deepEqual([answer.id, answer.isMaster], [9, true]);
+    lonely.child.kill('SIGTERM');
+    assert.deepEqual(await lonely.exited, { code: 0, signal: null }, lonely.stderr);
+  } finally {
+    await lonely.kill();
+    fs.rmSync(empty, { recursive: true, force: true });
+  }
 });
