@@ -69,6 +69,7 @@ class Launcher extends EventEmitter {
     this.isLauncher = true;
     this.id = 0;
     this.slot = 0;
+    this.mesh = null;
     this.nodes = options.nodes ?? 1;
     this.command = findCommand(options);
     this.args = commandArguments(options);

@@ -26,6 +26,7 @@ class Worker extends EventEmitter {
     this.nodes = identity.nodes;
     this.isLauncher = false;
     this.listenFds = identity.listenFds;
+    this.mesh = identity.mesh;  // $MULTINODE_MESH, or null under a supervisor without the mesh
     // Without a broker (a supervisor that gives no MULTINODE_MESH) nobody hands the
     // role over: slot 1's worker holds it, which is one process except for the moment
     // a slot-1 worker is being replaced.
