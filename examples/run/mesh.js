@@ -22,6 +22,7 @@ nodes.addListener("node", function(stream){
   allStreams.push(stream);
   stream.addListener("message", function(data){
     heard.push(data.from + ": " + data.text);
+    if (heard.length > 100) heard.shift();  // the last 100 only
   });
   stream.addListener("close", function(){
     allStreams.splice(allStreams.indexOf(stream), 1);
