@@ -3,11 +3,13 @@
 // ctest): when its supervisor brokers the mesh (MULTINODE_MESH reaches the workers),
 // every pair exchanges text, binary and JSON, isMaster is true in exactly one, a worker
 // killed with SIGKILL ends its streams at the survivors, the oldest survivor gets the
-// role and the replacement is meshed; SIGTERM to the command stops it all with 0.
+// role and the replacement is meshed; with --ready notify and a heartbeat timeout
+// they are ready and kept alive by their records; SIGTERM to the command stops it
+// all with 0.
 // Skipped with a reason when the command is not built or has no mesh.
 
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
+const { execFile, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -19,6 +21,7 @@ const PROGRAM = path.join(__dirname, 'fixtures', 'mesh_worker.js');
 const BUILT = path.resolve(__dirname, '..', '..', '..', 'build', 'release', 'bin', 'multinode');
 const COMMAND = process.env.MULTINODE_COMMAND || (fs.existsSync(BUILT) ? BUILT : null);
 const WAIT = 30000;
+const HEARTBEAT_MS = 1000;
 const LINE = /^\[worker (\d+) slot (\d+) pid (\d+)\] (\{.*\})$/;
 
 function run(args) {
@@ -47,10 +50,20 @@ function run(args) {
   return supervisor;
 }
 
+function statusOf(supervisor) {
+  return new Promise((resolve, reject) => {
+    execFile(COMMAND, ['status', '--json', '--control', path.join(supervisor.runtime, 'control.sock')], { timeout: 5000 },
+      (error, stdout) => (error ? reject(error) : resolve(JSON.parse(stdout))));
+  });
+}
+
 test('three Node.js workers under multinode run mesh, hand over the master role and stop with 0',
   { skip: COMMAND ? false : 'the multinode command is not built (set MULTINODE_COMMAND)' }, async (t) => {
     const port = await freePort();
-    const supervisor = run(['-n', '3', '-p', String(port), '--host', '127.0.0.1', '--', process.execPath, PROGRAM]);
+    // --ready notify and a heartbeat timeout: the workers must send the ready and
+    // watchdog records (Node.js cannot send NOTIFY_SOCKET datagrams) or be replaced.
+    const supervisor = run(['-n', '3', '-p', String(port), '--host', '127.0.0.1', '--ready', 'notify',
+      '--heartbeat-timeout', String(HEARTBEAT_MS), '--', process.execPath, PROGRAM]);
     const events = supervisor.events;
     const of = (worker, predicate) => events.filter((e) => e.worker === worker && predicate(e));
     try {
@@ -76,6 +89,12 @@ test('three Node.js workers under multinode run mesh, hand over the master role 
           ]);
         }
       }
+      // Ready through the record, and alive past several heartbeat timeouts.
+      const status = await waitUntil(async () => {
+        const now = await statusOf(supervisor);
+        return now.workers.every((w) => w.state === 'ready' && w.uptime_s * 1000 > 3 * HEARTBEAT_MS) && now;
+      }, WAIT, 'every worker ready for three heartbeat timeouts');
+      assert.deepEqual(status.workers.map((w) => [w.id, w.restarts]).sort(), ids.map((id) => [id, 0]).sort(), 'nobody replaced');
       const master = starts.find((e) => e.isMaster);
       process.kill(master.pid, 'SIGKILL');
       const survivors = ids.filter((id) => id !== master.worker);

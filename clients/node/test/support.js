@@ -18,7 +18,7 @@ const LISTEN_EXEC = path.join(__dirname, 'fixtures', 'listen_exec.py');
 async function waitUntil(predicate, ms, what) {
   const deadline = Date.now() + ms;
   for (;;) {
-    const value = predicate();
+    const value = await predicate();
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
