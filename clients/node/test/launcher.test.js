@@ -3,10 +3,12 @@
 // flags; a missing command is a clear error; and, with the command built
 // (MULTINODE_COMMAND, set by ctest), the app started as `node app.js` serves HTTP from
 // its workers (never from the launcher), SIGHUP is forwarded (a rolling restart: new
-// worker ids) and SIGTERM stops everything with status 0.
+// worker ids) and SIGTERM stops everything with status 0; SIGTTIN and SIGTTOU add and
+// remove a worker, and Ctrl-C (SIGINT to the launcher's process group) reaches the
+// command once: a graceful stop, every worker exiting with 0.
 
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
+const { execFile, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -50,8 +52,8 @@ test('the command is found on PATH or named by MULTINODE_COMMAND, and its absenc
   }
 });
 
-function startApp(env) {
-  const child = spawn(process.execPath, [APP], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function startApp(env, detached = false) {
+  const child = spawn(process.execPath, [APP], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached });
   const app = { child, stdout: '', stderr: '' };
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (text) => {
@@ -128,6 +130,63 @@ test('`node app.js` starts multinode run: the workers serve, SIGHUP is forwarded
   } finally {
     // After a failure: the supervisor is in a session of its own, so it is stopped
     // by its pid (its workers die with it), then the launcher.
+    if (app.child.exitCode === null && app.child.signalCode === null) {
+      if (launch) {
+        try {
+          process.kill(launch.supervisor, 'SIGKILL');
+        } catch {}
+      }
+      app.child.kill('SIGKILL');
+    }
+    await app.exited;
+    fs.rmSync(runtime, { recursive: true, force: true });
+  }
+});
+
+function statusOf(runtime) {
+  return new Promise((resolve, reject) => {
+    execFile(COMMAND, ['status', '--json', '--control', path.join(runtime, 'multinode.sock')], { timeout: 5000 },
+      (error, stdout) => (error ? reject(error) : resolve(JSON.parse(stdout))));
+  });
+}
+
+test('SIGTTIN and SIGTTOU to the launcher scale, Ctrl-C reaches the command once: every worker exits with 0', { skip: COMMAND ? false : 'the multinode command is not built (set MULTINODE_COMMAND)' }, async () => {
+  const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'mn-launch-'));
+  const port = await freePort();
+  // A process group of its own, as a shell's foreground job: Ctrl-C signals the group.
+  const app = startApp({ MULTINODE_COMMAND: COMMAND, XDG_RUNTIME_DIR: runtime, TEST_PORT: String(port) }, true);
+  let launch = null;
+  const workers = async (count) => waitUntil(async () => {
+    try {
+      const status = await statusOf(runtime);
+      return status.workers.length === count && status.workers.every((w) => w.state === 'ready') && status;
+    } catch {
+      return false;
+    }
+  }, 30000, `${count} ready workers; it said ${app.stdout} ${app.stderr}`);
+  try {
+    launch = await waitUntil(() => {
+      const line = app.stdout.split('\n').find((l) => l.startsWith('{"launcher"'));
+      return line && JSON.parse(line);
+    }, 20000, 'the launcher line');
+    // Each step waits for the workers to serve: with --ready started, a worker counts as
+    // ready at its exec, before Node.js has loaded the program and taken SIGTERM.
+    const serving = (id) => waitUntil(() => app.stdout.includes(`{"listening":${id}}`), 30000, `worker ${id} serving`);
+    await workers(2);
+    await serving(1);
+    await serving(2);
+    app.child.kill('SIGTTIN');
+    await workers(3);
+    await serving(3);
+    app.child.kill('SIGTTOU');
+    await workers(2);
+    process.kill(-app.child.pid, 'SIGINT');
+    assert.deepEqual(await app.exited, { code: 0, signal: null }, `${app.stdout}\n${app.stderr}`);
+    const output = `${app.stdout}\n${app.stderr}`;
+    assert.match(output, /stopping gracefully: SIGINT/);
+    assert.doesNotMatch(output, /killed by/, 'no worker was killed: the stop was graceful');
+    assert.equal(output.match(/exited with status 0/g)?.length, 3, 'three workers in all (two, then one more, removed again), each exited with 0');
+  } finally {
     if (app.child.exitCode === null && app.child.signalCode === null) {
       if (launch) {
         try {
