@@ -22,6 +22,7 @@ const BUILT = path.resolve(__dirname, '..', '..', '..', 'build', 'release', 'bin
 const COMMAND = process.env.MULTINODE_COMMAND || (fs.existsSync(BUILT) ? BUILT : null);
 const WAIT = 30000;
 const HEARTBEAT_MS = 1000;
+let meshAvailable = null;  // found out by the first test: does this command broker the mesh?
 const LINE = /^\[worker (\d+) slot (\d+) pid (\d+)\] (\{.*\})$/;
 
 function run(args) {
@@ -69,7 +70,8 @@ test('three Node.js workers under multinode run mesh, hand over the master role 
     try {
       await waitUntil(() => events.filter((e) => e.event === 'start').length >= 3, WAIT, `three workers; it said ${supervisor.output}`);
       const starts = events.filter((e) => e.event === 'start');
-      if (!starts.every((e) => e.mesh)) {
+      meshAvailable = starts.every((e) => e.mesh);
+      if (!meshAvailable) {
         t.skip('this multinode gives its workers no MULTINODE_MESH (its run has no mesh broker)');
         return;
       }
@@ -115,5 +117,48 @@ test('three Node.js workers under multinode run mesh, hand over the master role 
       if (supervisor.child.exitCode === null && supervisor.child.signalCode === null) supervisor.child.kill('SIGKILL');
       await supervisor.exited;
       fs.rmSync(supervisor.runtime, { recursive: true, force: true });
+    }
+  });
+
+const EXAMPLES = path.resolve(__dirname, '..', '..', '..', 'examples', 'run');
+
+function request(port, urlPath) {
+  return require('./support').get(port, false, urlPath).catch(() => null);
+}
+
+test('examples/run/http.js and mesh.js serve under multinode run; with the mesh, a line said on one process is heard by another',
+  { skip: COMMAND ? false : 'the multinode command is not built (set MULTINODE_COMMAND)' }, async () => {
+    for (const example of ['http.js', 'mesh.js']) {
+      const port = await freePort();
+      const supervisor = run(['-n', '2', '-p', String(port), '--host', '127.0.0.1', '--', process.execPath, path.join(EXAMPLES, example)]);
+      try {
+        const first = await waitUntil(() => request(port, '/'), WAIT, `an answer from ${example}; it said ${supervisor.output}`);
+        assert.equal(first.status, 200);
+        if (example === 'http.js') {
+          assert.match(first.body, /^Hello from process [12]( \(the master\))?\n$/);
+        } else {
+          assert.match(first.body, /^process [12] heard:\n/);
+          if (meshAvailable) {
+            // Told to the other process once it has its stream.
+            await waitUntil(async () => {
+              const answer = await request(port, '/say?text=hello%20mesh');
+              return answer && /told 1 other/.test(answer.body);
+            }, WAIT, 'a /say told to the other process');
+            await waitUntil(async () => {
+              const answer = await request(port, '/');
+              return answer && /heard:\n\d: hello mesh/.test(answer.body);
+            }, WAIT, 'the line heard by the other process');
+          } else {
+            const answer = await request(port, '/say?text=x');
+            assert.match(answer.body, /told 0 other/, 'without the mesh, nobody to tell');
+          }
+        }
+        supervisor.child.kill('SIGTERM');
+        assert.deepEqual(await supervisor.exited, { code: 0, signal: null }, supervisor.output);
+      } finally {
+        if (supervisor.child.exitCode === null && supervisor.child.signalCode === null) supervisor.child.kill('SIGKILL');
+        await supervisor.exited;
+        fs.rmSync(supervisor.runtime, { recursive: true, force: true });
+      }
     }
   });
