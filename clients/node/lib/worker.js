@@ -78,10 +78,13 @@ class Worker extends EventEmitter {
   // The supervisor connection: join first, then only ready and watchdog; peer and
   // master records come back.
   join() {
-    const socket = net.createConnection(path.join(this.identity.mesh, 'supervisor.sock'));
+    const where = path.join(this.identity.mesh, 'supervisor.sock');
+    const socket = net.createConnection(where);
     this.supervisor = socket;
     const reader = new records.RecordReader();
+    let connected = false;
     socket.on('connect', () => {
+      connected = true;
       socket.write(records.encodeRecord(records.JOIN, this.id, this.slot, process.pid));
       this.joined = true;
       this.sendReady();
@@ -94,14 +97,10 @@ class Worker extends EventEmitter {
     socket.on('data', (chunk) => {
       for (const record of reader.push(chunk)) this.onRecord(record);
     });
-    let connected = false;
-    socket.once('connect', () => {
-      connected = true;
-    });
     socket.on('error', (error) => {
       if (!connected) {
-        process.emitWarning(`multinode: worker ${this.id} cannot reach the supervisor at ${socket.remoteAddress ?? this.identity.mesh}` +
-          ` (${error.message}): it serves without the mesh`, 'MultinodeWarning');
+        process.emitWarning(`multinode: worker ${this.id} cannot reach the supervisor at ${where} (${error.message}): ` +
+          'it serves without the mesh', 'MultinodeWarning');
       }
       debug('supervisor connection: %s', error.message);
     });
