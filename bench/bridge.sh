@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Cross-host broadcasts through one redis-server (Debian's): multinode's bridge
-# (Options::bridge; bench/bridge.cpp, 2 hosts x 2 processes) against socket.io with
+# (Options::bridge; bench/bridge.cpp, 2 hosts x 2 processes) in its two placements
+# (docs/bridge.md, "Where the connection lives": "process", a link to Redis in every
+# process, the library as it is; "relay", one link per host in the master, which
+# relays to and from its workers over the mesh) against socket.io with
 # @socket.io/redis-adapter (bench/bridge_socketio.js, 4 servers, io.serverSideEmit),
 # same server, same topology. Two runs each: throughput (published as fast as the
 # link drains: messages/s delivered to each receiving process, the slowest one
@@ -14,17 +17,20 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
   cat <<'USAGE'
-usage: bench/bridge.sh [--seconds S] [--rate R] [--size B] [--no-build]
+usage: bench/bridge.sh [--seconds S] [--rate R] [--size B] [--from N] [--no-build]
 
   --seconds S   how long each run publishes (default 10)
   --rate R      messages per second of the latency runs (default 10000)
   --size B      message payload bytes (default 64)
+  --from N      the publishing process of host A: 0 the master (default), 1 its worker
+                (in the relay a worker's message takes one more hop, through its master)
   --no-build    use build/release as it is instead of bootstrapping and building
 USAGE
 }
 
-seconds=10 rate=10000 size=64 build=1
-bench_parse_args "--seconds=#1 --rate=#1 --size=#8 --no-build" "$@"
+seconds=10 rate=10000 size=64 from=0 build=1
+bench_parse_args "--seconds=#1 --rate=#1 --size=#8 --from=#0 --no-build" "$@"
+[ "$from" -le 1 ] || bench_die "--from is 0 (the master) or 1 (its worker)"
 bench_require_tools node python3 redis-server timeout
 bench_workdir
 bench_programs bench/bridge
@@ -64,18 +70,21 @@ print(json.dumps({"peer": name, "run": run, "receivers": len(rows),
 ' "$name" "$run"
 }
 
+# run_multinode PLACEMENT RUN RATE: host B (receiving), then host A (publishing from process --from).
 run_multinode() {
-  local run=$1 rate_arg=$2 prefix="bench$$-$1:" b a
-  bench_start "$bench_work/mn-$run-b.out" "$build_dir/bench/bridge" --bridge "$url" --prefix "$prefix"
+  local placement=$1 run=$2 rate_arg=$3 prefix="bench$$-$1-$2:" b a
+  bench_start "$bench_work/mn-$placement-$run-b.out" "$build_dir/bench/bridge" --bridge "$url" \
+    --prefix "$prefix" --placement "$placement"
   b=$bench_last_pid
   sleep 1
-  bench_start "$bench_work/mn-$run-a.out" "$build_dir/bench/bridge" --bridge "$url" --prefix "$prefix" \
-    --publish --rate "$rate_arg" --seconds "$seconds" --size "$size"
+  bench_start "$bench_work/mn-$placement-$run-a.out" "$build_dir/bench/bridge" --bridge "$url" \
+    --prefix "$prefix" --placement "$placement" \
+    --publish --from "$from" --rate "$rate_arg" --seconds "$seconds" --size "$size"
   a=$bench_last_pid
-  wait_results "$bench_work/mn-$run-a.out" "$bench_work/mn-$run-b.out"
+  wait_results "$bench_work/mn-$placement-$run-a.out" "$bench_work/mn-$placement-$run-b.out"
   bench_stop "$a" || true
   bench_stop "$b" || true
-  summary multinode "$run" "$bench_work/mn-$run-a.out" "$bench_work/mn-$run-b.out"
+  summary "multinode-$placement" "$run" "$bench_work/mn-$placement-$run-a.out" "$bench_work/mn-$placement-$run-b.out"
 }
 
 run_socketio() {
@@ -96,9 +105,11 @@ run_socketio() {
 
 cd "$repo_root"  # node resolves the packages from the repository's node_modules
 {
-  run_multinode throughput 0
+  run_multinode process throughput 0
+  run_multinode relay throughput 0
   run_socketio throughput 0
-  run_multinode latency "$rate"
+  run_multinode process latency "$rate"
+  run_multinode relay latency "$rate"
   run_socketio latency "$rate"
 } | tee "$bench_work/results.jsonl"
 
@@ -107,12 +118,20 @@ import json, sys
 rows = {(r["peer"], r["run"]): r for r in map(json.loads, open(sys.argv[1]))}
 rate = sys.argv[2]
 print()
-print(f"{'peer':<10} {'throughput msg/s/process':>25} {'p50 us @' + rate:>14} {'p99 us @' + rate:>14}")
-for peer in ("multinode", "socket.io"):
+print(f"{'peer':<18} {'throughput msg/s/process':>25} {'p50 us @' + rate:>14} {'p99 us @' + rate:>14}")
+peers = ("multinode-process", "multinode-relay", "socket.io")
+for peer in peers:
     t, l = rows[(peer, "throughput")], rows[(peer, "latency")]
-    print(f"{peer:<10} {t['per_process_msgs_per_s']:>25} {l['p50_us']:>14} {l['p99_us']:>14}")
-mn, sio = rows[("multinode", "throughput")], rows[("socket.io", "throughput")]
-ratio = mn["per_process_msgs_per_s"] / max(1, sio["per_process_msgs_per_s"])
-print(f"\nthroughput ratio multinode / socket.io: {ratio:.1f}x (goal >= 10x)")
-print(f"multinode p99 at {rate} msg/s: {rows[('multinode', 'latency')]['p99_us']} us (goal <= 1000 us)")
+    print(f"{peer:<18} {t['per_process_msgs_per_s']:>25} {l['p50_us']:>14} {l['p99_us']:>14}")
+def throughput(peer):
+    return max(1, rows[(peer, "throughput")]["per_process_msgs_per_s"])
+def p99(peer):
+    return max(1, rows[(peer, "latency")]["p99_us"])
+print()
+for peer in peers[:2]:
+    print(f"throughput ratio {peer} / socket.io: {throughput(peer) / throughput('socket.io'):.1f}x (goal >= 10x)")
+print(f"placement: throughput relay / process: {throughput('multinode-relay') / throughput('multinode-process'):.2f}x, "
+      f"p99 relay / process: {p99('multinode-relay') / p99('multinode-process'):.2f}x")
+for peer in peers[:2]:
+    print(f"{peer} p99 at {rate} msg/s: {rows[(peer, 'latency')]['p99_us']} us (goal <= 1000 us)")
 PY
