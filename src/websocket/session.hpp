@@ -33,7 +33,8 @@ class Session final : public Connection,
                       public std::enable_shared_from_this<Session>,
                       private DecoderSink {
  public:
-  Session(const Options& options, std::string subprotocol);
+  // deflate: the permessage-deflate parameters agreed at the handshake, if any.
+  Session(const Options& options, std::string subprotocol, const std::optional<DeflateParameters>& deflate);
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session() override;
@@ -61,7 +62,8 @@ class Session final : public Connection,
   // Bytes of buffers this connection holds beyond the object (0 when idle).
   std::size_t held_bytes() const noexcept {
     return heap_bytes(pending_) + output_.held_bytes() + decoder_.held_bytes() +
-           write_buffers_.capacity() * sizeof(boost::asio::const_buffer);
+           write_buffers_.capacity() * sizeof(boost::asio::const_buffer) +
+           (deflater_ ? deflater_->held_bytes() : 0);
   }
 
  private:
@@ -81,7 +83,8 @@ class Session final : public Connection,
   void wait_readable();
   void on_readable();
   void on_bytes(char* data, std::size_t size);
-  void queue_frame(Opcode opcode, std::string_view payload);
+  void queue_frame(Opcode opcode, std::string_view payload, bool compressed = false);
+  void queue_data(std::string_view data, Kind kind);
   bool after_queue();
   void defer_flush();
   static void run_deferred_flushes(DeferredFlushes& pending);
@@ -102,12 +105,14 @@ class Session final : public Connection,
   MessageHandler on_message_;
   CloseHandler on_close_;
   std::function<void()> on_drain_;
+  std::unique_ptr<Deflater> deflater_;  // permessage-deflate negotiated: our side of it
   std::string subprotocol_;
   std::string close_reason_;  // reported to on_close
 
   // The options this connection needs, copied (Options holds strings and vectors).
   std::size_t max_buffered_bytes_;
   std::size_t write_high_water_;
+  std::size_t deflate_threshold_;
   Clock::duration ping_interval_;
   Clock::duration pong_timeout_;
   Clock::duration handshake_timeout_;
