@@ -2,9 +2,11 @@
 // back with its kind (text or binary); nothing is sent unsolicited. The
 // benchmark (bench/) and the real-client tests (Node's ws, python3-websockets) use it.
 //
-//   websocket_echo [--port N] [--nodes N] [--host ADDRESS] [--deflate]
+//   websocket_echo [--port N] [--nodes N] [--host ADDRESS] [--deflate] [--deflate-threshold BYTES]
 //
-// --deflate accepts permessage-deflate (RFC 7692) from clients that offer it.
+// --deflate accepts permessage-deflate (RFC 7692) from clients that offer it;
+// --deflate-threshold (implies --deflate) compresses answers from that size up
+// (default 1024; the benchmark's 64-byte echo uses 0).
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 #include <multinode/websocket.hpp>
@@ -28,8 +30,12 @@ int main(int argc, char** argv) {
       options.host = argv[++i];
     } else if (arg == "--deflate") {
       ws_options.permessage_deflate = true;
+    } else if (arg == "--deflate-threshold" && has_value) {
+      ws_options.permessage_deflate = true;
+      ws_options.deflate_threshold = static_cast<std::size_t>(std::atol(argv[++i]));
     } else {
-      std::cerr << "usage: websocket_echo [--port N] [--nodes N] [--host ADDRESS] [--deflate]\n";
+      std::cerr << "usage: websocket_echo [--port N] [--nodes N] [--host ADDRESS] [--deflate] "
+                   "[--deflate-threshold BYTES]\n";
       return 2;
     }
   }
