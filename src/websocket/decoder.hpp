@@ -82,9 +82,8 @@ class Decoder {
   void free_memory() noexcept;
   // At the end of the connection: everything, the inflater's state too.
   void release_all() noexcept;
-  std::size_t held_bytes() const noexcept {
-    return heap_bytes(message_) + (inflater_ ? inflater_->held_bytes() : 0);
-  }
+  std::size_t held_bytes() const noexcept { return heap_bytes(message_) + inflater_held_bytes(); }
+  std::size_t inflater_held_bytes() const noexcept { return inflater_ ? inflater_->held_bytes() : 0; }
 
  private:
   // The payload bytes [from, to) of the data frame at the front, unmasked: checked

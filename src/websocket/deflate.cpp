@@ -6,9 +6,10 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <vector>
 
 namespace multinode::websocket::detail {
@@ -193,10 +194,26 @@ std::optional<DeflateAgreement> negotiate_deflate(std::string_view offers, const
 // zlib streams
 
 // A z_stream whose allocations are counted (held_bytes), so that tests and the
-// documentation can say what a connection holds.
+// documentation can say what a connection holds. Ended when destroyed.
 struct ZlibStream {
+  ZlibStream(bool deflating, int window_bits, int memory_level) noexcept
+      : deflating(deflating), window_bits(window_bits), memory_level(memory_level) {}
+  ZlibStream(const ZlibStream&) = delete;
+  ZlibStream& operator=(const ZlibStream&) = delete;
+  ~ZlibStream() {
+    if (!initialized) return;
+    if (deflating)
+      deflateEnd(&z);
+    else
+      inflateEnd(&z);
+  }
+
   z_stream z{};
   std::size_t bytes = 0;
+  bool deflating;
+  bool initialized = false;
+  int window_bits;
+  int memory_level;
 };
 
 namespace {
@@ -222,12 +239,79 @@ void counted_free(voidpf opaque, voidpf address) {
   std::free(block);
 }
 
-std::unique_ptr<ZlibStream> new_stream() {
-  auto stream = std::make_unique<ZlibStream>();
+// A new stream, or nullptr when there is no memory for it.
+std::unique_ptr<ZlibStream> open_stream(bool deflating, int window_bits, int memory_level) noexcept {
+  std::unique_ptr<ZlibStream> stream(new (std::nothrow) ZlibStream(deflating, window_bits, memory_level));
+  if (!stream) return nullptr;
   stream->z.zalloc = counted_alloc;
   stream->z.zfree = counted_free;
   stream->z.opaque = stream.get();
+  const int status = deflating ? deflateInit2(&stream->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -window_bits,
+                                              memory_level, Z_DEFAULT_STRATEGY)
+                               : inflateInit2(&stream->z, -window_bits);
+  if (status != Z_OK) return nullptr;
+  stream->initialized = true;
   return stream;
+}
+
+// A stream that takes no context over from one message to the next carries
+// nothing between messages: the connections of a thread share such streams. A
+// connection borrows one for a message (a compressed message's frames, or one
+// send) and gives it back, reset, at the message's end; a few idle ones are kept
+// per thread (one of each kind serves a thread whose handlers do not interleave
+// fragmented messages). So, without context takeover, zlib's memory is per
+// thread, not per connection.
+class StreamPool {
+ public:
+  StreamPool() = default;
+  StreamPool(const StreamPool&) = delete;
+  StreamPool& operator=(const StreamPool&) = delete;
+  ~StreamPool() { gone() = true; }
+
+  static StreamPool& of_this_thread() {
+    thread_local StreamPool pool;
+    return pool;
+  }
+  // True once this thread's pool is destroyed (at the thread's exit): a stream
+  // given back after that is simply ended.
+  static bool& gone() {
+    thread_local bool destroyed = false;  // trivially destructible: usable to the end
+    return destroyed;
+  }
+
+  std::unique_ptr<ZlibStream> take(bool deflating, int window_bits, int memory_level) noexcept {
+    for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+      if ((*it)->deflating == deflating && (*it)->window_bits == window_bits &&
+          (*it)->memory_level == memory_level) {
+        std::unique_ptr<ZlibStream> stream = std::move(*it);
+        idle_.erase(it);
+        return stream;
+      }
+    }
+    return open_stream(deflating, window_bits, memory_level);
+  }
+  // A stream reset for its next message.
+  void give_back(std::unique_ptr<ZlibStream> stream) noexcept {
+    if (idle_.size() >= max_idle) return;  // ended here
+    try {
+      idle_.push_back(std::move(stream));
+    } catch (const std::bad_alloc&) {
+      // ended by its unique_ptr
+    }
+  }
+
+ private:
+  static constexpr std::size_t max_idle = 4;
+  std::vector<std::unique_ptr<ZlibStream>> idle_;
+};
+
+std::unique_ptr<ZlibStream> borrow(bool deflating, int window_bits, int memory_level) noexcept {
+  if (StreamPool::gone()) return open_stream(deflating, window_bits, memory_level);
+  return StreamPool::of_this_thread().take(deflating, window_bits, memory_level);
+}
+
+void give_back(std::unique_ptr<ZlibStream> stream) noexcept {
+  if (!StreamPool::gone()) StreamPool::of_this_thread().give_back(std::move(stream));
 }
 
 // zlib counts in uInt: a larger buffer goes in pieces.
@@ -240,14 +324,10 @@ Inflater::Inflater(int window_bits, bool reset_each_message) noexcept
     // client does when told 8): inflating with at least 9 reads both.
     : window_bits_(std::clamp(window_bits, 9, 15)), reset_each_message_(reset_each_message) {}
 
-Inflater::~Inflater() {
-  release();
-}
+Inflater::~Inflater() = default;
 
 void Inflater::release() noexcept {
-  if (!stream_) return;
-  inflateEnd(&stream_->z);
-  stream_.reset();
+  stream_.reset();  // not given back: it may be in the middle of a message
 }
 
 void Inflater::release_if_idle() noexcept {
@@ -261,15 +341,8 @@ std::size_t Inflater::held_bytes() const noexcept {
 Inflater::Result Inflater::inflate(const unsigned char* data, std::size_t size, std::string& out,
                                    std::size_t limit, Utf8Validator* utf8) {
   if (!stream_) {
-    try {
-      stream_ = new_stream();
-    } catch (const std::bad_alloc&) {
-      return Result::no_memory;
-    }
-    if (inflateInit2(&stream_->z, -window_bits_) != Z_OK) {
-      stream_.reset();
-      return Result::no_memory;
-    }
+    stream_ = reset_each_message_ ? borrow(false, window_bits_, 0) : open_stream(false, window_bits_, 0);
+    if (!stream_) return Result::no_memory;
   }
   z_stream& z = stream_->z;
   // Output grows by steps, never past limit + 1 bytes: the byte past the limit
@@ -318,23 +391,25 @@ Inflater::Result Inflater::finish_message(std::string& out, std::size_t limit, U
   static constexpr unsigned char tail[4] = {0x00, 0x00, 0xFF, 0xFF};
   Result result = inflate(tail, sizeof tail, out, limit, utf8);
   if (result == Result::ok && utf8 != nullptr && !utf8->complete()) result = Result::not_utf8;
-  if (result == Result::ok && reset_each_message_ && stream_ && inflateReset(&stream_->z) != Z_OK)
-    return Result::corrupt;
+  if (result == Result::ok && reset_each_message_) {
+    // The next message starts afresh: the stream goes back to the thread's pool.
+    if (inflateReset(&stream_->z) == Z_OK)
+      give_back(std::move(stream_));
+    else
+      stream_.reset();
+  }
   return result;
 }
 
-Deflater::Deflater(int window_bits, int memory_level, bool reset_each_message) noexcept
-    : window_bits_(std::clamp(window_bits, 9, 15)),
+Deflater::Deflater(int window_bits, int memory_level, bool reset_each_message, std::size_t threshold) noexcept
+    : threshold_(threshold),
+      window_bits_(std::clamp(window_bits, 9, 15)),
       memory_level_(std::clamp(memory_level, 1, 9)),
       reset_each_message_(reset_each_message) {}
 
-Deflater::~Deflater() {
-  release();
-}
+Deflater::~Deflater() = default;
 
 void Deflater::release() noexcept {
-  if (!stream_) return;
-  deflateEnd(&stream_->z);
   stream_.reset();
 }
 
@@ -347,19 +422,18 @@ std::size_t Deflater::held_bytes() const noexcept {
 }
 
 bool Deflater::compress(std::string_view data, std::string& out) {
-  if (!stream_) {
-    try {
-      stream_ = new_stream();
-    } catch (const std::bad_alloc&) {
-      return false;
-    }
-    if (deflateInit2(&stream_->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -window_bits_, memory_level_,
-                     Z_DEFAULT_STRATEGY) != Z_OK) {
-      stream_.reset();
-      return false;
-    }
+  // Without context takeover a message borrows the thread's stream for the call.
+  std::unique_ptr<ZlibStream> borrowed;
+  ZlibStream* stream = stream_.get();
+  if (reset_each_message_) {
+    borrowed = borrow(true, window_bits_, memory_level_);
+    stream = borrowed.get();
+  } else if (!stream) {
+    stream_ = open_stream(true, window_bits_, memory_level_);
+    stream = stream_.get();
   }
-  z_stream& z = stream_->z;
+  if (stream == nullptr) return false;
+  z_stream& z = stream->z;
   out.clear();
   std::size_t offset = 0;
   for (;;) {
@@ -377,7 +451,8 @@ bool Deflater::compress(std::string_view data, std::string& out) {
       const int status = ::deflate(&z, flush);
       out.resize(used + (step - z.avail_out));
       if (status != Z_OK && status != Z_BUF_ERROR) {
-        release();  // its state is unknown: the next message starts a new stream
+        // Its state is unknown: ended (a kept stream comes back new at the next message).
+        if (!reset_each_message_) release();
         return false;
       }
     } while (z.avail_out == 0 || z.avail_in > 0);
@@ -386,7 +461,7 @@ bool Deflater::compress(std::string_view data, std::string& out) {
   // A sync flush ends with an empty stored block, 00 00 ff ff: the receiver adds it back.
   if (out.size() >= 4 && out.compare(out.size() - 4, 4, "\x00\x00\xff\xff", 4) == 0)
     out.resize(out.size() - 4);
-  if (reset_each_message_ && deflateReset(&z) != Z_OK) release();
+  if (reset_each_message_ && deflateReset(&z) == Z_OK) give_back(std::move(borrowed));
   return true;
 }
 

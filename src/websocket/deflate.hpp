@@ -1,9 +1,10 @@
 // permessage-deflate (RFC 7692): the negotiation of its parameters in the opening
 // handshake (a pure function of the offer, fuzzed and unit-tested), and the
-// per-connection zlib streams. A stream's zlib state is allocated at the first
-// message that needs it and, where the parameters allow (no context takeover in
-// that direction), given back when the connection is idle: a connection that
-// negotiated the extension and sends nothing costs the two small objects only.
+// zlib streams of a connection. Where the parameters allow (no context takeover
+// in that direction, the default) a connection holds no zlib state between
+// messages: the streams are the thread's, borrowed for a message; with context
+// takeover a connection has its own from its first compressed message on. A
+// connection that negotiated the extension costs its two small objects besides.
 // docs/websocket.md gives the memory figures.
 #pragma once
 
@@ -41,10 +42,13 @@ struct DeflateAgreement {
 // and the next one looked at; other extensions are ignored.
 std::optional<DeflateAgreement> negotiate_deflate(std::string_view offers, const Options& options);
 
-// Counts what zlib allocates for one stream (its state and window).
+// A zlib stream whose allocations are counted (deflate.cpp).
 struct ZlibStream;
 
-// The client's compressed messages, frame by frame (RFC 7692 §7.2.2).
+// The client's compressed messages, frame by frame (RFC 7692 §7.2.2). Without
+// context takeover (client_no_context_takeover) it holds a zlib stream only from
+// a compressed message's first frame to its last, borrowed from a pool of the
+// thread's; with it, one of its own from the first compressed message on.
 class Inflater {
  public:
   Inflater(int window_bits, bool reset_each_message) noexcept;
@@ -62,11 +66,12 @@ class Inflater {
                  Utf8Validator* utf8);
   // The message's last frame was inflated: its 00 00 ff ff tail (§7.2.2) goes in.
   Result finish_message(std::string& out, std::size_t limit, Utf8Validator* utf8);
-  // Between messages: without context takeover the zlib state goes (and comes
-  // back at the next compressed message); with it, it stays (it holds the window).
+  // Between messages: without context takeover nothing is held then anyway; with
+  // it the stream stays (it holds the window the next message may refer to).
   void release_if_idle() noexcept;
+  // Ends the stream (the connection is closed).
   void release() noexcept;
-  // zlib's allocations for this stream (0 while released).
+  // zlib's allocations this connection holds (0 between messages without context takeover).
   std::size_t held_bytes() const noexcept;
 
  private:
@@ -75,14 +80,19 @@ class Inflater {
   bool reset_each_message_;
 };
 
-// The server's messages (RFC 7692 §7.2.1).
+// The server's messages (RFC 7692 §7.2.1). Without context takeover
+// (server_no_context_takeover) each message borrows the thread's stream for the
+// call and gives it back reset: no memory per connection; with it, a stream of
+// its own from the first compressed message on.
 class Deflater {
  public:
-  Deflater(int window_bits, int memory_level, bool reset_each_message) noexcept;
+  Deflater(int window_bits, int memory_level, bool reset_each_message, std::size_t threshold) noexcept;
   Deflater(const Deflater&) = delete;
   Deflater& operator=(const Deflater&) = delete;
   ~Deflater();
 
+  // Whether a message of this size is worth compressing (Options::deflate_threshold).
+  bool wants(std::size_t size) const noexcept { return size >= threshold_; }
   // A whole message compressed into out (replaced), without the 00 00 ff ff tail.
   // False when zlib could not (no memory): the message goes uncompressed.
   bool compress(std::string_view data, std::string& out);
@@ -95,7 +105,8 @@ class Deflater {
   std::size_t held_bytes() const noexcept;
 
  private:
-  std::unique_ptr<ZlibStream> stream_;
+  std::unique_ptr<ZlibStream> stream_;  // with context takeover only
+  std::size_t threshold_;
   int window_bits_;
   int memory_level_;
   bool reset_each_message_;

@@ -73,7 +73,6 @@ Session::Session(const Options& options, std::string subprotocol,
       subprotocol_(std::move(subprotocol)),
       max_buffered_bytes_(options.max_buffered_bytes),
       write_high_water_(options.write_high_water),
-      deflate_threshold_(options.deflate_threshold),
       ping_interval_(options.ping_interval),
       pong_timeout_(options.pong_timeout),
       handshake_timeout_(options.handshake_timeout) {
@@ -82,7 +81,7 @@ Session::Session(const Options& options, std::string subprotocol,
     decoder_.enable_deflate(
         std::make_unique<Inflater>(deflate->client_max_window_bits, deflate->client_no_context_takeover));
     deflater_ = std::make_unique<Deflater>(deflate->server_max_window_bits, options.deflate_memory_level,
-                                           deflate->server_no_context_takeover);
+                                           deflate->server_no_context_takeover, options.deflate_threshold);
   }
 }
 
@@ -232,7 +231,7 @@ void Session::queue_frame(Opcode opcode, std::string_view payload, bool compress
 // A data message, compressed when permessage-deflate was agreed and it is worth it.
 void Session::queue_data(std::string_view data, Kind kind) {
   const Opcode opcode = kind == Kind::text ? Opcode::text : Opcode::binary;
-  if (deflater_ && data.size() >= deflate_threshold_) {
+  if (deflater_ && deflater_->wants(data.size())) {
     // One buffer per thread for the compressed form; a large one is not kept.
     thread_local std::string compressed;
     if (deflater_->compress(data, compressed) &&

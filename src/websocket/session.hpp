@@ -59,6 +59,11 @@ class Session final : public Connection,
   void check_deadlines(Clock::time_point now) override;
   void destroy_io_objects() noexcept override;
 
+  // zlib's state this connection holds (permessage-deflate; 0 between messages
+  // without context takeover).
+  std::size_t deflate_held_bytes() const noexcept {
+    return decoder_.inflater_held_bytes() + (deflater_ ? deflater_->held_bytes() : 0);
+  }
   // Bytes of buffers this connection holds beyond the object (0 when idle).
   std::size_t held_bytes() const noexcept {
     return heap_bytes(pending_) + output_.held_bytes() + decoder_.held_bytes() +
@@ -112,7 +117,6 @@ class Session final : public Connection,
   // The options this connection needs, copied (Options holds strings and vectors).
   std::size_t max_buffered_bytes_;
   std::size_t write_high_water_;
-  std::size_t deflate_threshold_;
   Clock::duration ping_interval_;
   Clock::duration pong_timeout_;
   Clock::duration handshake_timeout_;

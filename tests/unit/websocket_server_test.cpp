@@ -778,9 +778,10 @@ TEST(WebSocketDeflate, BroadcastFramesGoUncompressedToDeflateConnections) {
   }
 }
 
-// zlib's state comes with the first compressed message and goes when the
-// connection is idle (no context takeover); with takeover it stays.
-TEST(WebSocketMemory, DeflateStateIsGivenBackWhenIdleWithoutContextTakeover) {
+// Without context takeover a connection holds no zlib state between messages
+// (the streams are the thread's, borrowed for a message), and nothing when idle;
+// with takeover each holds its own from its first compressed message on.
+TEST(WebSocketMemory, DeflateStateIsPerThreadWithoutContextTakeoverAndKeptWithIt) {
   for (const bool takeover : {false, true}) {
     http::Options http_options;
     http_options.stop_grace = 40ms;  // a sweep every 10 ms
@@ -798,6 +799,12 @@ TEST(WebSocketMemory, DeflateStateIsGivenBackWhenIdleWithoutContextTakeover) {
       ASSERT_TRUE(reply);
       ASSERT_EQ(reply->rsv, 4u);
     }
+    int with_zlib = 0;
+    echo.server.on_io([&] {
+      for (auto& connection : echo.seen.connections)
+        if (static_cast<detail::Session*>(connection.get())->deflate_held_bytes() > 0) ++with_zlib;
+    });
+    EXPECT_EQ(with_zlib, takeover ? count : 0);
     auto holding = [&] {
       int busy = 0;
       echo.server.on_io([&] {
