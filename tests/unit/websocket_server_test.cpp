@@ -705,8 +705,9 @@ TEST(WebSocketDeflate, BadDeflateDataAndBadTextInsideCompressionClose1007) {
     ASSERT_TRUE(client->send(bytes));
     EXPECT_EQ(client->expect_close(), close_code::invalid_payload);
   };
-  fails(frame(0x2, "\xff\xff\xff\xff", true, true, 4));                      // block type 3 does not exist
-  fails(frame(0x1, std::string("\x04\x00\x00\xff\xff", 5), true, true, 4));  // a stored length that lies
+  fails(frame(0x2, "\xff\xff\xff\xff", true, true, 4));  // block type 3 does not exist
+  // A stored block whose length does not match its complement.
+  fails(frame(0x1, std::string("\x00\x05\x00\x00\x00hello", 10), true, true, 4));
   ZlibDeflate deflater;
   fails(frame(0x1, deflater.compress("not text \xff\xfe"), true, true, 4));
   deflater.reset();
