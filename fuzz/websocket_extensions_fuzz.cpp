@@ -23,7 +23,8 @@ void check(std::string_view offers, const Options& options) {
   const DeflateParameters& p = agreed->parameters;
   if (p.server_max_window_bits < 9 || p.server_max_window_bits > 15) std::abort();
   if (p.client_max_window_bits < 8 || p.client_max_window_bits > 15) std::abort();
-  if (p.server_max_window_bits > options.deflate_window_bits && options.deflate_window_bits >= 9) std::abort();
+  if (p.server_max_window_bits > options.deflate_window_bits && options.deflate_window_bits >= 9)
+    std::abort();
   if (!options.deflate_context_takeover && !(p.server_no_context_takeover && p.client_no_context_takeover))
     std::abort();
   const auto again = negotiate_deflate(agreed->response, options);
@@ -31,7 +32,8 @@ void check(std::string_view offers, const Options& options) {
   const DeflateParameters& q = again->parameters;
   if (q.server_no_context_takeover != p.server_no_context_takeover ||
       q.client_no_context_takeover != p.client_no_context_takeover ||
-      q.server_max_window_bits != p.server_max_window_bits || q.client_max_window_bits != p.client_max_window_bits)
+      q.server_max_window_bits != p.server_max_window_bits ||
+      q.client_max_window_bits != p.client_max_window_bits)
     std::abort();
 }
 
