@@ -74,15 +74,17 @@ struct Options {
   // permessage-deflate (RFC 7692), off unless enabled: a client that offers it
   // (browsers, ws, python-websockets do) gets it, and its compressed messages are
   // inflated up to max_message_bytes (the inflated size: past it, close 1009).
-  // It costs memory per active connection (zlib's state, docs/websocket.md "Memory
-  // of permessage-deflate"), given back when the connection goes idle unless
-  // deflate_context_takeover keeps it.
+  // Without context takeover (the default) zlib's state (~301 KiB for a
+  // compressor and a decompressor at the defaults) is per thread, borrowed by a
+  // connection for one message; a connection itself adds ~80 bytes. With
+  // deflate_context_takeover, each connection holds its own from its first
+  // compressed message on (docs/websocket.md, "Memory of permessage-deflate").
   bool permessage_deflate = false;
   // Keep each direction's compression context from one message to the next
-  // (better ratios for similar messages; the zlib state, ~300 KiB per connection
+  // (better ratios for similar messages; the zlib state, ~301 KiB per connection
   // at the defaults, is then held for the connection's life). false answers with
-  // server_no_context_takeover and client_no_context_takeover, and the state goes
-  // back when the connection is idle.
+  // server_no_context_takeover and client_no_context_takeover, and a connection
+  // holds no zlib state between messages.
   bool deflate_context_takeover = false;
   // The LZ77 window, 2^bits bytes (9-15): ours (server_max_window_bits, or less
   // when the client asks less) and the most asked of a client that offers
@@ -97,7 +99,8 @@ struct Options {
 };
 
 // One encoded message, ready to go to any number of connections: the bytes are
-// encoded once and shared (not copied) by every connection it is sent to.
+// encoded once and shared (not copied) by every connection it is sent to. It goes
+// uncompressed, to permessage-deflate connections too (which take both).
 class Frame {
  public:
   // Throws std::invalid_argument for text that is not UTF-8.
