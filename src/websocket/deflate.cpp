@@ -356,7 +356,8 @@ Inflater::Result Inflater::inflate(const unsigned char* data, std::size_t size, 
     do {
       const std::size_t used = out.size();
       if (used >= cap) return Result::too_big;
-      const std::size_t step = std::min({cap - used, std::max<std::size_t>(used, 16 * 1024), max_piece});
+      const std::size_t step =
+          std::min({cap - used, std::max<std::size_t>(used, std::size_t{16} * 1024), max_piece});
       out.resize(used + step);
       z.next_out = reinterpret_cast<Bytef*>(out.data() + used);
       z.avail_out = static_cast<uInt>(step);

@@ -721,7 +721,7 @@ TEST(WebSocketDeflate, BadDeflateDataAndBadTextInsideCompressionClose1007) {
 
 TEST(WebSocketDeflate, TheInflatedSizeIsBoundedAZipBombCloses1009) {
   Options options = deflate_options();
-  options.max_message_bytes = 64 * 1024;
+  options.max_message_bytes = std::size_t{64} * 1024;
   EchoServer echo(options);
   ZlibDeflate deflater;
   const std::string bomb = deflater.compress(std::string(std::size_t{16} * 1024 * 1024, '\0'));  // ~16 KiB
@@ -733,7 +733,7 @@ TEST(WebSocketDeflate, TheInflatedSizeIsBoundedAZipBombCloses1009) {
   }
   // In fragments, each small, the message is bounded as a whole.
   deflater.reset();
-  const std::string both = deflater.compress(std::string(80 * 1024, 'a'));
+  const std::string both = deflater.compress(std::string(std::size_t{80} * 1024, 'a'));
   {
     auto client = connect_deflate(echo);
     ASSERT_TRUE(client->send(frame(0x2, both.substr(0, both.size() / 2), false, true, 4) +
