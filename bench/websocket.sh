@@ -10,7 +10,11 @@
 #           delivery latency p50/p99 and deliveries/s
 # Servers in alternation (A B A B ...) for --rounds rounds per scenario; prints
 # medians, the median of the per-round ratios multinode/Node, and the goals of
-# issue #9. Method: docs/benchmarks.md ("WebSocket").
+# issue #9. A round that fails for one server (its load could not open every
+# connection, e.g. Node running out of memory at 10,000 handshakes, or ended in
+# an error) is recorded as failed for that server, the server is restarted, and
+# the run goes on; the report lists the failed rounds. Method: docs/benchmarks.md
+# ("WebSocket").
 set -euo pipefail
 bench_name=websocket.sh
 # shellcheck source=bench/lib.sh
@@ -21,7 +25,7 @@ usage() {
 usage: bench/websocket.sh [--json] [--rounds N] [--duration S] [--processes P]
                           [--connections C] [--pipeline K] [--clients LIST]
                           [--interval-ms MS] [--idle N] [--scenarios LIST]
-                          [--servers LIST] [--no-build]
+                          [--servers LIST] [--deflate] [--no-build]
 
   --json            print the results as one JSON object instead of tables
   --rounds N        rounds of alternation per scenario (default 3)
@@ -38,6 +42,11 @@ usage: bench/websocket.sh [--json] [--rounds N] [--duration S] [--processes P]
   --servers LIST    comma-separated subset of multinode,node,beast (default all);
                     ratios need node; beast (bench/websocket_beast, Beast alone)
                     is a reference for idle and echo, it does not broadcast
+  --deflate         idle and echo with permessage-deflate on both sides: the load offers
+                    it (no context takeover either way) and compresses every message,
+                    the servers compress every answer (multinode websocket_echo
+                    --deflate-threshold 0, ws perMessageDeflate threshold 0); beast
+                    is left out, the fan-out runs uncompressed
   --no-build        use build/release as it is instead of bootstrapping and building
 
 Takes about rounds x servers x (idle: 10 s + echo: duration + 2 s + fan-out:
@@ -46,11 +55,21 @@ EOF
 }
 
 json=0 rounds=3 duration=5 processes=2 connections=64 pipeline=1 clients=1000,10000 interval_ms=10 idle=10000
-scenarios=idle,echo,fanout servers=multinode,node,beast build=1
+scenarios=idle,echo,fanout servers=multinode,node,beast build=1 deflate=0
 size=64 warmup=1 drain=5 settle=2
 bench_parse_args "--json --rounds=#1 --duration=#1 --processes=#1 --connections=#1 --pipeline=#1 --clients= \
-  --interval-ms=#1 --idle=#1 --scenarios= --servers= --no-build" "$@"
+  --interval-ms=#1 --idle=#1 --scenarios= --servers= --deflate --no-build" "$@"
 bench_server_list multinode node beast
+if [ "$deflate" = 1 ]; then
+  kept=()
+  for server in "${server_list[@]}"; do [ "$server" = beast ] || kept+=("$server"); done
+  [ "${#kept[@]}" -gt 0 ] || bench_die "--deflate leaves no server (beast has no permessage-deflate here)"
+  [ "${#kept[@]}" = "${#server_list[@]}" ] || bench_log "--deflate: beast left out (no permessage-deflate)"
+  server_list=("${kept[@]}")
+fi
+# The load's flags for idle and echo.
+load_deflate=()
+[ "$deflate" = 1 ] && load_deflate=(--deflate)
 
 IFS=, read -r -a scenario_list <<<"$scenarios"
 for scenario in "${scenario_list[@]}"; do
@@ -105,8 +124,10 @@ kind="echo"
 
 start_multinode() {
   if [ "$kind" = echo ]; then
+    local compression=()
+    [ "$deflate" = 1 ] && compression=(--deflate-threshold 0)
     bench_start "$bench_work/multinode-$kind.log" "$build_dir/examples/websocket_echo" \
-      --port "$1" --nodes "$processes" --host 127.0.0.1
+      --port "$1" --nodes "$processes" --host 127.0.0.1 "${compression[@]}"
   else  # reuseport spreads the clients over the processes as evenly as Node's round-robin
     bench_start "$bench_work/multinode-$kind.log" "$build_dir/bench/websocket_fanout" \
       --port "$1" --nodes "$processes" --host 127.0.0.1 --balancing reuseport
@@ -119,8 +140,10 @@ start_beast() {
 }
 
 start_node() {
+  local compression=()
+  [ "$deflate" = 1 ] && [ "$kind" = echo ] && compression=(--deflate-threshold 0)
   bench_start "$bench_work/node-$kind.log" node "$bench_dir/websocket_node_cluster.js" \
-    --mode "$kind" --port "$1" --nodes "$processes" --host 127.0.0.1
+    --mode "$kind" --port "$1" --nodes "$processes" --host 127.0.0.1 "${compression[@]}"
 }
 
 expected_children() {
@@ -165,6 +188,24 @@ stop_servers() {
   done
 }
 
+# After a failed round: the server of $server_name alone is stopped and started
+# again (on a new port), so that its next round starts from a sane state.
+restart_server() {
+  local saved=("${server_list[@]}")
+  bench_stop "${server_pid[$server_name]}" || bench_log "$server_name ($kind) had to be killed"
+  server_list=("$server_name")
+  start_servers
+  server_list=("${saved[@]}")
+}
+
+# record_failure KIND ROUND EXTRA_FIELDS: a round of $server_name that failed
+# ($load_error says why) goes into the results as such.
+record_failure() {
+  printf '{"kind":"%s","server":"%s","round":%d,%s"failed":%s}\n' "$1" "$server_name" "$2" "$3" \
+    "$(bench_json_string "$load_error")" >>"$results"
+  bench_log "round $2/$rounds $1 $server_name FAILED (the run goes on): $load_error"
+}
+
 # Every process of a server's group: [{"pid":..,"rss_kb":..,"sockets":..,
 # "cpu_ticks":..,"wait_ms":..}, ...]: cpu_ticks is user + system time in clock
 # ticks (getconf CLK_TCK), wait_ms the time it spent runnable but waiting for a
@@ -193,6 +234,8 @@ start_load() {
   load_pid=$bench_last_pid
 }
 
+# False, with load_error set, when the load did not open its connections in time
+# (or ended before): the load is then stopped.
 wait_connected() {
   local limit=$1
   for _ in $(seq $((limit * 10))); do
@@ -200,21 +243,29 @@ wait_connected() {
     kill -0 "$load_pid" 2>/dev/null || break
     sleep 0.1
   done
-  bench_die "websocket_load did not open its connections within $limit s:
-$(tail -n 20 "$load_log")"
+  load_error="websocket_load did not open its connections within $limit s: $(tail -n 3 "$load_log" | tr '\n' ' ')"
+  kill -TERM "$load_pid" 2>/dev/null || true
+  wait "$load_pid" 2>/dev/null || true
+  bench_stop "$load_pid" || true
+  return 1
 }
 
 # Waits for the load to end and sets load_line to its result (not in a
-# subshell: the load is this shell's child).
+# subshell: the load is this shell's child); false, with load_error set, when it
+# failed or printed no result.
 finish_load() {
   local status=0
   wait "$load_pid" || status=$?
   bench_stop "$load_pid" || true
-  [ "$status" = 0 ] || bench_die "websocket_load failed (exit $status):
-$(tail -n 20 "$load_log")"
+  if [ "$status" != 0 ]; then
+    load_error="websocket_load failed (exit $status): $(tail -n 3 "$load_log" | tr '\n' ' ')"
+    return 1
+  fi
   load_line=$(grep '^{"mode"' "$load_log" | tail -n 1) || true
-  [ -n "$load_line" ] || bench_die "websocket_load printed no result:
-$(tail -n 20 "$load_log")"
+  if [ -z "$load_line" ]; then
+    load_error="websocket_load printed no result: $(tail -n 3 "$load_log" | tr '\n' ' ')"
+    return 1
+  fi
 }
 
 connect_bound=$((30 + most / 500))  # seconds to open the connections, generously
@@ -223,12 +274,18 @@ run_idle() {
   local round=$1 before after
   before=$(processes_json "${server_pid[$server_name]}")
   start_load "idle-$server_name-$round" $((connect_bound + 180)) idle --port "${server_port[$server_name]}" \
-    --connections "$idle" --hold 150 --connect-timeout "$connect_bound"
-  wait_connected "$connect_bound"
+    --connections "$idle" --hold 150 --connect-timeout "$connect_bound" "${load_deflate[@]}"
+  if ! wait_connected "$connect_bound"; then
+    record_failure idle "$round" "\"connections\":$idle,"
+    return 0  # the server is stopped after each idle round anyway
+  fi
   sleep "$settle"  # let the server finish the work of the last handshakes
   after=$(processes_json "${server_pid[$server_name]}")
   kill -TERM "$load_pid" 2>/dev/null || true
-  finish_load
+  if ! finish_load; then
+    record_failure idle "$round" "\"connections\":$idle,"
+    return 0
+  fi
   printf '{"kind":"idle","server":"%s","round":%d,"connections":%d,"before":%s,"after":%s,"load":%s}\n' \
     "$server_name" "$round" "$idle" "$before" "$after" "$load_line" >>"$results"
   bench_log "round $round/$rounds idle $server_name: $(python3 -c 'import json,sys
@@ -241,8 +298,12 @@ run_echo() {
   before=$(processes_json "${server_pid[$server_name]}")
   start_load "echo-$server_name-$round" $((seconds + warm + connect_bound + 30)) echo \
     --port "${server_port[$server_name]}" --connections "$connections" --size "$size" --pipeline "$pipeline" \
-    --duration "$seconds" --warmup "$warm" --connect-timeout "$connect_bound"
-  finish_load
+    --duration "$seconds" --warmup "$warm" --connect-timeout "$connect_bound" "${load_deflate[@]}"
+  if ! finish_load; then
+    record_failure echo "$round" ""
+    restart_server
+    return 0
+  fi
   after=$(processes_json "${server_pid[$server_name]}")
   [ "$round" = 0 ] && return 0
   printf '{"kind":"echo","server":"%s","round":%d,"clock_ticks":%d,"before":%s,"after":%s,"load":%s}\n' \
@@ -256,9 +317,17 @@ run_fanout() {
   start_load "fanout-$count-$server_name-$round" $((duration + warmup + drain + connect_bound + 30)) fanout \
     --port "${server_port[$server_name]}" --connections "$count" --size "$size" --interval-ms "$interval_ms" \
     --duration "$duration" --warmup "$warmup" --drain "$drain" --connect-timeout "$connect_bound"
-  wait_connected "$connect_bound"
+  if ! wait_connected "$connect_bound"; then
+    record_failure fanout "$round" "\"clients\":$count,"
+    restart_server
+    return 0
+  fi
   during=$(processes_json "${server_pid[$server_name]}")
-  finish_load
+  if ! finish_load; then
+    record_failure fanout "$round" "\"clients\":$count,"
+    restart_server
+    return 0
+  fi
   after=$(processes_json "${server_pid[$server_name]}")
   printf '{"kind":"fanout","server":"%s","round":%d,"clients":%d,"clock_ticks":%d,"before":%s,"during":%s,"after":%s,"load":%s}\n' \
     "$server_name" "$round" "$count" "$clock_ticks" "$before" "$during" "$after" "$load_line" >>"$results"
@@ -271,7 +340,7 @@ bench_config_line \
   "command=$(bench_json_string "$bench_command")" \
   "servers=[${quoted_servers%,}]" "scenarios=[${quoted_scenarios%,}]" \
   "processes=$processes" "rounds=$rounds" "duration_s=$duration" "connections=$connections" "pipeline=$pipeline" \
-  "clients=[$clients]" "idle=$idle" "size=$size" "interval_ms=$interval_ms" "warmup_s=$warmup" "drain_s=$drain" \
+  "clients=[$clients]" "idle=$idle" "size=$size" "deflate=$([ "$deflate" = 1 ] && echo true || echo false)" "interval_ms=$interval_ms" "warmup_s=$warmup" "drain_s=$drain" \
   "versions=$(bench_json_string "$(
     bench_wants node && echo -n "node $(node -v), ws $(node -p "require('$repo_root/node_modules/ws/package.json').version")"
   )")" >"$results"

@@ -17,7 +17,13 @@
 //   websocket_load idle   --port P [--connections 10000] [--hold 120]
 //       opens the connections and holds them (answering pings) until SIGTERM or --hold
 //   every mode: [--host 127.0.0.1] [--path /] [--concurrency 128] [--connect-timeout 60]
-//               [--connect-attempts 5] [--attempt-timeout 5]
+//               [--connect-attempts 5] [--attempt-timeout 5] [--deflate]
+//
+// --deflate offers permessage-deflate (RFC 7692) with server_no_context_takeover
+// and client_no_context_takeover, requires the server to agree, compresses every
+// message it sends (RSV1) and inflates every compressed message it receives, with
+// one zlib stream each way for the whole process (reset after each message: no
+// context is taken over, so no connection needs its own).
 //
 // A connection that fails before every connection is open (refused, reset, closed,
 // or not open within --attempt-timeout: a SYN dropped by a full accept queue waits
@@ -37,6 +43,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <zlib.h>
 #include <boost/uuid/detail/sha1.hpp>
 
 #include <algorithm>
@@ -253,6 +260,7 @@ struct Config {
   std::size_t concurrency = 128;
   int interval_ms = 10;
   bool binary = false;
+  bool deflate = false;
   std::size_t max_message = std::size_t{16} * 1024 * 1024;
 };
 
@@ -262,7 +270,8 @@ struct Config {
                "usage: websocket_load probe|echo|fanout|idle --port P [--host 127.0.0.1] [--path /]\n"
                "         [--connections N] [--size BYTES] [--pipeline K] [--duration S] [--warmup S]\n"
                "         [--interval-ms MS] [--drain S] [--hold S] [--timeout S] [--concurrency N]\n"
-               "         [--connect-timeout S] [--connect-attempts N] [--attempt-timeout S] [--binary]\n",
+               "         [--connect-timeout S] [--connect-attempts N] [--attempt-timeout S] [--binary]\n"
+               "         [--deflate]\n",
                problem.c_str());
   std::exit(2);
 }
@@ -318,6 +327,8 @@ Config parse(int argc, char** argv) {
       c.interval_ms = static_cast<int>(number(i, 1));
     else if (arg == "--binary")
       c.binary = true;
+    else if (arg == "--deflate")
+      c.deflate = true;
     else
       usage("unknown argument '" + std::string(arg) + "'");
   }
@@ -335,12 +346,69 @@ Config parse(int argc, char** argv) {
 
 // --- the client connections -----------------------------------------------------
 
+// permessage-deflate without context takeover either way (--deflate): one raw
+// deflate stream each way, reset after every message.
+class Compression {
+ public:
+  Compression() {
+    if (deflateInit2(&deflate_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK ||
+        inflateInit2(&inflate_, -15) != Z_OK)
+      die("zlib could not be initialized");
+  }
+  ~Compression() {
+    deflateEnd(&deflate_);
+    inflateEnd(&inflate_);
+  }
+  Compression(const Compression&) = delete;
+  Compression& operator=(const Compression&) = delete;
+
+  // A message's payload compressed, without the 00 00 ff ff tail (RFC 7692 §7.2.1).
+  std::string_view compress(std::string_view data) {
+    out_.resize(data.size() + data.size() / 100 + 64);
+    deflate_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+    deflate_.avail_in = static_cast<uInt>(data.size());
+    deflate_.next_out = reinterpret_cast<Bytef*>(out_.data());
+    deflate_.avail_out = static_cast<uInt>(out_.size());
+    if (deflate(&deflate_, Z_SYNC_FLUSH) != Z_OK || deflate_.avail_in != 0 || deflate_.avail_out == 0)
+      die("zlib could not compress a message");
+    const std::size_t size = out_.size() - deflate_.avail_out;
+    deflateReset(&deflate_);
+    return {out_.data(), size >= 4 ? size - 4 : size};
+  }
+  // A compressed message inflated; false when it does not inflate within max bytes.
+  bool inflate(std::string_view payload, std::string& message, std::size_t max) {
+    static const char tail[4] = {0, 0, '\xff', '\xff'};
+    input_.assign(payload).append(tail, 4);
+    message.clear();
+    inflate_.next_in = reinterpret_cast<Bytef*>(input_.data());
+    inflate_.avail_in = static_cast<uInt>(input_.size());
+    bool ok = true;
+    do {
+      const std::size_t used = message.size();
+      message.resize(used + std::max<std::size_t>(4096, input_.size() * 4));
+      inflate_.next_out = reinterpret_cast<Bytef*>(message.data() + used);
+      inflate_.avail_out = static_cast<uInt>(message.size() - used);
+      const int status = ::inflate(&inflate_, Z_SYNC_FLUSH);
+      message.resize(message.size() - inflate_.avail_out);
+      if ((status != Z_OK && status != Z_BUF_ERROR) || message.size() > max) ok = false;
+    } while (ok && (inflate_.avail_in > 0 || inflate_.avail_out == 0));
+    inflateReset(&inflate_);
+    return ok;
+  }
+
+ private:
+  z_stream deflate_{};
+  z_stream inflate_{};
+  std::string out_, input_;
+};
+
 enum class State : std::uint8_t { idle, connecting, handshake, open, closed };
 
 struct Connection {
   int fd = -1;
   State state = State::idle;
   bool fragmented = false;  // inside a fragmented message
+  bool compressed = false;  // the fragmented message had RSV1
   bool writing = false;     // EPOLLOUT armed for `out`
   std::uint8_t fragment_opcode = 0;
   std::uint32_t index = 0;
@@ -441,7 +509,11 @@ class Load {
     conn.state = State::handshake;
     queue(conn, "GET " + c_.path + " HTTP/1.1\r\nHost: " + c_.host + ":" + std::to_string(c_.port) +
                     "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + conn.key +
-                    "\r\nSec-WebSocket-Version: 13\r\n\r\n");
+                    "\r\nSec-WebSocket-Version: 13\r\n" +
+                    (c_.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+                                  "client_no_context_takeover\r\n"
+                                : "") +
+                    "\r\n");
     set_events(conn, EPOLLIN | (conn.out.empty() ? 0u : EPOLLOUT));
   }
 
@@ -460,7 +532,7 @@ class Load {
     if (status.substr(0, 13) != "HTTP/1.1 101 " && status != "HTTP/1.1 101")
       die("the server answered the upgrade with '" + std::string(status) +
           "', not 101: is it a WebSocket server at " + c_.path + "?");
-    bool upgrade = false, connection = false, accepted = false;
+    bool upgrade = false, connection = false, accepted = false, deflate = false;
     std::size_t at = line_end == std::string_view::npos ? head.size() : line_end + 2;
     while (at < head.size()) {
       std::size_t next = head.find("\r\n", at);
@@ -479,14 +551,19 @@ class Load {
         connection = lower.find("upgrade") != std::string::npos;
       }
       if (iequals(name, "sec-websocket-accept")) accepted = value == accept_value(conn.key);
-      if (iequals(name, "sec-websocket-extensions"))
-        die("the server selected extensions (" + std::string(value) + ") this client did not offer");
+      if (iequals(name, "sec-websocket-extensions")) {
+        if (!c_.deflate || value.substr(0, 18) != "permessage-deflate")
+          die("the server selected extensions (" + std::string(value) + ") this client did not offer");
+        deflate = true;
+      }
     }
     if (!upgrade || !connection || !accepted)
       die("the server's 101 answer is not a valid WebSocket handshake (Upgrade: websocket " +
           std::string(upgrade ? "ok" : "missing") + ", Connection: upgrade " +
           (connection ? "ok" : "missing") + ", Sec-WebSocket-Accept " +
           (accepted ? "ok" : "missing or wrong") + ")");
+    if (c_.deflate && !deflate)
+      die("the server did not agree to permessage-deflate (--deflate): is it started with compression on?");
     conn.state = State::open;
     ++open_;
     return end + 4;
@@ -652,7 +729,8 @@ class Load {
     parse_frames(conn, joined);
   }
 
-  // Server-to-client frames (RFC 6455 §5.2): unmasked, no extensions negotiated.
+  // Server-to-client frames (RFC 6455 §5.2): unmasked, RSV1 only with --deflate, on
+  // a message's first frame.
   void parse_frames(Connection& conn, std::string_view data) {
     const auto* p = reinterpret_cast<const unsigned char*>(data.data());
     std::size_t at = 0;
@@ -673,8 +751,9 @@ class Load {
         for (int i = 0; i < 8; ++i) length = (length << 8) | p[at + 2 + i];
         header = 10;
       }
-      if (rsv != 0)
-        return fail(conn, "protocol error: a frame with RSV bits set (no extension was negotiated)");
+      const bool rsv1 = rsv == 0x40 && c_.deflate && (opcode == 0x1 || opcode == 0x2);
+      if (rsv != 0 && !rsv1)
+        return fail(conn, "protocol error: a frame with RSV bits set that no extension allows here");
       if (masked != 0) return fail(conn, "protocol error: a masked frame from the server");
       if (length > c_.max_message)
         return fail(conn, "a frame larger than " + std::to_string(c_.max_message) + " bytes");
@@ -688,9 +767,16 @@ class Load {
         case 0x2:
           if (conn.fragmented) return fail(conn, "protocol error: a new message inside a fragmented one");
           if (fin != 0) {
-            on_message(conn, opcode, payload);
+            if (!rsv1) {
+              on_message(conn, opcode, payload);
+            } else if (compression_.inflate(payload, inflated_, c_.max_message)) {
+              on_message(conn, opcode, inflated_);
+            } else {
+              return fail(conn, "a compressed message that does not inflate");
+            }
           } else {
             conn.fragmented = true;
+            conn.compressed = rsv1;
             conn.fragment_opcode = static_cast<std::uint8_t>(opcode);
             conn.fragments.assign(payload);
           }
@@ -704,7 +790,13 @@ class Load {
             conn.fragmented = false;
             const std::string message = std::move(conn.fragments);
             conn.fragments.clear();
-            on_message(conn, conn.fragment_opcode, message);
+            if (!conn.compressed) {
+              on_message(conn, conn.fragment_opcode, message);
+            } else if (compression_.inflate(message, inflated_, c_.max_message)) {
+              on_message(conn, conn.fragment_opcode, inflated_);
+            } else {
+              return fail(conn, "a compressed message that does not inflate");
+            }
           }
           break;
         case 0x8: {
@@ -731,6 +823,8 @@ class Load {
   // Client-to-server frame: FIN, the opcode, the length, a fresh masking key, the
   // masked payload (RFC 6455 §5.3).
   void send_frame(Connection& conn, unsigned opcode, std::string_view payload) {
+    const bool compressed = c_.deflate && (opcode == 0x1 || opcode == 0x2);
+    if (compressed) payload = compression_.compress(payload);
     char frame[14 + 125];
     std::string large;
     char* out = frame;
@@ -739,7 +833,7 @@ class Load {
       out = large.data();
     }
     std::size_t n = 0;
-    out[n++] = static_cast<char>(0x80 | opcode);
+    out[n++] = static_cast<char>(0x80 | (compressed ? 0x40 : 0) | opcode);
     if (payload.size() < 126) {
       out[n++] = static_cast<char>(0x80 | payload.size());
     } else if (payload.size() <= 0xffff) {
@@ -1071,6 +1165,8 @@ class Load {
   Random random_;
   std::vector<Connection> connections_;
   std::vector<std::string> payloads_;
+  Compression compression_;  // --deflate
+  std::string inflated_;     // the last compressed message received, inflated
   std::size_t open_ = 0, closed_ = 0;
   std::string first_error_;
   bool connecting_ = false;          // in connect_all(): failures are retried

@@ -4,11 +4,13 @@
 // them to the workers); every worker runs a `ws` server on the shared port.
 //
 //   node bench/websocket_node_cluster.js --mode echo|broadcast --port PORT [--nodes N] [--host ADDRESS]
+//                                        [--deflate-threshold BYTES]
 //
 // echo:      every message goes back to its sender with its kind.
 // broadcast: a message from a client goes to every other client of its worker
 //            and, through the primary (process.send), to every client of the
 //            other workers: the way the ws and cluster documentation do it.
+// --deflate-threshold turns permessage-deflate on (bench/websocket.sh --deflate).
 // --nodes defaults to one worker per core. The primary prints "ready" once every
 // worker listens.
 'use strict';
@@ -19,11 +21,12 @@ const path = require('node:path');
 
 function usage(problem) {
   console.error(`websocket_node_cluster.js: ${problem}
-usage: node bench/websocket_node_cluster.js --mode echo|broadcast --port PORT [--nodes N] [--host ADDRESS]`);
+usage: node bench/websocket_node_cluster.js --mode echo|broadcast --port PORT [--nodes N] [--host ADDRESS]
+                                           [--deflate-threshold BYTES]`);
   process.exit(2);
 }
 
-const options = { mode: '', port: 0, nodes: os.availableParallelism ? os.availableParallelism() : os.cpus().length, host: '127.0.0.1' };
+const options = { mode: '', port: 0, nodes: os.availableParallelism ? os.availableParallelism() : os.cpus().length, host: '127.0.0.1', deflateThreshold: -1 };
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i += 2) {
   const [name, value] = [args[i], args[i + 1]];
@@ -32,6 +35,7 @@ for (let i = 0; i < args.length; i += 2) {
   else if (name === '--port') options.port = Number(value);
   else if (name === '--nodes') options.nodes = Number(value);
   else if (name === '--host') options.host = value;
+  else if (name === '--deflate-threshold') options.deflateThreshold = Number(value);
   else usage(`unknown argument '${name}'`);
 }
 if (options.mode !== 'echo' && options.mode !== 'broadcast') usage('--mode must be echo or broadcast');
@@ -67,7 +71,11 @@ if (cluster.isPrimary) {
     response.writeHead(426, { 'Content-Type': 'text/plain' });
     response.end('upgrade to WebSocket at /\n');
   });
-  const wss = new WebSocketServer({ server, path: '/' });
+  // --deflate-threshold: permessage-deflate as multinode's websocket_echo --deflate-threshold
+  // does it (no context takeover either way, zlib's default level and memLevel).
+  const perMessageDeflate = options.deflateThreshold < 0 ? false
+    : { threshold: options.deflateThreshold, serverNoContextTakeover: true, clientNoContextTakeover: true };
+  const wss = new WebSocketServer({ server, path: '/', perMessageDeflate });
   if (options.mode === 'echo') {
     wss.on('connection', (ws) => {
       ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));

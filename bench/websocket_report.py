@@ -11,7 +11,9 @@ A results file has one JSON object per line, each with a "kind":
           of the server: pid, rss_kb, sockets), load (websocket_load's result)
   echo    one echo run: server, round, load
   fanout  one fan-out run: server, round, clients, before/during (as idle), load
-Nothing is printed that was not measured in that file.
+A record of these kinds with "failed" (why) is a round that failed for that
+server (e.g. its load could not open every connection): it is left out of the
+medians and ratios, and listed. Nothing is printed that was not measured in that file.
 """
 
 import json
@@ -29,7 +31,7 @@ IDLE_BYTES_GOAL = 2048           # and at most 2 KB
 
 
 def read_results(path):
-    records = {"config": {}, "idle": [], "echo": [], "fanout": []}
+    records = {"config": {}, "idle": [], "echo": [], "fanout": [], "failed": []}
     with open(path, encoding="utf-8") as file:
         for number, line in enumerate(file, 1):
             line = line.strip()
@@ -42,7 +44,9 @@ def read_results(path):
             kind = record.get("kind")
             if kind == "config":
                 records["config"] = record
-            elif kind in records:
+            elif kind in ("idle", "echo", "fanout") and "failed" in record:
+                records["failed"].append(record)
+            elif kind in records and kind != "failed":
                 records[kind].append(record)
             else:
                 fail(f"{path}:{number}: unknown kind {kind!r}")
@@ -108,7 +112,13 @@ def errors_of(run):
 def summarize(records):
     config = records["config"]
     servers = config.get("servers") or sorted({r["server"] for k in ("idle", "echo", "fanout") for r in records[k]})
-    summary = {"benchmark": "websocket", "config": config, "idle": {}, "echo": {}, "fanout": {}, "goals": []}
+    summary = {"benchmark": "websocket", "config": config, "idle": {}, "echo": {}, "fanout": {}, "goals": [],
+               "failed_rounds": [{key: r[key] for key in ("kind", "server", "round", "clients", "failed") if key in r}
+                                 for r in records["failed"]]}
+
+    def node_failed(kind, clients=None):
+        return any(r["server"] == "node" and r["kind"] == kind and (clients is None or r.get("clients") == clients)
+                   for r in records["failed"])
 
     def per_connection(run):
         return (rss_sum(run["after"]) - rss_sum(run["before"])) * 1024 / run["connections"]
@@ -201,7 +211,8 @@ def summarize(records):
     if echo is None:
         goals.append(goal("echo_vs_node", f">= {ECHO_RATIO_GOAL:g}x Node", None, None, "echo was not run"))
     elif echo.get("ratio_to_node_median") is None:
-        goals.append(goal("echo_vs_node", f">= {ECHO_RATIO_GOAL:g}x Node", None, None, "Node was not in this run"))
+        goals.append(goal("echo_vs_node", f">= {ECHO_RATIO_GOAL:g}x Node", None, None,
+                          "Node failed every round" if node_failed("echo") else "Node was not in this run"))
     else:
         ratio = echo["ratio_to_node_median"]
         note = f"multinode had {echo['error_count']} errors" if echo["error_count"] else ""
@@ -213,7 +224,9 @@ def summarize(records):
     if fanout is None:
         goals.append(goal("fanout_p99_vs_node", target, None, None, f"fan-out at {FANOUT_GOAL_CLIENTS} was not run"))
     elif fanout.get("p99_ratio_to_node_median") is None:
-        goals.append(goal("fanout_p99_vs_node", target, None, None, "Node was not in this run"))
+        goals.append(goal("fanout_p99_vs_node", target, None, None,
+                          "Node failed every round" if node_failed("fanout", FANOUT_GOAL_CLIENTS)
+                          else "Node was not in this run"))
     else:
         ratio = fanout["p99_ratio_to_node_median"]
         problems = []
@@ -234,7 +247,8 @@ def summarize(records):
         ratio = idle.get("ratio_to_node_median")
         goals.append(goal("idle_vs_node", f"<= {IDLE_RATIO_GOAL:g}x Node's", ratio,
                           None if ratio is None else ratio <= IDLE_RATIO_GOAL and not idle["error_count"],
-                          note if ratio is not None else "Node was not in this run"))
+                          note if ratio is not None else
+                          "Node failed every round" if node_failed("idle") else "Node was not in this run"))
         goals.append(goal("idle_bytes", f"<= {IDLE_BYTES_GOAL} bytes", value,
                           value <= IDLE_BYTES_GOAL and not idle["error_count"], note))
     return summary
@@ -264,6 +278,8 @@ def print_report(summary):
     print(f"WebSocket: {config.get('processes')} processes per server, {config.get('rounds')} rounds in alternation "
           f"({' '.join(config.get('servers', []))}); {config.get('versions', '')}")
     print(f"  {config.get('date')} on {config.get('host')}; command: {config.get('command')}")
+    if config.get("deflate"):
+        print("  permessage-deflate on both sides for idle and echo (--deflate)")
 
     if summary["idle"]:
         print(f"\nidle connections: RSS of every process of a fresh server, before and with "
@@ -319,6 +335,12 @@ def print_report(summary):
         print("\nfirst error of each run that had one")
         for kind, server, error in errors:
             print(f"  {kind} {server}: {error}")
+
+    if summary["failed_rounds"]:
+        print("\nfailed rounds (left out of the medians and ratios)")
+        for r in summary["failed_rounds"]:
+            what = f"{r['kind']} {r['clients']}" if "clients" in r else r["kind"]
+            print(f"  {what} round {r['round']} {r['server']}: {r['failed']}")
 
     if not summary["goals"]:
         print("\ngoals: multinode was not in this run")

@@ -154,7 +154,7 @@ list(TRANSFORM multinode_pc_libs PREPEND " -l:")
 list(TRANSFORM multinode_pc_includes PREPEND " -I")
 string(JOIN "" MULTINODE_PC_DEPS ${multinode_pc_libdirs} ${multinode_pc_libs})
 string(JOIN "" MULTINODE_PC_DEP_CFLAGS ${multinode_pc_includes})
-string(APPEND MULTINODE_PC_DEPS " -lhiredis -pthread")  # multinode_bridge: Debian's hiredis
+string(APPEND MULTINODE_PC_DEPS " -lhiredis -lz -pthread")  # multinode_bridge: Debian's hiredis; websocket: zlib
 if(MULTINODE_IO_URING)
   string(APPEND MULTINODE_PC_DEPS " -luring")
 endif()

@@ -2,7 +2,11 @@
 // back with its kind (text or binary); nothing is sent unsolicited. The
 // benchmark (bench/) and the real-client tests (Node's ws, python3-websockets) use it.
 //
-//   websocket_echo [--port N] [--nodes N] [--host ADDRESS]
+//   websocket_echo [--port N] [--nodes N] [--host ADDRESS] [--deflate] [--deflate-threshold BYTES]
+//
+// --deflate accepts permessage-deflate (RFC 7692) from clients that offer it;
+// --deflate-threshold (implies --deflate) compresses answers from that size up
+// (default 1024; the benchmark's 64-byte echo uses 0).
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 #include <multinode/websocket.hpp>
@@ -14,6 +18,7 @@
 
 int main(int argc, char** argv) {
   multinode::Options options{.port = 8080, .nodes = 2};
+  multinode::websocket::Options ws_options;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const bool has_value = i + 1 < argc;
@@ -23,15 +28,20 @@ int main(int argc, char** argv) {
       options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
     } else if (arg == "--host" && has_value) {
       options.host = argv[++i];
+    } else if (arg == "--deflate") {
+      ws_options.permessage_deflate = true;
+    } else if (arg == "--deflate-threshold" && has_value) {
+      ws_options.permessage_deflate = true;
+      ws_options.deflate_threshold = static_cast<std::size_t>(std::atol(argv[++i]));
     } else {
-      std::cerr << "usage: websocket_echo [--port N] [--nodes N] [--host ADDRESS]\n";
+      std::cerr << "usage: websocket_echo [--port N] [--nodes N] [--host ADDRESS] [--deflate] "
+                   "[--deflate-threshold BYTES]\n";
       return 2;
     }
   }
 
   namespace http = multinode::http;
   namespace websocket = multinode::websocket;
-  const websocket::Options ws_options;
   http::Server server([&ws_options](http::Request& request, http::Response& response) {
     if (request.path() != "/") return response.status(404).end("not found: WebSocket upgrades at /\n");
     auto socket = websocket::accept(request, response, ws_options);

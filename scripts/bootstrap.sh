@@ -4,7 +4,7 @@
 set -euo pipefail
 what="${1:-test}"
 
-build_packages=(cmake ninja-build g++ libboost1.81-dev libboost-json1.81-dev pkgconf libhiredis-dev libcli11-dev)
+build_packages=(cmake ninja-build g++ libboost1.81-dev libboost-json1.81-dev pkgconf libhiredis-dev libcli11-dev zlib1g-dev)
 test_packages=(googletest libgtest-dev libgmock-dev curl clang clang-format libclang-rt-14-dev node-llhttp nodejs npm
   python3 python3-websockets python3-prometheus-client chromium iproute2 redis-server)
 bench_packages=(wrk nginx-light h2o nodejs procps python3 liburing-dev)

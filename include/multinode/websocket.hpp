@@ -71,13 +71,36 @@ struct Options {
   std::size_t max_buffered_bytes = std::size_t{4} * 1024 * 1024;
   // send() returns false once this much output is queued; on_drain tells when it is sent.
   std::size_t write_high_water = std::size_t{64} * 1024;
-  // permessage-deflate (RFC 7692) is not offered yet: a client that asks for it
-  // gets a connection without it (its frames with RSV1 set are protocol errors).
-  // docs/websocket.md says what it would cost per connection.
+  // permessage-deflate (RFC 7692), off unless enabled: a client that offers it
+  // (browsers, ws, python-websockets do) gets it, and its compressed messages are
+  // inflated up to max_message_bytes (the inflated size: past it, close 1009).
+  // Without context takeover (the default) zlib's state (~301 KiB for a
+  // compressor and a decompressor at the defaults) is per thread, borrowed by a
+  // connection for one message; a connection itself adds ~80 bytes. With
+  // deflate_context_takeover, each connection holds its own from its first
+  // compressed message on (docs/websocket.md, "Memory of permessage-deflate").
+  bool permessage_deflate = false;
+  // Keep each direction's compression context from one message to the next
+  // (better ratios for similar messages; the zlib state, ~301 KiB per connection
+  // at the defaults, is then held for the connection's life). false answers with
+  // server_no_context_takeover and client_no_context_takeover, and a connection
+  // holds no zlib state between messages.
+  bool deflate_context_takeover = false;
+  // The LZ77 window, 2^bits bytes (9-15): ours (server_max_window_bits, or less
+  // when the client asks less) and the most asked of a client that offers
+  // client_max_window_bits. Each bit less halves the window's memory.
+  int deflate_window_bits = 15;
+  // zlib's memLevel (1-9) for our compressor: its hash tables take 2^(level+9) bytes.
+  int deflate_memory_level = 8;
+  // Messages sent smaller than this go uncompressed (a permessage-deflate peer
+  // takes both), and, without context takeover, one that compression would not
+  // make smaller.
+  std::size_t deflate_threshold = 1024;
 };
 
 // One encoded message, ready to go to any number of connections: the bytes are
-// encoded once and shared (not copied) by every connection it is sent to.
+// encoded once and shared (not copied) by every connection it is sent to. It goes
+// uncompressed, to permessage-deflate connections too (which take both).
 class Frame {
  public:
   // Throws std::invalid_argument for text that is not UTF-8.

@@ -67,14 +67,23 @@ void guarded(const char* what, F&& f) noexcept {
 
 }  // namespace
 
-Session::Session(const Options& options, std::string subprotocol)
+Session::Session(const Options& options, std::string subprotocol,
+                 const std::optional<DeflateParameters>& deflate)
     : decoder_(options.max_message_bytes),
       subprotocol_(std::move(subprotocol)),
       max_buffered_bytes_(options.max_buffered_bytes),
       write_high_water_(options.write_high_water),
       ping_interval_(options.ping_interval),
       pong_timeout_(options.pong_timeout),
-      handshake_timeout_(options.handshake_timeout) {}
+      handshake_timeout_(options.handshake_timeout) {
+  if (deflate) {
+    // Small objects only: zlib's state comes with the first message that needs it.
+    decoder_.enable_deflate(
+        std::make_unique<Inflater>(deflate->client_max_window_bits, deflate->client_no_context_takeover));
+    deflater_ = std::make_unique<Deflater>(deflate->server_max_window_bits, options.deflate_memory_level,
+                                           deflate->server_no_context_takeover, options.deflate_threshold);
+  }
+}
 
 Session::~Session() = default;
 
@@ -212,11 +221,28 @@ void Session::on_close_frame(std::uint16_t code, std::string_view reason) {
 // ---------------------------------------------------------------------------
 // Sending
 
-void Session::queue_frame(Opcode opcode, std::string_view payload) {
+void Session::queue_frame(Opcode opcode, std::string_view payload, bool compressed) {
   char header[10];
-  write_header(header, opcode, payload.size());
+  write_header(header, opcode, payload.size(), compressed);
   output_.append({header, header_size(payload.size())});
   output_.append(payload);
+}
+
+// A data message, compressed when permessage-deflate was agreed and it is worth it.
+void Session::queue_data(std::string_view data, Kind kind) {
+  const Opcode opcode = kind == Kind::text ? Opcode::text : Opcode::binary;
+  if (deflater_ && deflater_->wants(data.size())) {
+    // One buffer per thread for the compressed form; a large one is not kept.
+    thread_local std::string compressed;
+    if (deflater_->compress(data, compressed) &&
+        (compressed.size() < data.size() || !deflater_->may_send_uncompressed_after_compress())) {
+      queue_frame(opcode, compressed, true);
+      if (compressed.capacity() > keep_output_bytes) std::string().swap(compressed);
+      return;
+    }
+    if (compressed.capacity() > keep_output_bytes) std::string().swap(compressed);
+  }
+  queue_frame(opcode, data);
 }
 
 // After a data frame was queued: a read's batch being decoded writes its answers
@@ -251,7 +277,7 @@ bool Session::send(std::string_view data, Kind kind) {
     start_close(close_code::policy_violation, "client too slow");
     return false;
   }
-  queue_frame(kind == Kind::text ? Opcode::text : Opcode::binary, data);
+  queue_data(data, kind);
   return after_queue();
 }
 
@@ -409,7 +435,8 @@ void Session::finish(bool report_now) noexcept {
   output_.clear();
   output_.release();
   std::string().swap(pending_);
-  decoder_.free_memory();
+  decoder_.release_all();
+  if (deflater_) deflater_->release();
   std::vector<asio::const_buffer>().swap(write_buffers_);
   // The handlers often hold this connection: letting go of them breaks the cycle.
   on_message_ = nullptr;
@@ -454,6 +481,8 @@ void Session::check_deadlines(Clock::time_point now) {
     // Idle since the last sweep: the buffers go back.
     output_.release();
     decoder_.free_memory();
+    // zlib's state, unless it holds a context taken over from message to message.
+    if (deflater_) deflater_->release_if_idle();
     std::vector<asio::const_buffer>().swap(write_buffers_);
   }
   if (state_ != State::open) {

@@ -33,7 +33,8 @@ class Session final : public Connection,
                       public std::enable_shared_from_this<Session>,
                       private DecoderSink {
  public:
-  Session(const Options& options, std::string subprotocol);
+  // deflate: the permessage-deflate parameters agreed at the handshake, if any.
+  Session(const Options& options, std::string subprotocol, const std::optional<DeflateParameters>& deflate);
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session() override;
@@ -58,10 +59,16 @@ class Session final : public Connection,
   void check_deadlines(Clock::time_point now) override;
   void destroy_io_objects() noexcept override;
 
+  // zlib's state this connection holds (permessage-deflate; 0 between messages
+  // without context takeover).
+  std::size_t deflate_held_bytes() const noexcept {
+    return decoder_.inflater_held_bytes() + (deflater_ ? deflater_->held_bytes() : 0);
+  }
   // Bytes of buffers this connection holds beyond the object (0 when idle).
   std::size_t held_bytes() const noexcept {
     return heap_bytes(pending_) + output_.held_bytes() + decoder_.held_bytes() +
-           write_buffers_.capacity() * sizeof(boost::asio::const_buffer);
+           write_buffers_.capacity() * sizeof(boost::asio::const_buffer) +
+           (deflater_ ? deflater_->held_bytes() : 0);
   }
 
  private:
@@ -81,7 +88,8 @@ class Session final : public Connection,
   void wait_readable();
   void on_readable();
   void on_bytes(char* data, std::size_t size);
-  void queue_frame(Opcode opcode, std::string_view payload);
+  void queue_frame(Opcode opcode, std::string_view payload, bool compressed = false);
+  void queue_data(std::string_view data, Kind kind);
   bool after_queue();
   void defer_flush();
   static void run_deferred_flushes(DeferredFlushes& pending);
@@ -102,6 +110,7 @@ class Session final : public Connection,
   MessageHandler on_message_;
   CloseHandler on_close_;
   std::function<void()> on_drain_;
+  std::unique_ptr<Deflater> deflater_;  // permessage-deflate negotiated: our side of it
   std::string subprotocol_;
   std::string close_reason_;  // reported to on_close
 

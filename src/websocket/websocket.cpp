@@ -132,10 +132,24 @@ std::shared_ptr<Connection> accept(http::Request& request, http::Response& respo
     }
   }
 
+  std::optional<detail::DeflateAgreement> deflate;
+  if (options.permessage_deflate) {
+    std::string offers;  // every field line, as one list
+    for (const http::Field& field : request.headers()) {
+      if (!iequals(field.name, "sec-websocket-extensions")) continue;
+      if (!offers.empty()) offers += ", ";
+      offers += field.value;
+    }
+    if (!offers.empty()) deflate = detail::negotiate_deflate(offers, options);
+  }
+
   response.set("Upgrade", "websocket");
   response.set("Sec-WebSocket-Accept", detail::accept_key(key));
   if (!subprotocol.empty()) response.set("Sec-WebSocket-Protocol", subprotocol);
-  auto session = std::make_shared<detail::Session>(options, std::move(subprotocol));
+  if (deflate) response.set("Sec-WebSocket-Extensions", deflate->response);
+  auto session = std::make_shared<detail::Session>(
+      options, std::move(subprotocol),
+      deflate ? std::optional<detail::DeflateParameters>(deflate->parameters) : std::nullopt);
   std::optional<http::Handover> handover = response.take_over(*session, 101);
   if (!handover) return nullptr;  // answered already, or the connection is gone
   session->start(std::move(*handover));

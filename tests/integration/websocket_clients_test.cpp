@@ -1,6 +1,7 @@
 // websocket_echo as a user runs it (two processes behind one port), spoken to by
 // real clients: Node's ws from npm (the repository's lockfile) and Debian's
-// python3-websockets. Each client script checks its exchanges and prints "ok".
+// python3-websockets. Each client script checks its exchanges and prints "ok";
+// again with permessage-deflate (websocket_echo --deflate), which both clients offer.
 #include "process.hpp"
 
 #include <gtest/gtest.h>
@@ -13,17 +14,25 @@ namespace multinode::test {
 namespace {
 
 struct Echo {
-  Echo() : port(free_port()), process(start()) {
+  explicit Echo(bool deflate = false) : port(free_port()), deflate(deflate), process(start()) {
     const int fd = wait_for_connect(port, 10s);
     EXPECT_GE(fd, 0) << process.error_output();
     if (fd >= 0) ::close(fd);
     EXPECT_TRUE(process.wait_for_log_count("is ready", 1, 10s)) << process.error_output();
   }
   ChildProcess start() const {
-    return ChildProcess::start({example_path("websocket_echo"), "--port", std::to_string(port), "--nodes",
-                                "2", "--host", "127.0.0.1"});
+    std::vector<std::string> argv{example_path("websocket_echo"),
+                                  "--port",
+                                  std::to_string(port),
+                                  "--nodes",
+                                  "2",
+                                  "--host",
+                                  "127.0.0.1"};
+    if (deflate) argv.emplace_back("--deflate");
+    return ChildProcess::start(argv);
   }
   std::uint16_t port;
+  bool deflate;
   ChildProcess process;
 };
 
@@ -51,6 +60,20 @@ TEST(WebSocketClients, PythonWebsockets) {
   Echo echo;
   for (int i = 0; i < 3; ++i)
     run_client({"/usr/bin/python3", script("python_client.py"), std::to_string(echo.port)});
+}
+
+TEST(WebSocketClients, NodeWsWithPermessageDeflate) {
+  ASSERT_TRUE(std::filesystem::exists(std::string(MULTINODE_SOURCE_DIR) + "/node_modules/ws"))
+      << "Node's ws is missing: run scripts/bootstrap.sh test (npm ci)";
+  Echo echo(/*deflate=*/true);
+  for (int i = 0; i < 2; ++i)
+    run_client({"/usr/bin/node", script("node_client.js"), std::to_string(echo.port), "deflate"});
+}
+
+TEST(WebSocketClients, PythonWebsocketsWithPermessageDeflate) {
+  Echo echo(/*deflate=*/true);
+  for (int i = 0; i < 2; ++i)
+    run_client({"/usr/bin/python3", script("python_client.py"), std::to_string(echo.port), "deflate"});
 }
 
 }  // namespace

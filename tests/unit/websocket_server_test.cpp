@@ -2,8 +2,12 @@
 // of the Autobahn|Testsuite sections 1-7 (framing, ping/pong, reserved bits,
 // opcodes, fragmentation, UTF-8, close codes and handshake) and masking, the
 // limits (message size, slow clients, dead peers), idle buffers given back,
-// broadcast, graceful stop, and the take-over hook with CONNECT.
+// broadcast, graceful stop, and the take-over hook with CONNECT; UTF-8 failing
+// fast inside a frame not whole yet (Autobahn 6.4); permessage-deflate (the
+// sections 12 and 13: compressed text and binary, fragments, context takeover,
+// RSV1 out of place, bad deflate data, the inflated size bound), frames made with zlib.
 #include "http_test_client.hpp"
+#include "websocket/deflate.hpp"
 #include "websocket/session.hpp"
 #include "websocket_test_client.hpp"
 
@@ -12,6 +16,7 @@
 #include <boost/asio/write.hpp>
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <memory>
 #include <string>
@@ -389,6 +394,434 @@ TEST(WebSocketUtf8, FragmentsSplitInsideACodePoint) {
   // A code point left open at the end of the message; a bad byte in a middle fragment.
   expect_failure(echo, frame(0x1, "ok\xf0\x9f", false) + frame(0x0, "\x98"), close_code::invalid_payload);
   expect_failure(echo, frame(0x1, "ok\xf0", false) + frame(0x0, "\x28", false), close_code::invalid_payload);
+}
+
+// Autobahn 6.4: invalid text fails at the byte that cannot be UTF-8, before the
+// rest of its frame comes (the rest is never sent here: waiting for it would time out).
+TEST(WebSocketUtf8, FailsFastInsideAFrameNotWholeYet) {
+  EchoServer echo;
+  {
+    // One frame of 20 bytes, of which the first 6 come: "hello" and a byte no UTF-8 has.
+    auto client = connect(echo);
+    const std::string whole = frame(0x1, std::string("hello\xff") + std::string(14, 'x'));
+    ASSERT_TRUE(client->send(whole.substr(0, 2 + 4 + 6)));
+    EXPECT_EQ(client->expect_close(), close_code::invalid_payload);
+  }
+  {
+    // A code point split between fragments, its second byte wrong, in a fragment that has not all arrived.
+    auto client = connect(echo);
+    const std::string second = frame(0x0, std::string("\x28") + std::string(30, 'y'));
+    ASSERT_TRUE(client->send(frame(0x1, "ok\xf0\x9f", false) + second.substr(0, 2 + 4 + 1)));
+    EXPECT_EQ(client->expect_close(), close_code::invalid_payload);
+  }
+  {
+    // Valid so far: nothing happens until the rest comes, then the echo.
+    auto client = connect(echo);
+    const std::string text = "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5";
+    const std::string whole = frame(0x1, text);
+    ASSERT_TRUE(client->send(whole.substr(0, 8)));  // cut inside the second code point
+    EXPECT_FALSE(client->read_frame(100ms));
+    ASSERT_TRUE(client->send(whole.substr(8)));
+    auto reply = client->read_frame();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->payload, text);
+  }
+}
+
+// --- 12, 13 permessage-deflate (RFC 7692) -------------------------------------------
+
+// The client's side of the compression, with zlib: one stream that takes its
+// context over from message to message unless reset.
+class ZlibDeflate {
+ public:
+  explicit ZlibDeflate(int window_bits = 15) {
+    EXPECT_EQ(deflateInit2(&z_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -window_bits, 8, Z_DEFAULT_STRATEGY),
+              Z_OK);
+  }
+  ~ZlibDeflate() { deflateEnd(&z_); }
+  ZlibDeflate(const ZlibDeflate&) = delete;
+  ZlibDeflate& operator=(const ZlibDeflate&) = delete;
+  // A message's compressed payload, without the 00 00 ff ff tail.
+  std::string compress(std::string_view data) {
+    std::string out(data.size() + 64 + data.size() / 100, '\0');
+    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+    z_.avail_in = static_cast<uInt>(data.size());
+    z_.next_out = reinterpret_cast<Bytef*>(out.data());
+    z_.avail_out = static_cast<uInt>(out.size());
+    EXPECT_EQ(deflate(&z_, Z_SYNC_FLUSH), Z_OK);
+    EXPECT_GT(z_.avail_out, 0u);
+    out.resize(out.size() - z_.avail_out);
+    EXPECT_EQ(out.substr(out.size() - 4), std::string("\x00\x00\xff\xff", 4));
+    out.resize(out.size() - 4);
+    return out;
+  }
+  void reset() { deflateReset(&z_); }
+
+ private:
+  z_stream z_{};
+};
+
+class ZlibInflate {
+ public:
+  ZlibInflate() { EXPECT_EQ(inflateInit2(&z_, -15), Z_OK); }
+  ~ZlibInflate() { inflateEnd(&z_); }
+  ZlibInflate(const ZlibInflate&) = delete;
+  ZlibInflate& operator=(const ZlibInflate&) = delete;
+  std::string inflate(std::string payload) {
+    payload.append("\x00\x00\xff\xff", 4);
+    std::string out;
+    z_.next_in = reinterpret_cast<Bytef*>(payload.data());
+    z_.avail_in = static_cast<uInt>(payload.size());
+    char chunk[16384];
+    do {
+      z_.next_out = reinterpret_cast<Bytef*>(chunk);
+      z_.avail_out = sizeof chunk;
+      const int status = ::inflate(&z_, Z_SYNC_FLUSH);
+      EXPECT_TRUE(status == Z_OK || status == Z_BUF_ERROR) << status;
+      if (status != Z_OK && status != Z_BUF_ERROR) break;
+      out.append(chunk, sizeof chunk - z_.avail_out);
+    } while (z_.avail_in > 0 || z_.avail_out == 0);
+    return out;
+  }
+
+ private:
+  z_stream z_{};
+};
+
+// What a server frame carries, inflated when it has RSV1 (a fresh inflater unless one is given).
+std::string message_of(const WireFrame& reply, ZlibInflate* inflater = nullptr) {
+  if (reply.rsv != 4) return reply.payload;
+  if (inflater != nullptr) return inflater->inflate(reply.payload);
+  ZlibInflate fresh;
+  return fresh.inflate(reply.payload);
+}
+
+Options deflate_options() {
+  Options options;
+  options.permessage_deflate = true;
+  return options;
+}
+
+constexpr std::string_view deflate_offer =
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
+std::unique_ptr<RawClient> connect_deflate(EchoServer& echo, std::string_view offer = deflate_offer) {
+  auto client = std::make_unique<RawClient>(port_of(echo));
+  EXPECT_EQ(client->handshake(offer), 101) << client->head();
+  return client;
+}
+
+// Text long enough to be compressed by the server (deflate_threshold), and compressible.
+std::string long_text(std::string_view seed = "caf\xc3\xa9 \xf0\x9f\x98\x80 ") {
+  std::string text;
+  for (int i = 0; text.size() < 4000; ++i) text.append(seed).append(std::to_string(i)).append(" ");
+  return text;
+}
+
+TEST(WebSocketDeflateNegotiation, AcceptsTheFirstValidOfferAndDeclinesMalformedOnes) {
+  const Options options = deflate_options();
+  auto response = [&](std::string_view offers) {
+    const auto agreed = detail::negotiate_deflate(offers, options);
+    return agreed ? agreed->response : std::string("declined");
+  };
+  const std::string plain = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+  EXPECT_EQ(response("permessage-deflate"), plain);
+  EXPECT_EQ(response("permessage-deflate; client_max_window_bits"), plain + "; client_max_window_bits=15");
+  EXPECT_EQ(response("permessage-deflate; client_max_window_bits=10"), plain + "; client_max_window_bits=10");
+  EXPECT_EQ(response("permessage-deflate; server_max_window_bits=12"), plain + "; server_max_window_bits=12");
+  EXPECT_EQ(response("permessage-deflate; server_max_window_bits=\"11\""),
+            plain + "; server_max_window_bits=11");
+  EXPECT_EQ(response("x-webkit-deflate-frame, permessage-deflate;server_no_context_takeover"), plain);
+  // Declined offers, each followed by a valid one that is taken instead.
+  for (const char* bad :
+       {"permessage-deflate; unknown_parameter", "permessage-deflate; server_no_context_takeover=1",
+        "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+        "permessage-deflate; server_max_window_bits", "permessage-deflate; server_max_window_bits=16",
+        "permessage-deflate; server_max_window_bits=7", "permessage-deflate; server_max_window_bits=08",
+        "permessage-deflate; client_max_window_bits=1x", "permessage-deflate; server_max_window_bits=8"}) {
+    EXPECT_EQ(response(bad), "declined") << bad;
+    EXPECT_EQ(response(std::string(bad) + ", permessage-deflate; client_max_window_bits=9"),
+              plain + "; client_max_window_bits=9")
+        << bad;
+  }
+  // A header that cannot be read is not half-trusted.
+  for (const char* broken : {"permessage-deflate; ", "permessage-deflate;; x", "permessage-deflate; a=\"",
+                             "permessage-deflate; a=\"b c\"", "permessage-deflate x", "=permessage-deflate"})
+    EXPECT_EQ(response(broken), "declined") << broken;
+  // Our own window and the context takeover are options.
+  Options smaller = deflate_options();
+  smaller.deflate_window_bits = 10;
+  smaller.deflate_context_takeover = true;
+  const auto agreed = detail::negotiate_deflate("permessage-deflate; client_max_window_bits", smaller);
+  ASSERT_TRUE(agreed);
+  EXPECT_EQ(agreed->response, "permessage-deflate; server_max_window_bits=10; client_max_window_bits=10");
+  EXPECT_FALSE(agreed->parameters.server_no_context_takeover);
+  EXPECT_EQ(agreed->parameters.client_max_window_bits, 10);
+}
+
+TEST(WebSocketDeflate, OffByDefaultAnOfferGetsNoExtensionAndRsv1IsAProtocolError) {
+  EchoServer echo;
+  auto client = connect_deflate(echo);
+  EXPECT_EQ(client->header("sec-websocket-extensions"), "");
+  ZlibDeflate deflater;
+  ASSERT_TRUE(client->send(frame(0x1, deflater.compress(long_text()), true, true, 4)));
+  EXPECT_EQ(client->expect_close(), close_code::protocol_error);
+}
+
+TEST(WebSocketDeflate, CompressedTextAndBinaryAreInflatedAndTheAnswersCompressed) {
+  EchoServer echo(deflate_options());
+  auto client = connect_deflate(echo);
+  EXPECT_EQ(client->header("sec-websocket-extensions"),
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+            "client_max_window_bits=15");
+  ZlibDeflate deflater;
+  const std::string text = long_text();
+  std::string binary;
+  for (int i = 0; i < 5000; ++i) binary.push_back(static_cast<char>(i % 7 == 0 ? 0xff : i % 3));
+  for (int round = 0; round < 3; ++round) {
+    deflater.reset();  // client_no_context_takeover
+    ASSERT_TRUE(client->send(frame(0x1, deflater.compress(text), true, true, 4)));
+    auto reply = client->read_frame();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->opcode, 0x1u);
+    EXPECT_EQ(reply->rsv, 4u);  // over deflate_threshold: compressed
+    EXPECT_LT(reply->payload.size(), text.size());
+    EXPECT_EQ(message_of(*reply), text);  // a fresh inflater: server_no_context_takeover
+    deflater.reset();
+    ASSERT_TRUE(client->send(frame(0x2, deflater.compress(binary), true, true, 4)));
+    reply = client->read_frame();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->opcode, 0x2u);
+    EXPECT_EQ(message_of(*reply), binary);
+  }
+  // Small messages, and uncompressed ones from the client, go uncompressed.
+  deflater.reset();
+  ASSERT_TRUE(client->send(frame(0x1, deflater.compress("short"), true, true, 4) + frame(0x1, "plain")));
+  for (const char* expected : {"short", "plain"}) {
+    auto reply = client->read_frame();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->rsv, 0u);
+    EXPECT_EQ(reply->payload, expected);
+  }
+  // An empty compressed message (only the tail's empty block, which is left out).
+  ASSERT_TRUE(
+      client->send(frame(0x2, "", true, true, 4) + frame(0x2, std::string("\x00", 1), true, true, 4)));
+  for (int i = 0; i < 2; ++i) {
+    auto reply = client->read_frame();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->payload, "");
+  }
+}
+
+TEST(WebSocketDeflate, FragmentedCompressedMessagesWithControlFramesBetween) {
+  EchoServer echo(deflate_options());
+  auto client = connect_deflate(echo);
+  ZlibDeflate deflater;
+  const std::string text = long_text();
+  const std::string compressed = deflater.compress(text);
+  // RSV1 on the first frame only; cut at every 1/3, and inside the compressed stream anywhere.
+  const std::size_t third = compressed.size() / 3;
+  ASSERT_TRUE(client->send(frame(0x1, compressed.substr(0, third), false, true, 4) + frame(0x9, "ping") +
+                           frame(0x0, compressed.substr(third, third), false) +
+                           frame(0x0, compressed.substr(2 * third))));
+  auto pong = client->read_frame();
+  ASSERT_TRUE(pong);
+  EXPECT_EQ(pong->opcode, 0xAu);
+  auto reply = client->read_frame();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(message_of(*reply), text);
+  // Byte by byte: every frame cut at every byte (the inflater sees each part as it comes).
+  deflater.reset();
+  const std::string bytes = frame(0x1, deflater.compress(text), true, true, 4);
+  for (char byte : bytes) ASSERT_TRUE(client->send(std::string_view(&byte, 1)));
+  reply = client->read_frame();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(message_of(*reply), text);
+}
+
+TEST(WebSocketDeflate, ContextTakeoverWhenAgreedAndAResetInflaterWhenNot) {
+  {
+    Options options = deflate_options();
+    options.deflate_context_takeover = true;
+    EchoServer echo(options);
+    auto client = connect_deflate(echo, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+    EXPECT_EQ(client->header("sec-websocket-extensions"), "permessage-deflate");
+    ZlibDeflate deflater;
+    ZlibInflate inflater;  // one for the whole connection: the server takes its context over
+    const std::string text = long_text();
+    std::vector<std::size_t> sizes;
+    for (int round = 0; round < 3; ++round) {
+      ASSERT_TRUE(client->send(frame(0x1, deflater.compress(text), true, true, 4)));
+      auto reply = client->read_frame();
+      ASSERT_TRUE(reply);
+      EXPECT_EQ(reply->rsv, 4u);
+      sizes.push_back(reply->payload.size());
+      EXPECT_EQ(message_of(*reply, &inflater), text);
+    }
+    // The second answer refers to the first: much smaller.
+    EXPECT_LT(sizes[1] * 4, sizes[0]);
+  }
+  {
+    // client_no_context_takeover was answered: the server's inflater starts afresh
+    // with each message, so a client that refers to its previous message breaks it.
+    EchoServer echo(deflate_options());
+    auto client = connect_deflate(echo);
+    ZlibDeflate deflater;
+    const std::string text = long_text();
+    ASSERT_TRUE(client->send(frame(0x1, deflater.compress(text), true, true, 4)));
+    auto reply = client->read_frame();
+    ASSERT_TRUE(reply);
+    ASSERT_TRUE(client->send(frame(0x1, deflater.compress(text), true, true, 4)));  // not reset
+    EXPECT_EQ(client->expect_close(), close_code::invalid_payload);
+  }
+}
+
+TEST(WebSocketDeflate, Rsv1OutOfPlaceIsAProtocolError) {
+  EchoServer echo(deflate_options());
+  ZlibDeflate deflater;
+  const std::string compressed = deflater.compress(long_text());
+  const std::size_t half = compressed.size() / 2;
+  auto fails = [&](const std::string& bytes, std::uint16_t code) {
+    auto client = connect_deflate(echo);
+    ASSERT_TRUE(client->send(bytes));
+    EXPECT_EQ(client->expect_close(), code);
+  };
+  // On a continuation, on control frames, RSV2 and RSV3 (still no extension for them).
+  fails(frame(0x1, compressed.substr(0, half), false, true, 4) +
+            frame(0x0, compressed.substr(half), true, true, 4),
+        close_code::protocol_error);
+  fails(frame(0x9, "ping", true, true, 4), close_code::protocol_error);
+  fails(frame(0xA, "pong", true, true, 4), close_code::protocol_error);
+  fails(frame(0x8, "\x03\xe8", true, true, 4), close_code::protocol_error);
+  fails(frame(0x1, "x", true, true, 2), close_code::protocol_error);
+  fails(frame(0x1, "x", true, true, 1), close_code::protocol_error);
+  fails(frame(0x1, "x", true, true, 6), close_code::protocol_error);
+}
+
+TEST(WebSocketDeflate, BadDeflateDataAndBadTextInsideCompressionClose1007) {
+  EchoServer echo(deflate_options());
+  auto fails = [&](const std::string& bytes) {
+    auto client = connect_deflate(echo);
+    ASSERT_TRUE(client->send(bytes));
+    EXPECT_EQ(client->expect_close(), close_code::invalid_payload);
+  };
+  fails(frame(0x2, "\xff\xff\xff\xff", true, true, 4));  // block type 3 does not exist
+  // A stored block whose length does not match its complement.
+  fails(frame(0x1, std::string("\x00\x05\x00\x00\x00hello", 10), true, true, 4));
+  ZlibDeflate deflater;
+  fails(frame(0x1, deflater.compress("not text \xff\xfe"), true, true, 4));
+  deflater.reset();
+  // Fail fast inside compression too: the frame's second half never comes.
+  const std::string bad = deflater.compress(std::string("\xc0\xaf") + long_text());
+  auto client = connect_deflate(echo);
+  const std::string bytes = frame(0x1, bad, true, true, 4);
+  ASSERT_TRUE(client->send(bytes.substr(0, bytes.size() / 2)));
+  EXPECT_EQ(client->expect_close(), close_code::invalid_payload);
+}
+
+TEST(WebSocketDeflate, TheInflatedSizeIsBoundedAZipBombCloses1009) {
+  Options options = deflate_options();
+  options.max_message_bytes = std::size_t{64} * 1024;
+  EchoServer echo(options);
+  ZlibDeflate deflater;
+  const std::string bomb = deflater.compress(std::string(std::size_t{16} * 1024 * 1024, '\0'));  // ~16 KiB
+  ASSERT_LT(bomb.size(), options.max_message_bytes);
+  {
+    auto client = connect_deflate(echo);
+    ASSERT_TRUE(client->send(frame(0x2, bomb, true, true, 4)));
+    EXPECT_EQ(client->expect_close(), close_code::message_too_big);
+  }
+  // In fragments, each small, the message is bounded as a whole.
+  deflater.reset();
+  const std::string both = deflater.compress(std::string(std::size_t{80} * 1024, 'a'));
+  {
+    auto client = connect_deflate(echo);
+    ASSERT_TRUE(client->send(frame(0x2, both.substr(0, both.size() / 2), false, true, 4) +
+                             frame(0x0, both.substr(both.size() / 2))));
+    EXPECT_EQ(client->expect_close(), close_code::message_too_big);
+  }
+  // Within the limit it passes.
+  deflater.reset();
+  const std::string fits(options.max_message_bytes, 'z');
+  auto client = connect_deflate(echo);
+  ASSERT_TRUE(client->send(frame(0x2, deflater.compress(fits), true, true, 4)));
+  auto reply = client->read_frame();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(message_of(*reply), fits);
+
+  // The inflater allocates at most the limit and a step, whatever the ratio.
+  detail::Inflater inflater(15, true);
+  std::string out;
+  const auto result = inflater.inflate(reinterpret_cast<const unsigned char*>(bomb.data()), bomb.size(), out,
+                                       options.max_message_bytes, nullptr);
+  EXPECT_EQ(result, detail::Inflater::Result::too_big);
+  EXPECT_LE(out.capacity(), 2 * options.max_message_bytes + 64);
+}
+
+TEST(WebSocketDeflate, BroadcastFramesGoUncompressedToDeflateConnections) {
+  EchoServer echo(deflate_options());
+  auto plain = connect(echo);
+  auto compressing = connect_deflate(echo);
+  for (auto* client : {plain.get(), compressing.get()}) {
+    ASSERT_TRUE(client->send(frame(0x1, "hi")));
+    ASSERT_TRUE(client->read_frame());
+  }
+  const std::string text = long_text();
+  echo.server.on_io([&] {
+    const Frame message = Frame::text(text);
+    for (auto& connection : echo.seen.connections) EXPECT_TRUE(connection->send(message));
+  });
+  for (auto* client : {plain.get(), compressing.get()}) {
+    auto reply = client->read_frame();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->rsv, 0u);
+    EXPECT_EQ(reply->payload, text);
+  }
+}
+
+// Without context takeover a connection holds no zlib state between messages
+// (the streams are the thread's, borrowed for a message), and nothing when idle;
+// with takeover each holds its own from its first compressed message on.
+TEST(WebSocketMemory, DeflateStateIsPerThreadWithoutContextTakeoverAndKeptWithIt) {
+  for (const bool takeover : {false, true}) {
+    http::Options http_options;
+    http_options.stop_grace = 40ms;  // a sweep every 10 ms
+    Options options = deflate_options();
+    options.deflate_context_takeover = takeover;
+    EchoServer echo(options, http_options);
+    constexpr int count = 5;
+    std::vector<std::unique_ptr<RawClient>> clients;
+    const std::string text = long_text();
+    for (int i = 0; i < count; ++i) {
+      clients.push_back(connect_deflate(echo));
+      ZlibDeflate deflater;
+      ASSERT_TRUE(clients.back()->send(frame(0x1, deflater.compress(text), true, true, 4)));
+      auto reply = clients.back()->read_frame();
+      ASSERT_TRUE(reply);
+      ASSERT_EQ(reply->rsv, 4u);
+    }
+    int with_zlib = 0;
+    echo.server.on_io([&] {
+      for (auto& connection : echo.seen.connections)
+        if (static_cast<detail::Session*>(connection.get())->deflate_held_bytes() > 0) ++with_zlib;
+    });
+    EXPECT_EQ(with_zlib, takeover ? count : 0);
+    auto holding = [&] {
+      int busy = 0;
+      echo.server.on_io([&] {
+        for (auto& connection : echo.seen.connections)
+          if (static_cast<detail::Session*>(connection.get())->held_bytes() > 0) ++busy;
+      });
+      return busy;
+    };
+    int busy = count;
+    for (int i = 0; i < 300 && busy > 0; ++i) {
+      std::this_thread::sleep_for(10ms);
+      busy = holding();
+      if (takeover && i == 20) break;  // held for good: the sweeps have run by then
+    }
+    EXPECT_EQ(busy, takeover ? count : 0) << (takeover ? "with" : "without") << " context takeover";
+  }
 }
 
 // --- 7 Close ----------------------------------------------------------------------

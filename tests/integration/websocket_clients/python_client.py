@@ -1,6 +1,8 @@
 # Debian's python3-websockets (10.4, for /usr/bin/python3) against websocket_echo:
-# text, binary, fragments, a large message, ping/pong, the close.
-#   /usr/bin/python3 python_client.py PORT   prints "ok" and exits 0, or exits 1 with what failed
+# text, binary, fragments, a large message, ping/pong, the close. The client offers
+# permessage-deflate (its default, compression="deflate"); with "deflate"
+# (websocket_echo --deflate) the server must have agreed, and every exchange is compressed.
+#   /usr/bin/python3 python_client.py PORT [deflate]   prints "ok" and exits 0, or exits 1 with what failed
 import asyncio
 import sys
 
@@ -12,8 +14,11 @@ def fail(what):
     sys.exit(1)
 
 
-async def main(port):
+async def main(port, deflate):
     async with websockets.connect(f"ws://127.0.0.1:{port}/", max_size=2**21) as ws:
+        extensions = ws.response_headers.get("Sec-WebSocket-Extensions", "")
+        if ("permessage-deflate" in extensions) != deflate:
+            fail(f"permessage-deflate agreed: {extensions!r}")
         await ws.send("hello from python")
         if await ws.recv() != "hello from python":
             fail("text echo")
@@ -35,4 +40,4 @@ async def main(port):
     print("ok")
 
 
-asyncio.run(asyncio.wait_for(main(int(sys.argv[1])), 20))
+asyncio.run(asyncio.wait_for(main(int(sys.argv[1]), sys.argv[2:] == ["deflate"]), 20))
