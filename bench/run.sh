@@ -84,7 +84,8 @@ stop_pm2() {
 }
 run_on_exit() {
   local status=$?
-  stop_pm2 || true
+  set +e # (exit "$status") below must not end the handler
+  stop_pm2
   (exit "$status")
   bench_on_exit
 }
@@ -130,7 +131,7 @@ wait_replaced() {
 # --- the servers -------------------------------------------------------------
 declare -A port supervisor
 
-read -r port[alone] port[multinode] port[pm2] <<<"$(bench_py free-ports 3)"
+read -r 'port[alone]' 'port[multinode]' 'port[pm2]' <<<"$(bench_py free-ports 3)"
 
 bench_start "$bench_work/alone.log" "$node_bin" "$app" "${port[alone]}"
 supervisor[alone]=$bench_last_pid

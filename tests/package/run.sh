@@ -59,7 +59,7 @@ for name in Maintainer Description Section Priority; do
   [ -n "$(field "$name")" ] || fail "the control file has no $name"
 done
 # Names of a comma-separated relation field, one a line, without versions.
-names() { field "$1" | tr ',|' '\n\n' | sed -e 's/(.*)//' -e 's/[[:space:]]//g' -e '/^$/d'; }
+names() { field "$1" | tr ',|' '\n' | sed -e 's/(.*)//' -e 's/[[:space:]]//g' -e '/^$/d'; }
 depends=$(names Depends)
 recommends=$(names Recommends)
 # Every shared library the command links comes from a Debian package named in Depends.
