@@ -59,6 +59,4 @@ set(CPACK_DEBIAN_PACKAGE_RECOMMENDS
   "libboost${Boost_VERSION_MAJOR}.${Boost_VERSION_MINOR}-dev, libboost-json${Boost_VERSION_MAJOR}.${Boost_VERSION_MINOR}-dev, libhiredis-dev")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "cmake, pkgconf, g++ (>= 4:12)")
 
-# Only what the install names: nothing from the source tree.
-set(CPACK_SOURCE_IGNORE_FILES "/build/;/node_modules/;/\\\\.git/")
 include(CPack)
