@@ -17,8 +17,11 @@ GET / answers "Hello from node ID (pid PID)", ID being MULTINODE_ID (the
 worker's id under multinode, unique for the supervisor's life; 0 when alone).
 SIGTERM (what `multinode stop`, `multinode reload` and a recycle send) and SIGINT
 stop it gracefully: no new connection is accepted, a request being answered is
-answered (with "Connection: close"), idle keep-alive connections are closed, and
-the program exits with status 0 once every connection is done.
+answered (with "Connection: close"), a keep-alive connection between requests
+gets STOP_GRACE_S (1 s, as the library's stop_grace) for one more request,
+answered the same way, and is closed then (closing it at once would race with a
+request already on its way), and the program exits with status 0 once every
+connection is done.
 """
 
 import os
@@ -37,8 +40,10 @@ import http.server  # noqa: E402
 import select  # noqa: E402
 import socket  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 
 SD_LISTEN_FDS_START = 3
+STOP_GRACE_S = 1.0
 
 
 def passed_listener():
@@ -71,12 +76,14 @@ class Server(http.server.ThreadingHTTPServer):
         self.socket = listener
         self.node_id = node_id
         self.stopping = threading.Event()
+        self.stop_deadline = 0.0  # monotonic time by which idle connections are closed
         # Readable once stopping: wakes every connection waiting for its next request.
         self.wake_read, self.wake_write = os.pipe()
 
     def stop(self):
         if self.stopping.is_set():
             return
+        self.stop_deadline = time.monotonic() + STOP_GRACE_S
         self.stopping.set()
         os.write(self.wake_write, b"x")
         # shutdown() waits for serve_forever() to return: not from its own thread.
@@ -88,9 +95,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     timeout = 60                   # an idle or slow connection is closed after that
 
     def handle_one_request(self):
-        # Wait for the next request or the stop, whichever comes first: a
-        # connection idle at the stop is closed; a request that has begun to
-        # arrive is answered.
+        # Wait for the next request: until the idle timeout, or, once stopping,
+        # until the end of the grace. A request that has begun to arrive is answered.
         if not self._request_waiting():
             self.close_connection = True
             return
@@ -110,8 +116,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.connection.settimeout(self.timeout)
         if buffered:
             return True
-        readable, _, _ = select.select([self.connection, self.server.wake_read], [], [], self.timeout)
-        return self.connection in readable
+        server = self.server
+        if not server.stopping.is_set():
+            readable, _, _ = select.select([self.connection, server.wake_read], [], [], self.timeout)
+            if self.connection in readable:
+                return True
+            if not server.stopping.is_set():
+                return False  # idle for the whole timeout
+        # Stopping: one more request within the grace.
+        remaining = max(0.0, server.stop_deadline - time.monotonic())
+        readable, _, _ = select.select([self.connection], [], [], remaining)
+        return bool(readable)
 
     def do_GET(self):
         body = f"Hello from node {self.server.node_id} (pid {os.getpid()})\n".encode()
