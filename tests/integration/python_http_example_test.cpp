@@ -1,8 +1,9 @@
 // examples/run/python_http.py, the Python HTTP server of examples/run/, under the
 // `multinode` command and alone: it serves the supervisor's socket (fd 3) from
 // every worker and names the worker that answered; it stops on SIGTERM with
-// status 0, closing an idle keep-alive connection; rolling restarts under a client
-// making requests back to back lose none; LISTEN_FDS meant for another process
+// status 0, closing an idle keep-alive connection; rolling restarts under clients
+// making requests back to back (new connections, and one keep-alive connection)
+// lose none; LISTEN_FDS meant for another process
 // (LISTEN_PID not its own) are ignored and it binds --port itself.
 #include "process.hpp"
 
@@ -33,18 +34,20 @@ int exit_status(ChildProcess& process, std::chrono::milliseconds timeout = 20s) 
 class PythonHttpExample : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::access(python, X_OK) != 0) GTEST_SKIP() << python << " is not installed (scripts/bootstrap.sh test)";
+    if (::access(python, X_OK) != 0)
+      GTEST_SKIP() << python << " is not installed (scripts/bootstrap.sh test)";
     port_ = free_port();
   }
 
   ChildProcess start(int nodes) {
-    return ChildProcess::start({MULTINODE_COMMAND, "run", "-n", std::to_string(nodes), "-p", std::to_string(port_),
-                                "--host", "127.0.0.1", "--control", dir_.file("control.sock"), "--", python,
-                                script});
+    return ChildProcess::start({MULTINODE_COMMAND, "run", "-n", std::to_string(nodes), "-p",
+                                std::to_string(port_), "--host", "127.0.0.1", "--control",
+                                dir_.file("control.sock"), "--", python, script});
   }
 
   int control(const std::string& command) {
-    ChildProcess client = ChildProcess::start({MULTINODE_COMMAND, command, "--control", dir_.file("control.sock")});
+    ChildProcess client =
+        ChildProcess::start({MULTINODE_COMMAND, command, "--control", dir_.file("control.sock")});
     return exit_status(client, 15s);
   }
 
@@ -103,16 +106,42 @@ TEST_F(PythonHttpExample, RollingRestartsUnderLoadLoseNoRequest) {
   const auto serving = [&] {
     const std::string out = supervisor.output();
     std::size_t count = 0;
-    for (auto at = out.find(") serving http://"); at != std::string::npos; at = out.find(") serving http://", at + 1))
+    for (auto at = out.find(") serving http://"); at != std::string::npos;
+         at = out.find(") serving http://", at + 1))
       ++count;
     return count;
   };
   std::atomic<bool> done{false};
-  std::atomic<int> answered{0}, failed{0};
+  std::atomic<int> answered{0}, failed{0}, kept_answered{0}, kept_failed{0};
   std::thread client([&] {
     while (!done) {
       (greet(port_) > 0 ? answered : failed)++;
     }
+  });
+  // A keep-alive client: one connection for as long as the server keeps it (a
+  // stopping worker answers "Connection: close", then the client opens another).
+  std::thread keep_alive([&] {
+    int fd = -1;
+    while (!done) {
+      if (fd < 0 && (fd = connect_tcp(port_, 5s)) < 0) {
+        kept_failed++;
+        continue;
+      }
+      const std::string response =
+          write_all(fd, "GET / HTTP/1.1\r\nHost: h\r\n\r\n") ? read_until(fd, ")\n", 5s) : "";
+      if (response.rfind("HTTP/1.1 200 ", 0) != 0 || response.find("Hello from node ") == std::string::npos) {
+        kept_failed++;
+        ::close(fd);
+        fd = -1;
+        continue;
+      }
+      kept_answered++;
+      if (response.find("Connection: close") != std::string::npos) {
+        ::close(fd);
+        fd = -1;
+      }
+    }
+    if (fd >= 0) ::close(fd);
   });
   // Each reload replaces both workers: 2 more "is ready" lines and 2 exits with status 0.
   // The next one once the new workers serve (a worker that has not yet installed its
@@ -137,9 +166,12 @@ TEST_F(PythonHttpExample, RollingRestartsUnderLoadLoseNoRequest) {
   }
   done = true;
   client.join();
+  keep_alive.join();
   ASSERT_EQ(trouble, "") << supervisor.output() << supervisor.error_output();
   EXPECT_EQ(failed, 0);
   EXPECT_GT(answered, 0);
+  EXPECT_EQ(kept_failed, 0);
+  EXPECT_GT(kept_answered, 0);
   ASSERT_EQ(control("stop"), 0);
   EXPECT_EQ(exit_status(supervisor), 0) << supervisor.error_output();
 }
