@@ -574,7 +574,12 @@ def run_summary(records):
             continue
         entry = {"requests_per_s_median": median([wrk_rps(r["wrk"]) for r in own]),
                  "requests_per_s_rounds": [round(wrk_rps(r["wrk"])) for r in own],
-                 "failed": sum(wrk_failed(r["wrk"]) for r in own)}
+                 "failed": sum(wrk_failed(r["wrk"]) for r in own),
+                 # Connections (ss, halfway through) held by the supervising process itself.
+                 "held_by_supervisor": None if server == "alone" else
+                 [r["shares"].get(str(r["supervisor_pid"]), 0) for r in own],
+                 "held_by_others": [sum(v for k, v in r["shares"].items()
+                                        if server == "alone" or k != str(r["supervisor_pid"])) for r in own]}
         for reference in ("alone", "pm2"):
             ratios = [wrk_rps(r["wrk"]) / wrk_rps(by_round[(reference, r["round"])]["wrk"]) for r in own
                       if (reference, r["round"]) in by_round and wrk_rps(by_round[(reference, r["round"])]["wrk"]) > 0]
@@ -646,9 +651,12 @@ def print_run(summary):
           f"('alone': the app on one process, no supervisor)")
     rows = [[server, f"{e['requests_per_s_median']:,.0f}", ratio(e["ratio_to_alone_median"]),
              ratio(e["ratio_to_pm2_median"]), e["failed"],
-             " ".join(f"{x / 1000:.1f}k" for x in e["requests_per_s_rounds"])]
+             " ".join(f"{x / 1000:.1f}k" for x in e["requests_per_s_rounds"]),
+             " ".join(map(str, e["held_by_supervisor"])) if e["held_by_supervisor"] is not None else "-",
+             " ".join(map(str, e["held_by_others"]))]
             for server, e in summary["load"].items()]
-    print_table(["server", "req/s (median)", "vs alone", "vs PM2", "failed", "each round"], rows)
+    print_table(["server", "req/s (median)", "vs alone", "vs PM2", "failed", "each round",
+                 "connections held by the supervisor", "by the serving processes (ss)"], rows)
 
     print(f"\nfailed requests over {config.get('reloads')} reloads during wrk -c{config.get('connections')} "
           f"-d{config.get('duration_s')}s (multinode reload / pm2 reload)")

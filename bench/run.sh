@@ -65,14 +65,17 @@ results="$bench_work/results.jsonl"
 export PM2_HOME="$bench_work/pm2"
 pm2() { timeout -k 5 60 "$node_bin" "$pm2_cli" "$@"; }
 pm2_daemon=""
+pm2_running=0 # 1 from `pm2 start` until stop_pm2
 
 # PM2's daemon detaches from the script (it is no process group of bench_start's):
 # `pm2 kill` stops it and its workers, before lib.sh's exit handler removes the work
 # directory; whatever survives that is killed by pid.
 stop_pm2() {
-  [ -n "$pm2_daemon" ] || return 0
-  local pid leftover
-  leftover=$(bench_children "$pm2_daemon")
+  [ "$pm2_running" = 1 ] || return 0
+  pm2_running=0
+  local pid leftover=""
+  [ -n "$pm2_daemon" ] || pm2_daemon=$(cat "$PM2_HOME/pm2.pid" 2>/dev/null) || true
+  [ -z "$pm2_daemon" ] || leftover=$(bench_children "$pm2_daemon")
   pm2 kill >"$bench_work/pm2-kill.log" 2>&1 || bench_log "pm2 kill failed (see $bench_work/pm2-kill.log)"
   for pid in $pm2_daemon $leftover; do
     if bench_proc_stat "$pid" && [ "$proc_state" != Z ]; then
@@ -138,6 +141,7 @@ supervisor[alone]=$bench_last_pid
 bench_start "$bench_work/multinode.log" "$multinode_bin" run -n "$workers" -p "${port[multinode]}" --host 127.0.0.1 \
   --ready started --control "$bench_work/multinode.sock" -- "$node_bin" "$app"
 supervisor[multinode]=$bench_last_pid
+pm2_running=1
 pm2 start "$app" -i "$workers" --name hello -- "${port[pm2]}" >"$bench_work/pm2-start.log" 2>&1 ||
   bench_die "pm2 start failed: $(tail -n 20 "$bench_work/pm2-start.log")"
 pm2_daemon=$(cat "$PM2_HOME/pm2.pid") || bench_die "PM2 started but wrote no $PM2_HOME/pm2.pid"
@@ -162,7 +166,7 @@ bench_config_line \
   "rounds=$rounds" "duration_s=$duration" "reloads=$reloads" "kills=$kills" "workers=$workers" \
   "connections=$connections" "wrk_timeout_s=$wrk_timeout_s" \
   "commit=$(bench_json_string "$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)")" \
-  "versions=$(bench_json_string "node $(node -v), pm2 $(pm2 --version 2>/dev/null | tail -n 1), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), $("$multinode_bin" --version)")" \
+  "versions=$(bench_json_string "node $(node -v), pm2 $("$node_bin" -p "require('$repo_root/node_modules/pm2/package.json').version"), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), $("$multinode_bin" --version)")" \
   >"$results"
 
 # wrk_run LOG SERVER [SECONDS]: wrk against SERVER in the background for SECONDS
