@@ -3,13 +3,15 @@
 # control fields and contents checked, then the package extracted (dpkg-deb -x,
 # no install) and its own `multinode` run: --version, and `multinode run` of
 # examples/run/python_http.py with 2 workers answering GET / until `multinode
-# stop` ends it with status 0. lintian, when installed, must report no error but
-# the known ones listed below. Everything it starts is stopped and the directory
+# stop` ends it with status 0; then tests/install/consumer is built against the
+# extracted CMake package and run (with CXX_FOR_PACKAGE_TEST set, as ctest does).
+# lintian, when installed, must report no error but the known ones listed below. Everything it starts is stopped and the directory
 # removed at the end, also on failure.
 #
 #   tests/package/run.sh BUILD_DIR VERSION
-# CPACK names the cpack to use (default: cpack on PATH). Exit status 77 (skipped)
-# without dpkg-deb.
+# CPACK and CMAKE name the cpack and cmake to use (default: on PATH);
+# CXX_FOR_PACKAGE_TEST and CXX_FLAGS_FOR_PACKAGE_TEST the consumer's compiler and
+# flags (no consumer build without the first). Exit status 77 (skipped) without dpkg-deb.
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 BUILD_DIR VERSION" >&2; exit 2; }
 build=$(cd "$1" && pwd) version=$2
@@ -171,6 +173,21 @@ for pid in $pids; do
   grep -q "pid $pid) exited with status 0" "$work/run.err" || fail "worker $pid did not exit with status 0:
 $(cat "$work/run.err")"
 done
+
+# --- the library from the extracted package ----------------------------------------
+# tests/install/consumer built through the packaged CMake package (relocatable:
+# found under the extraction, not under /usr) and run: the headers, libraries and
+# config of the .deb work, with the dependencies of Recommends.
+if [ -n "${CXX_FOR_PACKAGE_TEST:-}" ]; then
+  cmake=${CMAKE:-cmake}
+  run "$work/consumer-configure.log" "$cmake" -S "$source_root/tests/install/consumer" -B "$work/consumer" -G Ninja \
+    -DCMAKE_PREFIX_PATH="$root/usr" -DCMAKE_CXX_COMPILER="$CXX_FOR_PACKAGE_TEST" \
+    -DCMAKE_CXX_FLAGS="${CXX_FLAGS_FOR_PACKAGE_TEST:-}" -DCMAKE_EXE_LINKER_FLAGS="${CXX_FLAGS_FOR_PACKAGE_TEST:-}"
+  found=$(sed -n 's/^multinode_DIR:PATH=//p' "$work/consumer/CMakeCache.txt")
+  case "$found" in "$root"/usr/lib/*) ;; *) fail "find_package found '$found', not the package extracted in $root" ;; esac
+  run "$work/consumer-build.log" "$cmake" --build "$work/consumer"
+  run "$work/consumer-run.log" timeout 60 "$work/consumer/consumer"
+fi
 
 # --- lintian (when installed) ----------------------------------------------------
 # Known errors, each with its reason (README.md, "The Debian package"):
