@@ -640,7 +640,7 @@ def print_run(summary):
     config = summary["config"]
     workers = config.get("workers")
     print(f"multinode run vs PM2 cluster mode: the same Node.js app (bench/run_hello.js), {workers} workers each, "
-          f"{config.get('rounds')} round(s) in alternation")
+          f"{config.get('rounds')} round(s) in alternation; multinode run --ready {config.get('ready')}")
     print(f"  {config.get('date')} on {config.get('host')}; {config.get('versions')}; build {config.get('commit')}")
     print(f"  command: {config.get('command')}")
 
@@ -678,7 +678,10 @@ def print_run(summary):
                 rows)
     theirs, mine = summary["respawn"].get("pm2"), summary["respawn"].get("multinode")
     if theirs and mine and mine["respawn_us_median"] and theirs["respawn_us_median"]:
-        print(f"  PM2 / multinode: {theirs['respawn_us_median'] / mine['respawn_us_median']:.1f}x")
+        print(f"  PM2 / multinode: {theirs['respawn_us_median'] / mine['respawn_us_median']:.1f}x until served", end="")
+        if mine["spawn_us_median"] and theirs["spawn_us_median"]:
+            print(f", {theirs['spawn_us_median'] / mine['spawn_us_median']:.1f}x until the new process", end="")
+        print()
 
     print("\nRSS (VmRSS) of the supervisor (multinode's supervisor process; PM2's God daemon) and its workers")
     rows = [[server, e["pid"], mb(e["rss_kb"]), ", ".join(mb(w["rss_kb"]) for w in e["workers"]) or "-"]

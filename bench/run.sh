@@ -12,7 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
   cat <<'EOF'
 usage: bench/run.sh [--json] [--duration S] [--rounds R] [--reloads N] [--kills K]
-                    [--workers W] [--no-build]
+                    [--workers W] [--ready started|notify] [--no-build]
 
   --json          print the results as one JSON object instead of tables
   --duration S    seconds of each wrk run (default 10; 2 to check that it runs)
@@ -21,11 +21,14 @@ usage: bench/run.sh [--json] [--duration S] [--rounds R] [--reloads N] [--kills 
   --reloads N     reloads spread over each reload run, at (i - 1/2) x S/N s (default 5)
   --kills K       kill -9 per supervisor, alternating (default 10)
   --workers W     workers under each supervisor (default 2)
+  --ready MODE    multinode's readiness: started (default: a worker is ready once
+                  executed) or notify (ready at its READY=1: the app is started
+                  with --notify and sends it with systemd-notify once it listens)
   --no-build      use build/release as it is instead of bootstrapping and building
 
 The servers, each on its own free port, all started at the beginning:
   alone      node bench/run_hello.js PORT (one process, no supervisor)
-  multinode  multinode run -n W -p PORT --ready started -- node bench/run_hello.js
+  multinode  multinode run -n W -p PORT --ready MODE -- node bench/run_hello.js [--notify]
   pm2        pm2 start bench/run_hello.js -i W -- PORT (cluster mode; PM2_HOME in
              the work directory, `pm2 kill` at the end, also on failure)
 1. load: wrk -t1 -c64 -dS keep-alive against each, R rounds in alternation.
@@ -42,11 +45,19 @@ Takes about 3 x R x (S + 1) + 2 x R x (S + 3) + 2 x K x 2 seconds, plus the buil
 EOF
 }
 
-json=0 duration=10 rounds=3 reloads=5 kills=10 workers=2 build=1
+json=0 duration=10 rounds=3 reloads=5 kills=10 workers=2 ready=started build=1
 connections=64 wrk_timeout_s=2
 event_timeout_s=15   # a reload or a replacement not complete by then is recorded as incomplete
-bench_parse_args "--json --duration=#1 --rounds=#1 --reloads=#1 --kills=#1 --workers=#1 --no-build" "$@"
-bench_require_tools node wrk python3 timeout setsid awk
+bench_parse_args "--json --duration=#1 --rounds=#1 --reloads=#1 --kills=#1 --workers=#1 --ready= --no-build" "$@"
+app_args=()
+case "$ready" in
+  started) ;;
+  notify) app_args=(--notify) ;;
+  *) bench_die "--ready wants started or notify, got '$ready'" ;;
+esac
+tools=(node wrk python3 timeout setsid awk)
+[ "$ready" = notify ] && tools+=(systemd-notify)
+bench_require_tools "${tools[@]}"
 [ -n "${EPOCHREALTIME:-}" ] || bench_die "bash 5 or newer is needed (EPOCHREALTIME)"
 bench_workdir
 
@@ -139,7 +150,7 @@ read -r 'port[alone]' 'port[multinode]' 'port[pm2]' <<<"$(bench_py free-ports 3)
 bench_start "$bench_work/alone.log" "$node_bin" "$app" "${port[alone]}"
 supervisor[alone]=$bench_last_pid
 bench_start "$bench_work/multinode.log" "$multinode_bin" run -n "$workers" -p "${port[multinode]}" --host 127.0.0.1 \
-  --ready started --control "$bench_work/multinode.sock" -- "$node_bin" "$app"
+  --ready "$ready" --control "$bench_work/multinode.sock" -- "$node_bin" "$app" "${app_args[@]}"
 supervisor[multinode]=$bench_last_pid
 pm2_running=1
 pm2 start "$app" -i "$workers" --name hello -- "${port[pm2]}" >"$bench_work/pm2-start.log" 2>&1 ||
@@ -164,6 +175,7 @@ reload() {
 bench_config_line \
   "command=$(bench_json_string "$bench_command")" \
   "rounds=$rounds" "duration_s=$duration" "reloads=$reloads" "kills=$kills" "workers=$workers" \
+  "ready=$(bench_json_string "$ready")" \
   "connections=$connections" "wrk_timeout_s=$wrk_timeout_s" \
   "commit=$(bench_json_string "$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)")" \
   "versions=$(bench_json_string "node $(node -v), pm2 $("$node_bin" -p "require('$repo_root/node_modules/pm2/package.json').version"), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), $("$multinode_bin" --version)")" \
