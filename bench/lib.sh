@@ -17,6 +17,7 @@
 #   bench_rss_kb PID             VmRSS of PID in kB
 #   bench_py ARGS...             bench/lib.py (ports, waiting for a server, medians and reports)
 #   bench_shares PORT            established connections on local PORT per process, as JSON {"pid":n}
+#   bench_now_us / bench_sleep_us US   the clock (EPOCHREALTIME, bash 5) in µs; a sleep of US µs
 # Every server started with bench_start is stopped by the EXIT trap, whatever ends the script.
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,6 +36,16 @@ bench_die() {
 }
 
 bench_py() { python3 "$bench_dir/lib.py" "$@"; }
+
+bench_now_us() {
+  local t=$EPOCHREALTIME
+  echo $((10#${t/[.,]/}))
+}
+
+bench_sleep_us() {
+  [ "$1" -gt 0 ] || return 0
+  sleep "$(printf '%d.%06d' $(($1 / 1000000)) $(($1 % 1000000)))"
+}
 
 bench_require_tools() {
   local tool missing=()

@@ -60,16 +60,6 @@ results="$bench_work/results.jsonl"
 
 # --- helpers -----------------------------------------------------------------
 
-now_us() {
-  local t=$EPOCHREALTIME
-  echo $((10#${t/[.,]/}))
-}
-
-sleep_us() {
-  [ "$1" -gt 0 ] || return 0
-  sleep "$(printf '%d.%06d' $(($1 / 1000000)) $(($1 % 1000000)))"
-}
-
 # starttime of PID (clock ticks since boot, field 22 of /proc/PID/stat): with the
 # pid, it names one process even if the pid is reused later.
 start_time() {
@@ -161,7 +151,7 @@ worker_count() {
 # Sets now_children; returns 1 on timeout.
 wait_replaced() {
   local old=$1 ready_target=$2 deadline pid ok
-  deadline=$(($(now_us) + event_timeout_s * 1000000))
+  deadline=$(($(bench_now_us) + event_timeout_s * 1000000))
   while :; do
     now_children=$(workers_of "$master")
     remember "$now_children"
@@ -174,7 +164,7 @@ wait_replaced() {
     done
     if [ "$server" = multinode ] && [ "$(ready_lines "$log")" -lt "$ready_target" ]; then ok=0; fi
     [ "$ok" = 1 ] && return 0
-    [ "$(now_us)" -lt "$deadline" ] || return 1
+    [ "$(bench_now_us)" -lt "$deadline" ] || return 1
     sleep 0.05
   done
 }
@@ -189,10 +179,10 @@ prepare_restart() {
 
 event_restart() {
   local at_us=$1 sent done_us complete=true
-  sent=$(now_us)
+  sent=$(bench_now_us)
   kill -HUP "$master"
   wait_replaced "$old_workers" $((ready_before + want)) || complete=false
-  done_us=$(now_us)
+  done_us=$(bench_now_us)
   printf -v event_json '{"type":"restart","at_ms":%d,"old_pids":%s,"new_pids":%s,"complete":%s,"done_ms":%d}' \
     $(((sent - at_us) / 1000)) "$(json_list "$old_workers")" "$(json_list "$now_children")" "$complete" \
     $(((done_us - sent) / 1000))
@@ -206,7 +196,7 @@ prepare_kill9() {
 
 event_kill9() {
   local at_us=$1 held="" held_all="" stopped sent done_us complete=true pid count
-  stopped=$(now_us)
+  stopped=$(bench_now_us)
   # What every worker holds at the kill: the victim is stopped first (SIGSTOP),
   # so that it accepts nothing between the count and the kill; what it holds
   # then is what the kill takes down.
@@ -215,10 +205,10 @@ event_kill9() {
     held_all+="${held_all:+,}\"$pid\":$count"
     [ "$pid" = "$victim" ] && held=$count
   done < <(held_connections "$port" "$victim" "${others[@]}")
-  sent=$(now_us)
+  sent=$(bench_now_us)
   kill -KILL "$victim"
   wait_replaced "$victim" 0 || complete=false
-  done_us=$(now_us)
+  done_us=$(bench_now_us)
   printf -v event_json '{"type":"kill9","at_ms":%d,"stopped_ms":%d,"pid":%d,"held":%d,"held_by_each_worker":{%s},"new_pids":%s,"complete":%s,"done_ms":%d}' \
     $(((stopped - at_us) / 1000)) $(((sent - stopped) / 1000)) "$victim" "$held" "$held_all" \
     "$(json_list "$now_children")" "$complete" $(((done_us - sent) / 1000))
@@ -256,13 +246,13 @@ $(tail -n 20 "$log")"
     wrk -t1 -c"$connections" -d"${duration}s" --timeout "${wrk_timeout_s}s" -s "$bench_dir/reliability.lua" \
     "http://127.0.0.1:$port/"
   wrk_pid=$bench_last_pid
-  t0=$(now_us)
+  t0=$(bench_now_us)
   for i in $(seq "$events"); do
     target=$((t0 + (2 * i - 1) * duration * 1000000 / (2 * events)))
     "prepare_$event"
-    now=$(now_us)
-    sleep_us $((target - now))
-    if [ "$(now_us)" -ge $((t0 + duration * 1000000)) ]; then
+    now=$(bench_now_us)
+    bench_sleep_us $((target - now))
+    if [ "$(bench_now_us)" -ge $((t0 + duration * 1000000)) ]; then
       event_records+="${event_records:+,}{\"type\":\"$event\",\"skipped\":\"the load had ended before it was due\"}"
       continue
     fi
