@@ -35,7 +35,10 @@ TEST(ControlRecord, RejectsWrongSizesAndUnknownTypes) {
   wire[0] = 5;  // recycle
   EXPECT_TRUE(decode_record(wire, record_size, decoded));
   EXPECT_EQ(decoded.type, RecordType::recycle);
-  wire[0] = 8;  // past the last type (stats, 7)
+  wire[0] = 10;  // watchdog, the last type (the mesh of `multinode run` workers: join 8, master 9)
+  EXPECT_TRUE(decode_record(wire, record_size, decoded));
+  EXPECT_EQ(decoded.type, RecordType::watchdog);
+  wire[0] = 11;  // past the last type
   EXPECT_FALSE(decode_record(wire, record_size, decoded));
 }
 
