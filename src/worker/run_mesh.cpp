@@ -137,7 +137,8 @@ void RunMesh::start() {
   unsigned char join[record_size];
   encode_record(Record{RecordType::join, host_.id(), host_.slot(), static_cast<std::uint64_t>(::getpid())},
                 join);
-  if (!write_whole(connection, join, sizeof join)) fail("cannot send the join record to the supervisor", errno);
+  if (!write_whole(connection, join, sizeof join))
+    fail("cannot send the join record to the supervisor", errno);
   supervisor_->non_blocking(true);
   log(LogLevel::debug, "joined the mesh of multinode run at ", directory_);
   read_records();
@@ -155,31 +156,32 @@ void RunMesh::close() {
 }
 
 void RunMesh::read_records() {
-  supervisor_->async_wait(boost::asio::posix::descriptor_base::wait_read, [this](boost::system::error_code error) {
-    if (error == boost::asio::error::operation_aborted || closed_) return;
-    const int fd = supervisor_->native_handle();
-    ssize_t n = 0;
-    do {
-      n = ::recv(fd, input_.data() + input_size_, input_.size() - input_size_, MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return read_records();
-    if (n <= 0 || error) {
-      if (host_.stopping()) return;
-      const std::string why = n < 0 ? std::string(": ") + std::strerror(errno) : std::string();
-      close();
-      host_.begin_stop("the supervisor went away (its mesh connection ended" + why + ")", 0);
-      return;
-    }
-    input_size_ += static_cast<std::size_t>(n);
-    std::size_t used = 0;
-    for (; input_size_ - used >= record_size; used += record_size) {
-      handle_record(input_.data() + used);
-      if (closed_) return;
-    }
-    std::memmove(input_.data(), input_.data() + used, input_size_ - used);
-    input_size_ -= used;
-    read_records();
-  });
+  supervisor_->async_wait(
+      boost::asio::posix::descriptor_base::wait_read, [this](boost::system::error_code error) {
+        if (error == boost::asio::error::operation_aborted || closed_) return;
+        const int fd = supervisor_->native_handle();
+        ssize_t n = 0;
+        do {
+          n = ::recv(fd, input_.data() + input_size_, input_.size() - input_size_, MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return read_records();
+        if (n <= 0 || error) {
+          if (host_.stopping()) return;
+          const std::string why = n < 0 ? std::string(": ") + std::strerror(errno) : std::string();
+          close();
+          host_.begin_stop("the supervisor went away (its mesh connection ended" + why + ")", 0);
+          return;
+        }
+        input_size_ += static_cast<std::size_t>(n);
+        std::size_t used = 0;
+        for (; input_size_ - used >= record_size; used += record_size) {
+          handle_record(input_.data() + used);
+          if (closed_) return;
+        }
+        std::memmove(input_.data(), input_.data() + used, input_size_ - used);
+        input_size_ -= used;
+        read_records();
+      });
 }
 
 void RunMesh::handle_record(const unsigned char* data) {
@@ -237,11 +239,12 @@ void RunMesh::connect_to(NodeId peer, unsigned peer_slot) {
 }
 
 void RunMesh::wait_accept() {
-  listener_->async_wait(boost::asio::posix::descriptor_base::wait_read, [this](boost::system::error_code error) {
-    if (error == boost::asio::error::operation_aborted || closed_) return;
-    accept_ready();
-    wait_accept();
-  });
+  listener_->async_wait(boost::asio::posix::descriptor_base::wait_read,
+                        [this](boost::system::error_code error) {
+                          if (error == boost::asio::error::operation_aborted || closed_) return;
+                          accept_ready();
+                          wait_accept();
+                        });
 }
 
 void RunMesh::accept_ready() {
@@ -258,7 +261,8 @@ void RunMesh::accept_ready() {
     pending->timer.expires_after(hello_timeout);
     pending->timer.async_wait([this, key](boost::system::error_code timer_error) {
       if (timer_error) return;
-      log(LogLevel::debug, "closing a mesh connection that sent no hello within ", hello_timeout.count(), " s");
+      log(LogLevel::debug, "closing a mesh connection that sent no hello within ", hello_timeout.count(),
+          " s");
       drop_pending(key);
     });
     pending_.emplace(key, std::move(pending));
