@@ -226,9 +226,13 @@ class RunWorker : public ::testing::Test {
     EXPECT_EQ(::bind(w.notify, reinterpret_cast<const sockaddr*>(&address),
                      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + notify_name.size())),
               0);
-    std::vector<std::string> env = {"MULTINODE_ID=" + std::to_string(id), "MULTINODE_SLOT=" + std::to_string(slot),
-                                    "MULTINODE_NODES=3", "LISTEN_FDS=1", "LISTEN_FDNAMES=multinode",
-                                    "NOTIFY_SOCKET=@" + notify_name, "WATCHDOG_USEC=200000"};
+    std::vector<std::string> env = {"MULTINODE_ID=" + std::to_string(id),
+                                    "MULTINODE_SLOT=" + std::to_string(slot),
+                                    "MULTINODE_NODES=3",
+                                    "LISTEN_FDS=1",
+                                    "LISTEN_FDNAMES=multinode",
+                                    "NOTIFY_SOCKET=@" + notify_name,
+                                    "WATCHDOG_USEC=200000"};
     if (with_mesh) env.push_back("MULTINODE_MESH=" + (mesh_dir.empty() ? mesh_.path() : mesh_dir));
     if (master) env.push_back("MULTINODE_MASTER=1");
     // LISTEN_PID and WATCHDOG_PID name the program itself: sh's $$ is the pid exec keeps.
@@ -242,7 +246,8 @@ class RunWorker : public ::testing::Test {
   // Accepts the worker's connection and checks its join; then sends it a peer record
   // for every member in `peers`.
   void join(Worker& w, const std::vector<std::uint32_t>& peers) {
-    ASSERT_TRUE(wait_readable(broker_, 10s)) << "no connection to supervisor.sock\n" << w.process->error_output();
+    ASSERT_TRUE(wait_readable(broker_, 10s)) << "no connection to supervisor.sock\n"
+                                             << w.process->error_output();
     w.connection = ::accept4(broker_, nullptr, nullptr, SOCK_CLOEXEC);
     ASSERT_GE(w.connection, 0);
     const auto record = read_record(w.connection);
@@ -256,7 +261,8 @@ class RunWorker : public ::testing::Test {
     struct stat info {};
     ASSERT_EQ(::stat(mesh_.file(std::to_string(w.id) + ".sock").c_str(), &info), 0);
     EXPECT_TRUE(S_ISSOCK(info.st_mode));
-    for (const auto peer : peers) send_record(w.connection, Record{type_peer, peer, workers_.at(peer).slot, 0});
+    for (const auto peer : peers)
+      send_record(w.connection, Record{type_peer, peer, workers_.at(peer).slot, 0});
   }
 
   // The datagrams on the worker's NOTIFY_SOCKET within the timeout, until `until` is among them.
@@ -298,7 +304,8 @@ TEST_F(RunWorker, JoinsTheMeshExchangesFramesAndTakesOverTheMasterRole) {
 
   // Every pair: a stream each way, three messages verified at each end.
   for (auto* w : {&one, &two, &three}) {
-    ASSERT_TRUE(wait_for_count(*w->process, "verified ", 6)) << w->process->output() << w->process->error_output();
+    ASSERT_TRUE(wait_for_count(*w->process, "verified ", 6))
+        << w->process->output() << w->process->error_output();
     for (auto* other : {&one, &two, &three}) {
       if (other == w) continue;
       const std::string from = " from " + std::to_string(other->id) + "\n";
@@ -315,9 +322,11 @@ TEST_F(RunWorker, JoinsTheMeshExchangesFramesAndTakesOverTheMasterRole) {
     EXPECT_GE(std::count(notes.begin(), notes.end(), "WATCHDOG=1"), 2) << w->id;
     EXPECT_EQ(get(w->port), "node " + std::to_string(w->id) + " pid " + std::to_string(w->process->pid()) +
                                 " master " + (w == &one ? "1" : "0") + "\n");
-    EXPECT_TRUE(child_pids(w->process->pid()).empty()) << "a worker of multinode run forks no worker of its own";
+    EXPECT_TRUE(child_pids(w->process->pid()).empty())
+        << "a worker of multinode run forks no worker of its own";
   }
-  EXPECT_NE(one.process->error_output().find("holds the master role (MULTINODE_MASTER=1)"), std::string::npos);
+  EXPECT_NE(one.process->error_output().find("holds the master role (MULTINODE_MASTER=1)"),
+            std::string::npos);
 
   // The holder dies: the others see its stream end; the supervisor hands the role to 2.
   one.process->signal(SIGKILL);
@@ -445,8 +454,8 @@ TEST(RunWorkerUnderMultinodeRun, ServesOneProcessPerWorkerAndKeepsItsHeartbeat) 
   const std::uint16_t port = free_port();
   const std::string control = dir.file("control.sock");
   ChildProcess supervisor = ChildProcess::start(
-      {MULTINODE_COMMAND, "run", "-n", "2", "-p", std::to_string(port), "--host", "127.0.0.1", "--control", control,
-       "--ready", "notify", "--heartbeat-timeout", "1000", "--", test_program_path("run_node")});
+      {MULTINODE_COMMAND, "run", "-n", "2", "-p", std::to_string(port), "--host", "127.0.0.1", "--control",
+       control, "--ready", "notify", "--heartbeat-timeout", "1000", "--", test_program_path("run_node")});
   auto status = [&] {
     ChildProcess client = ChildProcess::start({MULTINODE_COMMAND, "status", "--json", "--control", control});
     const auto code = client.wait(15s);

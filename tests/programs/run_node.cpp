@@ -53,18 +53,20 @@ int main(int argc, char** argv) {
   }
   // The server outlives the handle (declared first): the handle is reached through a pointer.
   multinode::Nodes* handle = nullptr;
-  multinode::http::Server server([&handle](multinode::http::Request& request, multinode::http::Response& res) {
-    multinode::Nodes& nodes = *handle;
-    res.set("Content-Type", "text/plain");
-    if (request.target() == "/slow") {
-      // Work in hand when a stop begins: answered after 500 ms all the same.
-      auto timer = std::make_shared<boost::asio::steady_timer>(nodes.io_context(), std::chrono::milliseconds{500});
-      timer->async_wait([timer, res](boost::system::error_code) mutable { res.end("slow done\n"); });
-      return;
-    }
-    res.end("node " + std::to_string(nodes.id()) + " pid " + std::to_string(::getpid()) + " master " +
-            (nodes.is_master() ? "1" : "0") + "\n");
-  });
+  multinode::http::Server server(
+      [&handle](multinode::http::Request& request, multinode::http::Response& res) {
+        multinode::Nodes& nodes = *handle;
+        res.set("Content-Type", "text/plain");
+        if (request.target() == "/slow") {
+          // Work in hand when a stop begins: answered after 500 ms all the same.
+          auto timer =
+              std::make_shared<boost::asio::steady_timer>(nodes.io_context(), std::chrono::milliseconds{500});
+          timer->async_wait([timer, res](boost::system::error_code) mutable { res.end("slow done\n"); });
+          return;
+        }
+        res.end("node " + std::to_string(nodes.id()) + " pid " + std::to_string(::getpid()) + " master " +
+                (nodes.is_master() ? "1" : "0") + "\n");
+      });
   multinode::Nodes nodes;
   handle = &nodes;
   try {
