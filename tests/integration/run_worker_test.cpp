@@ -211,7 +211,8 @@ class RunWorker : public ::testing::Test {
 
   // Starts node id in slot with the env of a `multinode run` worker; with_mesh adds MULTINODE_MESH.
   Worker& start(std::uint32_t id, std::uint32_t slot, bool master, bool with_mesh = true,
-                const std::vector<std::string>& args = {}, const std::string& mesh_dir = "") {
+                const std::vector<std::string>& args = {}, const std::string& mesh_dir = "",
+                const std::vector<std::string>& more_env = {}) {
     Worker& w = workers_[id];
     w.id = id;
     w.slot = slot;
@@ -235,6 +236,7 @@ class RunWorker : public ::testing::Test {
                                     "WATCHDOG_USEC=200000"};
     if (with_mesh) env.push_back("MULTINODE_MESH=" + (mesh_dir.empty() ? mesh_.path() : mesh_dir));
     if (master) env.push_back("MULTINODE_MASTER=1");
+    env.insert(env.end(), more_env.begin(), more_env.end());
     // LISTEN_PID and WATCHDOG_PID name the program itself: sh's $$ is the pid exec keeps.
     std::string command = "LISTEN_PID=$$ WATCHDOG_PID=$$ exec " + test_program_path("run_node");
     for (const auto& a : args) command += " " + a;
@@ -444,6 +446,53 @@ TEST_F(RunWorker, ServesWithoutAMeshAndRefusesOneItCannotReach) {
   EXPECT_EQ(exit_code(*lost.process), 1);
   EXPECT_NE(lost.process->error_output().find("supervisor.sock"), std::string::npos)
       << lost.process->error_output();
+}
+
+// MULTINODE_BRIDGE, _PREFIX and _HOST_ID become Options::bridge, bridge_prefix and the
+// host id (the program sets none): two workers on prefix p1: hear each other as one
+// host (777); two others on p2: hear only each other.
+TEST_F(RunWorker, TakesTheBridgeFromTheEnvironment) {
+  const std::uint16_t redis_port = free_port();
+  ChildProcess redis = ChildProcess::start({"/usr/bin/redis-server", "--save", "", "--appendonly", "no",
+                                            "--port", std::to_string(redis_port), "--bind", "127.0.0.1"});
+  const int probe = wait_for_connect(redis_port, 10s);
+  ASSERT_GE(probe, 0);
+  ::close(probe);
+  const std::string url = "MULTINODE_BRIDGE=redis://127.0.0.1:" + std::to_string(redis_port);
+  Worker& one =
+      start(1, 1, false, false, {}, "", {url, "MULTINODE_BRIDGE_PREFIX=p1:", "MULTINODE_BRIDGE_HOST_ID=777"});
+  Worker& two =
+      start(2, 2, false, false, {}, "", {url, "MULTINODE_BRIDGE_PREFIX=p1:", "MULTINODE_BRIDGE_HOST_ID=777"});
+  Worker& other =
+      start(3, 3, false, false, {}, "", {url, "MULTINODE_BRIDGE_PREFIX=p2:", "MULTINODE_BRIDGE_HOST_ID=888"});
+  Worker& fellow =
+      start(5, 5, false, false, {}, "", {url, "MULTINODE_BRIDGE_PREFIX=p2:", "MULTINODE_BRIDGE_HOST_ID=999"});
+  const std::string two_to_one = "received 'bridged from 2' host 777 node 2\n";
+  EXPECT_TRUE(wait_for_count(*one.process, two_to_one, 2))
+      << one.process->output() << one.process->error_output();
+  EXPECT_TRUE(wait_for_count(*two.process, "received 'bridged from 1' host 777 node 1\n", 2))
+      << two.process->output();
+  // The p2: pair hears each other, so 3 is subscribed; then 1 and 2 publish twice more.
+  EXPECT_TRUE(wait_for_count(*other.process, "received 'bridged from 5' host 999 node 5\n", 2))
+      << other.process->output() << other.process->error_output();
+  const std::size_t so_far = count(one.process->output(), two_to_one);
+  EXPECT_TRUE(wait_for_count(*one.process, two_to_one, so_far + 2));
+  EXPECT_NE(one.process->output().find("master 0 host 777\n"), std::string::npos);
+  EXPECT_NE(other.process->output().find("master 0 host 888\n"), std::string::npos);
+  EXPECT_EQ(count(other.process->output(), "from 1"), 0u) << other.process->output();
+  EXPECT_EQ(count(other.process->output(), "from 2"), 0u) << other.process->output();
+  EXPECT_EQ(count(one.process->output(), "from 3"), 0u);
+  EXPECT_EQ(count(one.process->output(), "from 5"), 0u);
+  for (auto* w : {&one, &two, &other, &fellow}) {
+    w->process->signal(SIGTERM);
+    EXPECT_EQ(exit_code(*w->process), 0) << w->process->error_output();
+  }
+
+  // A URL that is not one: listen() fails and names the variable's value.
+  Worker& bad = start(4, 4, false, false, {}, "", {"MULTINODE_BRIDGE=http://nowhere"});
+  EXPECT_EQ(exit_code(*bad.process), 1);
+  EXPECT_NE(bad.process->error_output().find("Options::bridge 'http://nowhere'"), std::string::npos)
+      << bad.process->error_output();
 }
 
 // The same program under the real supervisor of this branch's main (no broker yet):

@@ -1,9 +1,10 @@
 // A library program as a worker of `multinode run`, for tests/integration/run_worker_test.cpp:
 // an HTTP server (GET answers "node <id> pid <pid> master <0|1>") that sends each
 // mesh peer a text, a binary and a JSON message and checks theirs. It says on
-// stdout, one line each: "started node <id> slot <slot> master <0|1>",
+// stdout, one line each: "started node <id> slot <slot> master <0|1> host <host id>",
 // "peer <id> slot <slot>", "verified <text|binary|json> from <id>",
-// "ended <id>", and "stopped" once run() returned.
+// "ended <id>", and "stopped" once run() returned; with a bridge, "received '<text>'
+// host <h> node <n>" for what other processes published on channel "t".
 //
 //   run_node [--stop-timeout MS]
 #include <multinode/http.hpp>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -77,7 +79,27 @@ int main(int argc, char** argv) {
   }
   const NodeId me = nodes.id();
   std::cout << "started node " << me << " slot " << nodes.slot() << " master " << (nodes.is_master() ? 1 : 0)
-            << std::endl;
+            << " host " << nodes.host_id() << std::endl;
+  // With MULTINODE_BRIDGE: publishes "bridged from <id>" on channel "t" every 100 ms
+  // (at most 100 times) while the link is up, and says what it receives.
+  boost::asio::steady_timer publish_timer(nodes.io_context());
+  int published = 0;
+  std::function<void()> publish_next = [&] {
+    if (published++ >= 100 || !nodes.publish("t", Message::text("bridged from " + std::to_string(me))))
+      return;
+    publish_timer.expires_after(std::chrono::milliseconds{100});
+    publish_timer.async_wait([&](boost::system::error_code error) {
+      if (!error) publish_next();
+    });
+  };
+  nodes.subscribe("t", [](const Message& message, const multinode::BridgeOrigin& from) {
+    std::cout << "received '" << message.bytes() << "' host " << from.host << " node " << from.node
+              << std::endl;
+  });
+  nodes.on_bridge_state([&](multinode::BridgeLinkState state) {
+    if (state == multinode::BridgeLinkState::up && published == 0) publish_next();
+  });
+  nodes.on_stop([&publish_timer] { publish_timer.cancel(); });
   nodes.on_node([me](multinode::Stream stream) {
     auto framed = multinode::frame_stream(stream);
     const NodeId peer = framed.peer_id();

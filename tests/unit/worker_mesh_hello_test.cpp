@@ -11,7 +11,7 @@ namespace {
 
 TEST(MeshHello, TheWireFormIsTheDocumentedOne) {
   const auto wire = encode_mesh_hello(MeshHello{0x01020304u, 0x0a0b0c0du});
-  const std::array<unsigned char, 17> expected = {0x04, 0, 0, 0, 0x09, 0, 0, 0, 0x02,
+  const std::array<unsigned char, 17> expected = {0x04, 0,    0,    0,    0x09, 0,    0,    0,   0x02,
                                                   0x04, 0x03, 0x02, 0x01, 0x0d, 0x0c, 0x0b, 0x0a};
   EXPECT_EQ(wire, expected);
   const auto decoded = decode_mesh_hello(wire.data(), wire.size());
