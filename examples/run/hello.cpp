@@ -40,7 +40,8 @@ int main() {
     framed.on_message([me, peer](const multinode::Message& message) {
       if (message.is_text()) std::cout << me << ": node " << peer << " says " << message.bytes() << std::endl;
     });
-    framed.on_close([me, peer](std::error_code) { std::cout << me << ": peer node " << peer << " left" << std::endl; });
+    framed.on_close(
+        [me, peer](std::error_code) { std::cout << me << ": peer node " << peer << " left" << std::endl; });
     framed.send_text("hello from " + me + " (C++)");
   });
   return nodes.run();

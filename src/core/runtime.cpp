@@ -299,13 +299,12 @@ void Runtime::start_run_worker() {
   log(LogLevel::debug, "started by multinode run as node ", id_, " (slot ", slot_, " of ", identity->nodes,
       "): serving the sockets it passed in this process; Options::port (", options_.port,
       ") and Options::nodes (", options_.nodes, ") are ignored, the supervisor's -p and -n decide");
-  // Options::bridge from `multinode run --bridge` when the program set none, and its
-  // host id, so that every worker of one supervisor is one host (docs/bridge.md).
-  if (options_.bridge.empty() && !identity->bridge.empty()) {
-    options_.bridge = identity->bridge;
-    if (identity->bridge_prefix && options_.bridge_prefix == Options{}.bridge_prefix)
-      options_.bridge_prefix = *identity->bridge_prefix;
-  }
+  // Options::bridge and bridge_prefix from `multinode run --bridge` where the program
+  // left them as they are by default, and its host id, so that every worker of one
+  // supervisor is one host (docs/bridge.md).
+  if (options_.bridge.empty()) options_.bridge = identity->bridge;
+  if (identity->bridge_prefix && options_.bridge_prefix == Options{}.bridge_prefix)
+    options_.bridge_prefix = *identity->bridge_prefix;
   host_id_ = identity->host_id;
   if (host_id_ == 0) {
     std::random_device device;
