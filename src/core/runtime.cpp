@@ -310,6 +310,9 @@ void Runtime::start_run_worker() {
     std::random_device device;
     host_id_ = (std::uint64_t{device()} << 32 | device()) | 1;  // never 0
   }
+  if (options_.max_requests > 0) {
+    log(LogLevel::warning, "max_requests ignored under multinode run: its supervisor recycles by --max-rss");
+  }
   if (const auto identity_to_be = resolve_identity(options_.user, options_.group))
     drop_privileges(*identity_to_be);
 
