@@ -90,7 +90,7 @@ class RunMesh {
   bool closed_ = false;
   std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> supervisor_;
-  std::array<unsigned char, 24 * 16> input_{};  // whole records from supervisor.sock
+  std::array<unsigned char, std::size_t{24} * 16> input_{};  // whole records from supervisor.sock
   std::size_t input_size_ = 0;
   std::map<std::uint64_t, std::unique_ptr<Pending>> pending_;  // accepted, hello not yet read
   std::uint64_t next_key_ = 0;
