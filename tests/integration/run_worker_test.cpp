@@ -8,8 +8,8 @@
 // binary, JSON), an ended stream when a member is killed and the replacement's
 // new one, the master role from MULTINODE_MASTER and from a `master` record,
 // hellos refused, SIGTERM finishing the request in hand and exiting 0, the end
-// of the supervisor's connection stopping the worker; and the same program under
-// the real `multinode run`.
+// of the supervisor's connection stopping the worker, the bridge variables; and
+// the same program and examples/run/hello.cpp under the real `multinode run`.
 #include "process.hpp"
 
 #include <boost/json.hpp>
@@ -552,6 +552,30 @@ TEST(RunWorkerUnderMultinodeRun, ServesOneProcessPerWorkerAndKeepsItsHeartbeat) 
   ASSERT_TRUE(code);
   EXPECT_TRUE(WIFEXITED(*code) && WEXITSTATUS(*code) == 0) << supervisor.error_output();
   for (const auto& [id, pid] : ready) EXPECT_TRUE(wait_process_gone(static_cast<pid_t>(pid), 5s));
+}
+
+// examples/run/hello.cpp as docs/cli.md starts it: each worker answers as itself.
+TEST(RunWorkerUnderMultinodeRun, TheRunHelloExampleServesFromEachWorker) {
+  TempDir dir{"mn-run-hello"};
+  const std::uint16_t port = free_port();
+  ChildProcess supervisor = ChildProcess::start({MULTINODE_COMMAND, "run", "-n", "2", "-p",
+                                                 std::to_string(port), "--host", "127.0.0.1", "--control",
+                                                 dir.file("control.sock"), "--", example_path("run_hello")});
+  std::set<std::string> greetings;
+  const auto deadline = clock::now() + 20s;
+  while (greetings.size() < 2 && clock::now() < deadline) {
+    const std::string body = get(port);
+    if (!body.empty()) greetings.insert(body);
+    if (body.empty()) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(greetings.size(), 2u) << supervisor.output() << supervisor.error_output();
+  for (const auto& greeting : greetings) {
+    EXPECT_TRUE(greeting.rfind("Hello from node ", 0) == 0 && greeting.find(", C++)\n") != std::string::npos)
+        << greeting;
+  }
+  EXPECT_TRUE(wait_for_count(supervisor, " serving\n", 2)) << supervisor.output();
+  supervisor.signal(SIGTERM);
+  EXPECT_EQ(exit_code(supervisor, 20s), 0) << supervisor.error_output();
 }
 
 }  // namespace
