@@ -48,12 +48,79 @@ void encode_record(const Record& record, unsigned char (&out)[record_size]) {
 bool decode_record(const unsigned char* data, std::size_t size, Record& record) {
   if (size != record_size) return false;
   const std::uint16_t type = get16(data);
-  if (type < 1 || type > static_cast<std::uint16_t>(RecordType::watchdog)) return false;
+  const bool known = (type >= 1 && type <= static_cast<std::uint16_t>(RecordType::watchdog)) ||
+                     type == static_cast<std::uint16_t>(RecordType::bridge_stats);
+  if (!known) return false;
   record.type = static_cast<RecordType>(type);
   record.peer_id = get32(data + 4);
   record.peer_slot = get32(data + 8);
   record.value = get64(data + 16);
+  if (record.type == RecordType::bridge_stats) {
+    if (record.peer_slot >= bridge_stats_fields) return false;
+    if (record.peer_slot == static_cast<std::uint32_t>(BridgeStatsField::state) &&
+        record.value > static_cast<std::uint64_t>(BridgeLinkState::up)) {
+      return false;
+    }
+  }
   return true;
+}
+
+std::vector<Record> bridge_stats_records(const BridgeCounters& c, std::uint32_t serial) {
+  const std::uint64_t values[bridge_stats_fields] = {static_cast<std::uint64_t>(c.state),
+                                                     c.published,
+                                                     c.received,
+                                                     c.dropped,
+                                                     c.oversized,
+                                                     c.foreign,
+                                                     c.malformed,
+                                                     c.bad_replies,
+                                                     c.reconnects,
+                                                     c.queued_bytes};
+  std::vector<Record> records;
+  records.reserve(bridge_stats_fields);
+  for (std::uint32_t field = 0; field < bridge_stats_fields; ++field) {
+    records.push_back({RecordType::bridge_stats, serial, field, values[field]});
+  }
+  return records;
+}
+
+void apply_bridge_stats(const Record& record, BridgeCounters& c) {
+  switch (static_cast<BridgeStatsField>(record.peer_slot)) {
+    case BridgeStatsField::state:
+      c.state = record.value <= static_cast<std::uint64_t>(BridgeLinkState::up)
+                    ? static_cast<BridgeLinkState>(record.value)
+                    : BridgeLinkState::off;
+      break;
+    case BridgeStatsField::published:
+      c.published = record.value;
+      break;
+    case BridgeStatsField::received:
+      c.received = record.value;
+      break;
+    case BridgeStatsField::dropped:
+      c.dropped = record.value;
+      break;
+    case BridgeStatsField::oversized:
+      c.oversized = record.value;
+      break;
+    case BridgeStatsField::foreign:
+      c.foreign = record.value;
+      break;
+    case BridgeStatsField::malformed:
+      c.malformed = record.value;
+      break;
+    case BridgeStatsField::bad_replies:
+      c.bad_replies = record.value;
+      break;
+    case BridgeStatsField::reconnects:
+      c.reconnects = record.value;
+      break;
+    case BridgeStatsField::queued_bytes:
+      c.queued_bytes = record.value;
+      break;
+  }
+  // Wrapping as the counters themselves would: the figures are the worker's, not checked against each other.
+  c.rejected = c.oversized + c.foreign + c.malformed + c.bad_replies;
 }
 
 ControlChannel::ControlChannel(boost::asio::io_context& io, int fd) : socket_(io, fd) {

@@ -3,6 +3,8 @@
 // SCM_RIGHTS. docs/protocol.md describes every byte.
 #pragma once
 
+#include <multinode/bridge.hpp>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
@@ -10,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <system_error>
+#include <vector>
 
 namespace multinode::detail {
 
@@ -22,10 +25,28 @@ enum class RecordType : std::uint16_t {
   stats_request = 6,  // master -> worker: send your server counters; value = the request's serial
   stats = 7,  // worker -> master: peer_id = that serial, peer_slot = connections open, value = requests
   // The mesh of `multinode run` workers (docs/protocol.md), on a stream socket, never with an fd:
-  join = 8,       // worker -> supervisor: first record; peer_id/peer_slot = its own, value = its pid
-  master = 9,     // supervisor -> worker: you hold the master role from now on (value 1)
-  watchdog = 10,  // worker -> supervisor: a heartbeat, as WATCHDOG=1 on NOTIFY_SOCKET
+  join = 8,           // worker -> supervisor: first record; peer_id/peer_slot = its own, value = its pid
+  master = 9,         // supervisor -> worker: you hold the master role from now on (value 1)
+  watchdog = 10,      // worker -> supervisor: a heartbeat, as WATCHDOG=1 on NOTIFY_SOCKET
+  bridge_stats = 11,  // worker -> master, before its stats: peer_id = that serial, peer_slot = the
+                      // BridgeStatsField, value = that figure of the worker's bridge (Options::bridge)
 };
+
+// What a bridge_stats record carries: one figure of BridgeCounters each
+// (docs/protocol.md, "Records"); a worker with a bridge sends all of them, in this order.
+enum class BridgeStatsField : std::uint32_t {
+  state = 0,  // value: 0 off, 1 connecting, 2 up (BridgeLinkState)
+  published = 1,
+  received = 2,
+  dropped = 3,
+  oversized = 4,
+  foreign = 5,
+  malformed = 6,
+  bad_replies = 7,
+  reconnects = 8,
+  queued_bytes = 9,
+};
+constexpr std::uint32_t bridge_stats_fields = 10;
 
 struct Record {
   RecordType type = RecordType::ready;
@@ -36,9 +57,15 @@ struct Record {
 
 constexpr std::size_t record_size = 24;
 
-// Little-endian wire form; decode returns false for a record that is not record_size bytes.
+// Little-endian wire form; decode returns false for a record that is not record_size bytes,
+// of an unknown type, or a bridge_stats record of an unknown field or link state.
 void encode_record(const Record& record, unsigned char (&out)[record_size]);
 bool decode_record(const unsigned char* data, std::size_t size, Record& record);
+
+// The bridge_stats records of a worker's figures, answering the stats_request of that serial.
+std::vector<Record> bridge_stats_records(const BridgeCounters& counters, std::uint32_t serial);
+// Sets the figure a decoded bridge_stats record carries in counters (rejected: the sum of the four reasons).
+void apply_bridge_stats(const Record& record, BridgeCounters& counters);
 
 class ControlChannel {
  public:

@@ -196,4 +196,9 @@ ServerCounters Runtime::server_counters() const noexcept {
   return server_ != nullptr ? server_->counters() : ServerCounters{};
 }
 
+std::optional<BridgeCounters> Runtime::bridge_counters() const {
+  if (!bridge_) return std::nullopt;
+  return bridge_->counters();
+}
+
 }  // namespace multinode::detail

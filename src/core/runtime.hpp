@@ -89,6 +89,8 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host, public R
   std::optional<ServerCounters> master_counters() const override;
   // WorkerLink::Host: what this worker's server has done, for the master's status.
   ServerCounters server_counters() const noexcept override;
+  // And its link to Redis (Options::bridge): none without one.
+  std::optional<BridgeCounters> bridge_counters() const override;
   // The operator interface (src/core/operations.cpp): the control socket and GET
   // /metrics, bound before the privilege drop, closed when the stop begins.
   void start_operator_interface(const std::optional<Identity>& identity);

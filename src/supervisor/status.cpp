@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <functional>
+#include <utility>
+#include <vector>
 
 namespace multinode::detail {
 namespace {
@@ -52,6 +54,17 @@ class Exposition {
   std::string name_;
 };
 
+// The "bridge" object of the master and of each worker (docs/operations.md).
+std::string bridge_json(const BridgeCounters& b) {
+  return "{\"state\":\"" + std::string(to_string(b.state)) +
+         "\",\"published\":" + std::to_string(b.published) + ",\"received\":" + std::to_string(b.received) +
+         ",\"dropped\":" + std::to_string(b.dropped) + ",\"rejected\":" + std::to_string(b.rejected) +
+         ",\"rejected_by_reason\":{\"oversized\":" + std::to_string(b.oversized) +
+         ",\"foreign\":" + std::to_string(b.foreign) + ",\"malformed\":" + std::to_string(b.malformed) +
+         ",\"reply\":" + std::to_string(b.bad_replies) + "},\"reconnects\":" + std::to_string(b.reconnects) +
+         ",\"queued_bytes\":" + std::to_string(b.queued_bytes) + "}";
+}
+
 }  // namespace
 
 std::string status_json(const StatusSnapshot& status) {
@@ -75,20 +88,12 @@ std::string status_json(const StatusSnapshot& status) {
            "\",\"uptime_s\":" + decimal3(w.uptime_s) + ",\"restarts\":" + std::to_string(w.restarts) +
            ",\"rss_bytes\":" + json_or_null(w.rss_bytes) +
            ",\"heartbeat_age_ms\":" + json_or_null(w.heartbeat_age_ms) +
-           ",\"connections\":" + json_or_null(connections) + ",\"requests\":" + json_or_null(requests) + "}";
+           ",\"connections\":" + json_or_null(connections) + ",\"requests\":" + json_or_null(requests);
+    if (w.bridge) out += ",\"bridge\":" + bridge_json(*w.bridge);
+    out += "}";
   }
   out += "]";
-  if (status.bridge) {
-    const BridgeCounters& b = *status.bridge;
-    out += ",\"bridge\":{\"state\":\"" + std::string(to_string(b.state)) +
-           "\",\"published\":" + std::to_string(b.published) + ",\"received\":" + std::to_string(b.received) +
-           ",\"dropped\":" + std::to_string(b.dropped) + ",\"rejected\":" + std::to_string(b.rejected) +
-           ",\"rejected_by_reason\":{\"oversized\":" + std::to_string(b.oversized) +
-           ",\"foreign\":" + std::to_string(b.foreign) + ",\"malformed\":" + std::to_string(b.malformed) +
-           ",\"reply\":" + std::to_string(b.bad_replies) +
-           "},\"reconnects\":" + std::to_string(b.reconnects) +
-           ",\"queued_bytes\":" + std::to_string(b.queued_bytes) + "}";
-  }
+  if (status.bridge) out += ",\"bridge\":" + bridge_json(*status.bridge);
   out += "}\n";
   return out;
 }
@@ -153,29 +158,41 @@ std::string status_prometheus(const StatusSnapshot& status) {
           "Requests the process has taken (the TCP server: connections) since it started.",
           &ServerCounters::requests);
 
-  if (status.bridge) {
-    const BridgeCounters& b = *status.bridge;
-    const std::string master = labels(0, 0);
-    e.family("multinode_bridge_up", "gauge", "1 when the process's links to Redis are up (Options::bridge).");
-    e.sample(master, b.state == BridgeLinkState::up ? "1" : "0");
-    e.family("multinode_bridge_published_total", "counter", "Cluster-wide messages Redis acknowledged.");
-    e.sample(master, std::to_string(b.published));
-    e.family("multinode_bridge_received_total", "counter", "Cluster-wide messages delivered from Redis.");
-    e.sample(master, std::to_string(b.received));
-    e.family("multinode_bridge_dropped_total", "counter",
-             "Messages published here and lost: queue full, too large, link lost before Redis acknowledged.");
-    e.sample(master, std::to_string(b.dropped));
+  // The bridge: the master's figures (id 0) and each worker's that sent them.
+  std::vector<std::pair<std::string, const BridgeCounters*>> bridges;
+  if (status.bridge) bridges.emplace_back(labels(0, 0), &*status.bridge);
+  for (const WorkerStatus& w : status.workers) {
+    if (w.bridge) bridges.emplace_back(labels(w.id, w.slot), &*w.bridge);
+  }
+  if (!bridges.empty()) {
+    const auto bridge = [&](std::string_view name, std::string_view type, std::string_view help,
+                            const std::function<std::uint64_t(const BridgeCounters&)>& field) {
+      e.family(name, type, help);
+      for (const auto& [label_set, b] : bridges) e.sample(label_set, std::to_string(field(*b)));
+    };
+    bridge("multinode_bridge_up", "gauge", "1 when the process's links to Redis are up (Options::bridge).",
+           [](const BridgeCounters& b) -> std::uint64_t { return b.state == BridgeLinkState::up ? 1 : 0; });
+    bridge("multinode_bridge_published_total", "counter", "Cluster-wide messages Redis acknowledged.",
+           [](const BridgeCounters& b) { return b.published; });
+    bridge("multinode_bridge_received_total", "counter", "Cluster-wide messages delivered from Redis.",
+           [](const BridgeCounters& b) { return b.received; });
+    bridge("multinode_bridge_dropped_total", "counter",
+           "Messages published here and lost: queue full, too large, link lost before Redis acknowledged.",
+           [](const BridgeCounters& b) { return b.dropped; });
     e.family("multinode_bridge_rejected_total", "counter",
              "Payloads and replies from Redis dropped as bad input.");
-    e.sample("{id=\"0\",slot=\"0\",reason=\"oversized\"}", std::to_string(b.oversized));
-    e.sample("{id=\"0\",slot=\"0\",reason=\"foreign\"}", std::to_string(b.foreign));
-    e.sample("{id=\"0\",slot=\"0\",reason=\"malformed\"}", std::to_string(b.malformed));
-    e.sample("{id=\"0\",slot=\"0\",reason=\"reply\"}", std::to_string(b.bad_replies));
-    e.family("multinode_bridge_reconnects_total", "counter",
-             "Links to Redis established again after a loss.");
-    e.sample(master, std::to_string(b.reconnects));
-    e.family("multinode_bridge_queued_bytes", "gauge", "Published messages waiting for the link to Redis.");
-    e.sample(master, std::to_string(b.queued_bytes));
+    for (const auto& [label_set, b] : bridges) {
+      // label_set is {id="..",slot=".."}: the reason goes before its closing brace.
+      const std::string open = label_set.substr(0, label_set.size() - 1);
+      e.sample(open + ",reason=\"oversized\"}", std::to_string(b->oversized));
+      e.sample(open + ",reason=\"foreign\"}", std::to_string(b->foreign));
+      e.sample(open + ",reason=\"malformed\"}", std::to_string(b->malformed));
+      e.sample(open + ",reason=\"reply\"}", std::to_string(b->bad_replies));
+    }
+    bridge("multinode_bridge_reconnects_total", "counter", "Links to Redis established again after a loss.",
+           [](const BridgeCounters& b) { return b.reconnects; });
+    bridge("multinode_bridge_queued_bytes", "gauge", "Published messages waiting for the link to Redis.",
+           [](const BridgeCounters& b) { return b.queued_bytes; });
   }
   return e.take();
 }

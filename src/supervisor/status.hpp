@@ -27,6 +27,7 @@ struct WorkerStatus {
   std::optional<std::uint64_t> rss_bytes;         // none once /proc cannot tell
   std::optional<std::uint64_t> heartbeat_age_ms;  // none without heartbeats, or once stopping
   std::optional<ServerCounters> counters;         // none until it answered once
+  std::optional<BridgeCounters> bridge;           // its link to Redis: none without one, or until it answered
 };
 
 struct MasterStatus {

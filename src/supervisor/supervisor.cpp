@@ -470,6 +470,12 @@ void Supervisor::on_record(NodeId id, const Record& record, int fd) {
                                   : std::string(),
                               ")"));
   }
+  if (record.type == RecordType::bridge_stats) {
+    Child& child = *it->second;
+    if (child.bridge_incoming_serial != record.peer_id) child.bridge_incoming = {};
+    child.bridge_incoming_serial = record.peer_id;
+    apply_bridge_stats(record, child.bridge_incoming);
+  }
   if (record.type == RecordType::stats) on_stats(*it->second, record);
 }
 
@@ -907,6 +913,9 @@ void Supervisor::collect_status(std::chrono::milliseconds deadline,
 void Supervisor::on_stats(Child& child, const Record& record) {
   child.counters = ServerCounters{record.peer_slot, record.value};
   child.stats_answered = record.peer_id;
+  // The bridge_stats records of this answer came before it, on the same channel.
+  if (child.bridge_incoming_serial == record.peer_id) child.bridge = child.bridge_incoming;
+  child.bridge_incoming_serial.reset();
   if (gathering_ && record.peer_id == stats_serial_ && status_answered()) finish_status();
 }
 
@@ -961,6 +970,7 @@ StatusSnapshot Supervisor::snapshot() const {
       w.heartbeat_age_ms = static_cast<std::uint64_t>(heartbeat_age(*child).count());
     }
     w.counters = child->counters;
+    w.bridge = child->bridge;
     status.workers.push_back(w);
   }
   std::sort(status.workers.begin(), status.workers.end(), [](const WorkerStatus& a, const WorkerStatus& b) {

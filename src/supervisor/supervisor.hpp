@@ -139,7 +139,12 @@ class Supervisor {
     bool reload_step = false;  // a replacement started by a SIGHUP rolling restart (not a recycle)
     std::optional<ServerCounters> counters;  // its last stats record, for status
     std::uint32_t stats_answered = 0;        // the serial of that record
-    std::optional<unsigned> balance_entry;   // its entry in balance_, if any
+    // Its bridge figures (bridge_stats records): those of its last stats answer, and
+    // those of the answer coming in (the serial they came with), taken on its stats record.
+    std::optional<BridgeCounters> bridge;
+    BridgeCounters bridge_incoming;
+    std::optional<std::uint32_t> bridge_incoming_serial;
+    std::optional<unsigned> balance_entry;  // its entry in balance_, if any
     // A foreign worker (Options::worker_command): no control channel (control is
     // null), readiness and heartbeats from its NOTIFY_SOCKET datagrams, stopped by
     // SIGTERM to it and its process group.

@@ -205,6 +205,7 @@ void RunMesh::handle_record(const unsigned char* data) {
     case RecordType::stats:
     case RecordType::join:
     case RecordType::watchdog:
+    case RecordType::bridge_stats:
       log(LogLevel::debug, "ignoring an unexpected record (type ", static_cast<unsigned>(record.type),
           ") from the supervisor");
       break;

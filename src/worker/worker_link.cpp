@@ -53,6 +53,7 @@ void WorkerLink::start() {
           case RecordType::join:  // the mesh of `multinode run` workers only
           case RecordType::master:
           case RecordType::watchdog:
+          case RecordType::bridge_stats:
             log(LogLevel::warning, "ignoring an unexpected record from the master");
             break;
         }
@@ -108,6 +109,10 @@ void WorkerLink::check_requests() {
 }
 
 void WorkerLink::send_stats(std::uint32_t serial) {
+  // Before stats, so that the master has every figure of this answer when stats comes.
+  if (const auto bridge = host_.bridge_counters()) {
+    for (const Record& record : bridge_stats_records(*bridge, serial)) channel_.send(record);
+  }
   const ServerCounters counters = host_.server_counters();
   // The record has 32 bits for the open connections: more than 4 billion reads as that.
   const auto connections = static_cast<std::uint32_t>(

@@ -3,6 +3,7 @@
 // worker's heartbeat from the event loop, for the master to see the loop is not stuck.
 #pragma once
 
+#include <multinode/bridge.hpp>
 #include <multinode/server.hpp>
 #include <multinode/workers.hpp>
 
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace multinode::detail {
@@ -34,6 +36,8 @@ class WorkerLink {
     virtual bool stopping() const noexcept = 0;
     // This worker's server counters, sent when the master asks (stats_request).
     virtual ServerCounters server_counters() const noexcept = 0;
+    // This worker's bridge figures, sent with them; none without Options::bridge.
+    virtual std::optional<BridgeCounters> bridge_counters() const = 0;
 
    protected:
     ~Host() = default;
@@ -57,7 +61,7 @@ class WorkerLink {
   void arm_beat();
   void arm_request_check(std::chrono::milliseconds wait);
   void check_requests();
-  // Answers the master's stats_request of that serial.
+  // Answers the master's stats_request of that serial: the bridge_stats records, then stats.
   void send_stats(std::uint32_t serial);
 
   Host& host_;

@@ -5,6 +5,8 @@
 
 #include <multinode/control.hpp>
 
+#include <boost/json.hpp>
+
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -84,9 +86,11 @@ struct Hosts {
                                 "--prefix", prefix, "--control", control, "--publish-on", trigger, "--count",
                                 std::to_string(count), "--interval-us", std::to_string(interval_us)});
   }
-  ChildProcess start_receiver() const {
-    return ChildProcess::start(
-        {multinode::test::test_program_path("bridge_node"), "--bridge", url, "--prefix", prefix});
+  ChildProcess start_receiver(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> argv = {multinode::test::test_program_path("bridge_node"), "--bridge", url,
+                                     "--prefix", prefix};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return ChildProcess::start(argv);
   }
   void publish() const { std::ofstream(trigger) << "go\n"; }
 };
@@ -103,6 +107,35 @@ void stop_host(ChildProcess& host) {
 void expect_up(const ChildProcess& host) {
   EXPECT_TRUE(host.wait_for_output("up 0", 10s)) << host.error_output();
   EXPECT_TRUE(host.wait_for_output("up 1", 10s)) << host.error_output();
+}
+
+// The body of GET /metrics on the metrics endpoint at port.
+std::string scrape_metrics(std::uint16_t port) {
+  const int fd = multinode::test::connect_tcp(port, 5s);
+  if (fd < 0) return "(no connection to the metrics endpoint)";
+  multinode::test::write_all(fd, "GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n");
+  const std::string response = multinode::test::read_until_closed(fd, 5s);
+  ::close(fd);
+  const auto end = response.find("\r\n\r\n");
+  EXPECT_EQ(response.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << response;
+  return end == std::string::npos ? response : response.substr(end + 4);
+}
+
+// The "bridge" object of the worker `id` in a status reply (null when it has none).
+boost::json::value worker_bridge(const std::string& status, std::int64_t id) {
+  boost::system::error_code error;
+  const auto parsed = boost::json::parse(status, error);
+  if (error || !parsed.is_object()) {
+    ADD_FAILURE() << "status is not JSON: " << status;
+    return nullptr;
+  }
+  for (const auto& w : parsed.at("workers").as_array()) {
+    const auto& worker = w.as_object();
+    if (worker.at("id").to_number<std::int64_t>() != id) continue;
+    const auto* bridge = worker.if_contains("bridge");
+    return bridge != nullptr ? *bridge : boost::json::value(nullptr);
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -230,4 +263,88 @@ TEST(Bridge, RedisDownAtStartKilledAndRestartedTheBridgeComesBack) {
   stop_host(a);
   stop_host(b);
   redis->kill_all();
+}
+
+// Every worker's own figures travel to its master (bridge_stats records) and show
+// in status and in metrics, labelled with its id and slot as the other per-worker figures.
+TEST(Bridge, EveryWorkersFiguresAppearInStatusAndMetrics) {
+  Hosts hosts;
+  const std::string b_control = temp_path("b_control.sock");
+  const std::uint16_t b_metrics = multinode::test::free_port();
+  auto redis = start_redis(hosts.port);
+  auto a = hosts.start_publisher(5, 0);
+  auto b = hosts.start_receiver(
+      {"--nodes", "3", "--control", b_control, "--metrics", "127.0.0.1:" + std::to_string(b_metrics)});
+  expect_up(a);
+  expect_up(b);
+  EXPECT_TRUE(b.wait_for_output("up 2", 10s)) << b.error_output();
+  hosts.publish();
+  ASSERT_TRUE(a.wait_for_output("done 15 0", 10s)) << a.output() << a.error_output();
+  for (const auto& [host, node] :
+       std::vector<std::pair<const ChildProcess*, std::string>>{{&b, "0"}, {&b, "1"}, {&b, "2"}, {&a, "1"}}) {
+    ASSERT_TRUE(wait_received(*host, node, 15, 10s)) << host->output();
+  }
+
+  // Host A: its worker (id 1) received the 15 and published nothing.
+  const std::string a_status = multinode::control_command(hosts.control, "status");
+  const auto a_worker = worker_bridge(a_status, 1);
+  ASSERT_TRUE(a_worker.is_object()) << a_status;
+  EXPECT_EQ(a_worker.at("state"), "up") << a_status;
+  EXPECT_EQ(a_worker.at("published").to_number<std::uint64_t>(), 0u) << a_status;
+  EXPECT_EQ(a_worker.at("received").to_number<std::uint64_t>(), 15u) << a_status;
+  EXPECT_EQ(a_worker.at("dropped").to_number<std::uint64_t>(), 0u) << a_status;
+  EXPECT_EQ(a_worker.at("reconnects").to_number<std::uint64_t>(), 0u) << a_status;
+  EXPECT_EQ(a_worker.at("rejected_by_reason").at("foreign").to_number<std::uint64_t>(), 0u) << a_status;
+  // The master's own figures stay where they were.
+  EXPECT_NE(a_status.find("],\"bridge\":{\"state\":\"up\",\"published\":15,"), std::string::npos) << a_status;
+
+  // Host B: garbage on the channel, counted by every process; each worker's figures in status and metrics.
+  const std::string channel = hosts.prefix + "t";
+  const std::string redis_cli = "redis-cli -p " + std::to_string(hosts.port) + " publish '" + channel +
+                                "' 'not a multinode envelope' >/dev/null";
+  ASSERT_EQ(std::system(redis_cli.c_str()), 0);
+  std::string b_status;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    b_status = multinode::control_command(b_control, "status");
+    const auto w1 = worker_bridge(b_status, 1), w2 = worker_bridge(b_status, 2);
+    if (w1.is_object() && w2.is_object() && w1.at("rejected").to_number<std::uint64_t>() == 1 &&
+        w2.at("rejected").to_number<std::uint64_t>() == 1) {
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  for (const std::int64_t id : {1, 2}) {
+    const auto w = worker_bridge(b_status, id);
+    ASSERT_TRUE(w.is_object()) << b_status;
+    EXPECT_EQ(w.at("state"), "up") << b_status;
+    EXPECT_EQ(w.at("received").to_number<std::uint64_t>(), 15u) << b_status;
+    EXPECT_EQ(w.at("rejected").to_number<std::uint64_t>(), 1u) << b_status;
+    EXPECT_EQ(w.at("rejected_by_reason").at("foreign").to_number<std::uint64_t>(), 1u) << b_status;
+  }
+  const std::string metrics = scrape_metrics(b_metrics);
+  for (const std::string line : {
+           "multinode_bridge_up{id=\"0\",slot=\"0\"} 1",
+           "multinode_bridge_received_total{id=\"0\",slot=\"0\"} 15",
+           "multinode_bridge_up{id=\"1\",slot=\"1\"} 1",
+           "multinode_bridge_up{id=\"2\",slot=\"2\"} 1",
+           "multinode_bridge_published_total{id=\"1\",slot=\"1\"} 0",
+           "multinode_bridge_received_total{id=\"1\",slot=\"1\"} 15",
+           "multinode_bridge_received_total{id=\"2\",slot=\"2\"} 15",
+           "multinode_bridge_dropped_total{id=\"2\",slot=\"2\"} 0",
+           "multinode_bridge_rejected_total{id=\"2\",slot=\"2\",reason=\"foreign\"} 1",
+           "multinode_bridge_reconnects_total{id=\"1\",slot=\"1\"} 0",
+           "multinode_bridge_queued_bytes{id=\"2\",slot=\"2\"} 0",
+       }) {
+    EXPECT_NE(metrics.find("\n" + line + "\n"), std::string::npos) << line << "\n" << metrics;
+  }
+  // The same over the control socket.
+  const std::string over_socket = multinode::control_command(b_control, "metrics");
+  EXPECT_NE(over_socket.find("\nmultinode_bridge_received_total{id=\"2\",slot=\"2\"} 15\n"),
+            std::string::npos)
+      << over_socket;
+  stop_host(a);
+  stop_host(b);
+  ::unlink(b_control.c_str());
+  redis.kill_all();
 }

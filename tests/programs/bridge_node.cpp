@@ -5,7 +5,7 @@
 //   recv <node> <from-host> <from-node> <kind> <content>   a message on "t"
 //   done <published> <dropped> <reconnects>     the publisher's figures, once its queue is empty
 //
-//   bridge_node --bridge URL [--nodes N] [--prefix P] [--control PATH]
+//   bridge_node --bridge URL [--nodes N] [--prefix P] [--control PATH] [--metrics HOST:PORT]
 //               [--publish-on FILE --count K [--interval-us U]]
 // --publish-on: the master, once FILE exists, publishes K rounds of a text "t<i>",
 // a binary "b<i>" and a JSON {"i":i} on "t", one round every U microseconds.
@@ -89,6 +89,8 @@ int main(int argc, char** argv) {
       options.bridge_prefix = value;
     else if (arg == "--control")
       options.control_socket = value;
+    else if (arg == "--metrics")
+      options.metrics_listen = value;
     else if (arg == "--publish-on")
       publisher.trigger = value;
     else if (arg == "--count")

@@ -35,10 +35,62 @@ TEST(ControlRecord, RejectsWrongSizesAndUnknownTypes) {
   wire[0] = 5;  // recycle
   EXPECT_TRUE(decode_record(wire, record_size, decoded));
   EXPECT_EQ(decoded.type, RecordType::recycle);
-  wire[0] = 10;  // watchdog, the last type (the mesh of `multinode run` workers: join 8, master 9)
+  wire[0] = 10;  // watchdog (the mesh of `multinode run` workers: join 8, master 9, watchdog 10)
   EXPECT_TRUE(decode_record(wire, record_size, decoded));
   EXPECT_EQ(decoded.type, RecordType::watchdog);
-  wire[0] = 11;  // past the last type
+}
+
+TEST(ControlRecord, BridgeStatsCarryEveryFigureOfAWorker) {
+  BridgeCounters sent;
+  sent.state = BridgeLinkState::up;
+  sent.published = 1;
+  sent.received = 2;
+  sent.dropped = 3;
+  sent.oversized = 4;
+  sent.foreign = 5;
+  sent.malformed = 6;
+  sent.bad_replies = 7;
+  sent.reconnects = 8;
+  sent.queued_bytes = 0xffffffffffffffffull;
+  const auto records = bridge_stats_records(sent, 42);
+  ASSERT_EQ(records.size(), bridge_stats_fields);
+  BridgeCounters got;
+  for (const Record& record : records) {
+    unsigned char wire[record_size];
+    encode_record(record, wire);
+    EXPECT_EQ(wire[0], 11);  // bridge_stats
+    Record decoded;
+    ASSERT_TRUE(decode_record(wire, record_size, decoded));
+    EXPECT_EQ(decoded.type, RecordType::bridge_stats);
+    EXPECT_EQ(decoded.peer_id, 42u);
+    apply_bridge_stats(decoded, got);
+  }
+  EXPECT_EQ(got.state, BridgeLinkState::up);
+  EXPECT_EQ(got.published, 1u);
+  EXPECT_EQ(got.received, 2u);
+  EXPECT_EQ(got.dropped, 3u);
+  EXPECT_EQ(got.oversized, 4u);
+  EXPECT_EQ(got.foreign, 5u);
+  EXPECT_EQ(got.malformed, 6u);
+  EXPECT_EQ(got.bad_replies, 7u);
+  EXPECT_EQ(got.rejected, 4u + 5u + 6u + 7u);
+  EXPECT_EQ(got.reconnects, 8u);
+  EXPECT_EQ(got.queued_bytes, sent.queued_bytes);
+}
+
+TEST(ControlRecord, RejectsBridgeStatsOfAnUnknownFieldOrLinkState) {
+  unsigned char wire[record_size];
+  Record decoded;
+  encode_record({RecordType::bridge_stats, 1, bridge_stats_fields - 1, 5}, wire);
+  EXPECT_TRUE(decode_record(wire, record_size, decoded));
+  encode_record({RecordType::bridge_stats, 1, bridge_stats_fields, 5}, wire);
+  EXPECT_FALSE(decode_record(wire, record_size, decoded));
+  encode_record({RecordType::bridge_stats, 1, 0, 2}, wire);  // state up
+  EXPECT_TRUE(decode_record(wire, record_size, decoded));
+  encode_record({RecordType::bridge_stats, 1, 0, 3}, wire);  // no such state
+  EXPECT_FALSE(decode_record(wire, record_size, decoded));
+  encode_record({RecordType::stats, 1, 0, 0}, wire);
+  wire[0] = 12;  // past the last type (bridge_stats, 11)
   EXPECT_FALSE(decode_record(wire, record_size, decoded));
 }
 

@@ -112,5 +112,51 @@ TEST(SupervisorStatus, PrometheusFamiliesHaveHelpAndTypeAndLabelsIdAndSlot) {
   EXPECT_EQ(text.back(), '\n');
 }
 
+TEST(SupervisorStatus, EveryProcessWithABridgeHasItsFigures) {
+  StatusSnapshot status = example();
+  BridgeCounters master;
+  master.state = BridgeLinkState::up;
+  master.published = 15;
+  status.bridge = master;
+  BridgeCounters worker;
+  worker.state = BridgeLinkState::connecting;
+  worker.received = 9;
+  worker.dropped = 1;
+  worker.foreign = 2;
+  worker.rejected = 2;
+  worker.reconnects = 3;
+  worker.queued_bytes = 64;
+  status.workers[0].bridge = worker;  // id 3; id 4 has not answered: no figures
+  const std::string json = status_json(status);
+  EXPECT_NE(json.find("\"requests\":17,\"bridge\":{\"state\":\"connecting\",\"published\":0,\"received\":9,"
+                      "\"dropped\":1,\"rejected\":2,\"rejected_by_reason\":{\"oversized\":0,\"foreign\":2,"
+                      "\"malformed\":0,\"reply\":0},\"reconnects\":3,\"queued_bytes\":64}}"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("],\"bridge\":{\"state\":\"up\",\"published\":15,"), std::string::npos) << json;
+  EXPECT_EQ(json.find("\"requests\":null,\"bridge\""), std::string::npos) << json;
+  const std::string text = status_prometheus(status);
+  for (const char* line : {
+           "# TYPE multinode_bridge_up gauge",
+           "multinode_bridge_up{id=\"0\",slot=\"0\"} 1",
+           "multinode_bridge_up{id=\"3\",slot=\"1\"} 0",
+           "multinode_bridge_published_total{id=\"0\",slot=\"0\"} 15",
+           "multinode_bridge_published_total{id=\"3\",slot=\"1\"} 0",
+           "multinode_bridge_received_total{id=\"3\",slot=\"1\"} 9",
+           "multinode_bridge_dropped_total{id=\"3\",slot=\"1\"} 1",
+           "multinode_bridge_rejected_total{id=\"3\",slot=\"1\",reason=\"foreign\"} 2",
+           "multinode_bridge_rejected_total{id=\"0\",slot=\"0\",reason=\"reply\"} 0",
+           "multinode_bridge_reconnects_total{id=\"3\",slot=\"1\"} 3",
+           "multinode_bridge_queued_bytes{id=\"3\",slot=\"1\"} 64",
+       }) {
+    EXPECT_TRUE(has_line(text, line)) << line << "\n" << text;
+  }
+  EXPECT_EQ(text.find("multinode_bridge_up{id=\"4\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("# TYPE multinode_bridge_up "), text.rfind("# TYPE multinode_bridge_up ")) << text;
+  // A worker's figures alone (a master without a bridge does not happen, but the form holds).
+  status.bridge.reset();
+  EXPECT_TRUE(has_line(status_prometheus(status), "multinode_bridge_up{id=\"3\",slot=\"1\"} 0"));
+}
+
 }  // namespace
 }  // namespace multinode::detail
