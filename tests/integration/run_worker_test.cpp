@@ -166,14 +166,16 @@ std::size_t count(const std::string& text, std::string_view needle) {
   return n;
 }
 
+enum class From { out, err };
 bool wait_for_count(const ChildProcess& child, std::string_view needle, std::size_t n,
-                    std::chrono::milliseconds timeout = 10s) {
+                    std::chrono::milliseconds timeout = 10s, From from = From::out) {
+  auto text = [&] { return from == From::out ? child.output() : child.error_output(); };
   const auto deadline = clock::now() + timeout;
   while (clock::now() < deadline) {
-    if (count(child.output(), needle) >= n) return true;
+    if (count(text(), needle) >= n) return true;
     std::this_thread::sleep_for(10ms);
   }
-  return count(child.output(), needle) >= n;
+  return count(text(), needle) >= n;
 }
 
 int exit_code(ChildProcess& child, std::chrono::milliseconds timeout = 15s) {
@@ -573,7 +575,50 @@ TEST(RunWorkerUnderMultinodeRun, TheRunHelloExampleServesFromEachWorker) {
     EXPECT_TRUE(greeting.rfind("Hello from node ", 0) == 0 && greeting.find(", C++)\n") != std::string::npos)
         << greeting;
   }
-  EXPECT_TRUE(wait_for_count(supervisor, " serving\n", 2)) << supervisor.output();
+  EXPECT_TRUE(wait_for_count(supervisor, " serving", 2)) << supervisor.output();
+  supervisor.signal(SIGTERM);
+  EXPECT_EQ(exit_code(supervisor, 20s), 0) << supervisor.error_output();
+}
+
+// Under a `multinode run` that brokers the mesh (MULTINODE_MESH set; skipped by a
+// command without the broker): three C++ workers mesh, every pair exchanges its
+// frames; the master role's holder killed, the others' streams to it end, the
+// role goes to the oldest survivor and the replacement meshes with everyone.
+TEST(RunWorkerUnderMultinodeRun, MeshesThroughTheBrokerOfTheCommand) {
+  TempDir dir{"mn-run-mesh"};
+  const std::uint16_t port = free_port();
+  const std::string control = dir.file("control.sock");
+  // sh says whether the supervisor gave a mesh, then becomes the program (same pid: LISTEN_PID holds).
+  ChildProcess supervisor =
+      ChildProcess::start({MULTINODE_COMMAND, "run", "-n", "3", "-p", std::to_string(port), "--host",
+                           "127.0.0.1", "--control", control, "--ready", "notify", "--", "/bin/sh", "-c",
+                           "echo mesh=${MULTINODE_MESH:+given}; exec " + test_program_path("run_node")});
+  ASSERT_TRUE(wait_for_count(supervisor, "] mesh=", 3)) << supervisor.output() << supervisor.error_output();
+  if (count(supervisor.output(), "] mesh=given\n") == 0) {
+    supervisor.signal(SIGTERM);
+    EXPECT_EQ(exit_code(supervisor, 20s), 0);
+    GTEST_SKIP() << "this multinode run does not broker the mesh (no MULTINODE_MESH)";
+  }
+  // 3 workers: each verifies 3 messages from each of 2 peers.
+  ASSERT_TRUE(wait_for_count(supervisor, "] verified ", 18, 20s))
+      << supervisor.output() << supervisor.error_output();
+  EXPECT_EQ(count(supervisor.output(), "unexpected"), 0u);
+  EXPECT_EQ(count(supervisor.output(), " master 1 host "), 1u) << supervisor.output();  // one holder at start
+  // Kill the holder: the one whose start line says master 1.
+  const std::string out = supervisor.output();
+  const auto line = out.find(" master 1 host ");
+  const auto start = out.rfind("[worker ", line);
+  const auto pid_at = out.find(" pid ", start) + 5;
+  const pid_t holder = static_cast<pid_t>(std::atol(out.c_str() + pid_at));
+  const std::string holder_id = out.substr(start + 8, out.find(' ', start + 8) - start - 8);
+  ASSERT_GT(holder, 0);
+  ::kill(holder, SIGKILL);
+  EXPECT_TRUE(wait_for_count(supervisor, "] ended " + holder_id + "\n", 2)) << supervisor.output();
+  EXPECT_TRUE(wait_for_count(supervisor, "holds the master role from now on", 1, 10s, From::err))
+      << supervisor.error_output();
+  // The replacement (id 4) meshes with both survivors: 6 more verified at each end.
+  EXPECT_TRUE(wait_for_count(supervisor, "] verified ", 18 + 12, 20s)) << supervisor.output();
+  EXPECT_EQ(count(supervisor.output(), "] verified json from 4\n"), 2u) << supervisor.output();
   supervisor.signal(SIGTERM);
   EXPECT_EQ(exit_code(supervisor, 20s), 0) << supervisor.error_output();
 }
