@@ -39,7 +39,9 @@ class Nodes {
   // False for an empty handle: listen() failed.
   explicit operator bool() const noexcept { return runtime_ != nullptr; }
 
-  // True in the original process, the one the user started.
+  // True in the original process, the one the user started. In a worker of
+  // `multinode run` (docs/cli.md): true while it holds the mesh's master role
+  // (started with MULTINODE_MASTER=1, or handed it since), in one worker at a time.
   bool is_master() const noexcept;
   // This process's id: the master is 0, workers count up from 1, never reused.
   NodeId id() const noexcept;

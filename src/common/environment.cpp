@@ -115,6 +115,35 @@ std::optional<WorkerIdentity> decode_worker(const char* const* envp) {
   return identity;
 }
 
+bool names_a_run_worker(const char* const* envp) noexcept {
+  return find(envp, run_id) != nullptr && find(envp, worker_id) == nullptr;
+}
+
+std::optional<RunWorkerIdentity> decode_run_worker(const char* const* envp) {
+  const auto id = decode_number(find(envp, run_id));
+  const auto slot_number = decode_number(find(envp, slot));
+  if (!id || !slot_number || *id > std::numeric_limits<std::uint32_t>::max() || *slot_number > UINT_MAX)
+    return std::nullopt;
+  RunWorkerIdentity identity;
+  identity.id = static_cast<std::uint32_t>(*id);
+  identity.slot = static_cast<unsigned>(*slot_number);
+  const auto count = decode_number(find(envp, run_nodes));
+  identity.nodes = count && *count <= UINT_MAX ? static_cast<unsigned>(*count) : 0;
+  if (const char* directory = find(envp, mesh)) identity.mesh = directory;
+  const char* master = find(envp, mesh_master);
+  identity.master = master != nullptr && std::string_view(master) == "1";
+  if (const char* url = find(envp, bridge_url)) identity.bridge = url;
+  if (const char* prefix = find(envp, bridge_prefix)) identity.bridge_prefix = prefix;
+  // A u64: strtoull, the whole text, digits only.
+  if (const char* host = find(envp, bridge_host_id); host != nullptr && *host >= '0' && *host <= '9') {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long value = std::strtoull(host, &end, 10);
+    if (*end == '\0' && errno != ERANGE) identity.host_id = value;
+  }
+  return identity;
+}
+
 std::optional<ListenFds> decode_listen_fds(const char* const* envp) {
   const auto pid = decode_number(find(envp, listen_pid));
   const auto count = decode_number(find(envp, listen_fds));

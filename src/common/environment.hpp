@@ -50,6 +50,21 @@ inline constexpr std::array<const char*, 7> worker_variables = {
 // Not in all_variables (a worker is never given them); is_own_entry() knows them too.
 inline constexpr std::array<const char*, 3> notify_variables = {notify_socket, watchdog_usec, watchdog_pid};
 
+// Set by `multinode run` in each of its (foreign) workers (docs/cli.md, docs/protocol.md's
+// mesh for workers of `multinode run`), beside MULTINODE_SLOT above: a program on the
+// library that sees MULTINODE_ID without MULTINODE_WORKER_ID is a worker of `multinode run`.
+inline constexpr const char* run_id = "MULTINODE_ID";
+inline constexpr const char* run_nodes = "MULTINODE_NODES";
+inline constexpr const char* mesh = "MULTINODE_MESH";           // the broker's directory
+inline constexpr const char* mesh_master = "MULTINODE_MASTER";  // "1": holds the master role from the start
+// `multinode run --bridge URL [--bridge-prefix P]`; the host id is also what a library
+// master gives its own workers (decimal u64, never 0).
+inline constexpr const char* bridge_url = "MULTINODE_BRIDGE";
+inline constexpr const char* bridge_prefix = "MULTINODE_BRIDGE_PREFIX";
+inline constexpr const char* bridge_host_id = "MULTINODE_BRIDGE_HOST_ID";
+inline constexpr std::array<const char*, 8> run_variables = {
+    run_id, slot, run_nodes, mesh, mesh_master, bridge_url, bridge_prefix, bridge_host_id};
+
 inline constexpr int first_listen_fd = 3;  // SD_LISTEN_FDS_START
 // More passed sockets than this is taken for a broken environment.
 inline constexpr long max_listen_fds = 1024;
@@ -98,6 +113,22 @@ struct WorkerIdentity {
 };
 bool names_a_worker(const char* const* envp) noexcept;  // MULTINODE_WORKER_ID is set
 std::optional<WorkerIdentity> decode_worker(const char* const* envp);
+
+// A worker of `multinode run` as it reads its environment.
+struct RunWorkerIdentity {
+  std::uint32_t id = 0;
+  unsigned slot = 0;
+  unsigned nodes = 0;   // 0 when absent or not a number
+  std::string mesh;     // empty: no mesh (a supervisor without the broker)
+  bool master = false;  // MULTINODE_MASTER=1
+  std::string bridge;   // empty when absent
+  std::optional<std::string> bridge_prefix;
+  std::uint64_t host_id = 0;  // 0 when absent or not a number
+};
+// MULTINODE_ID is set and MULTINODE_WORKER_ID is not (that one names a library worker).
+bool names_a_run_worker(const char* const* envp) noexcept;
+// nullopt when MULTINODE_ID or MULTINODE_SLOT is missing or not a decimal number that fits.
+std::optional<RunWorkerIdentity> decode_run_worker(const char* const* envp);
 
 // The listening sockets passed by sd_listen_fds(3)'s convention, as the receiver
 // reads them; nullopt when none were passed or LISTEN_PID / LISTEN_FDS are not

@@ -24,7 +24,10 @@ enum class RecordType : std::uint16_t {
   recycle = 5,        // worker -> master: reached max_requests, replace me (rolling path); value = requests
   stats_request = 6,  // master -> worker: send your server counters; value = the request's serial
   stats = 7,  // worker -> master: peer_id = that serial, peer_slot = connections open, value = requests
-  // 8, 9, 10: taken by another branch (join, master, watchdog).
+  // The mesh of `multinode run` workers (docs/protocol.md), on a stream socket, never with an fd:
+  join = 8,           // worker -> supervisor: first record; peer_id/peer_slot = its own, value = its pid
+  master = 9,         // supervisor -> worker: you hold the master role from now on (value 1)
+  watchdog = 10,      // worker -> supervisor: a heartbeat, as WATCHDOG=1 on NOTIFY_SOCKET
   bridge_stats = 11,  // worker -> master, before its stats: peer_id = that serial, peer_slot = the
                       // BridgeStatsField, value = that figure of the worker's bridge (Options::bridge)
 };

@@ -28,7 +28,7 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 // The host id of Options::bridge: set by the master, read by its workers.
-constexpr const char* host_id_variable = "MULTINODE_BRIDGE_HOST_ID";
+constexpr const char* host_id_variable = environment::bridge_host_id;
 
 boost::asio::ip::tcp::acceptor make_acceptor(boost::asio::io_context& io, int fd) {
   sockaddr_storage address{};
@@ -68,6 +68,8 @@ void Runtime::start() {
   set_log_output(options_.log_file, options_.log_format == LogFormat::json);
   if (environment::names_a_worker(environ)) {
     start_worker();
+  } else if (environment::names_a_run_worker(environ)) {
+    start_run_worker();
   } else {
     start_master();
   }
@@ -197,8 +199,9 @@ void Runtime::arm_watchdog() {
   watchdog_timer_->async_wait([this](boost::system::error_code error) {
     if (error || stopping_) return;
     // A stuck loop sends nothing, and neither does a master whose workers are not well:
-    // systemd then restarts the service (WatchdogSec=, Restart=).
-    if (supervisor_->healthy()) notifier_.send(watchdog_message);
+    // systemd then restarts the service (WatchdogSec=, Restart=). A worker of `multinode
+    // run` beats by the same rule, to its supervisor (which replaces it when it is silent).
+    if (!supervisor_ || supervisor_->healthy()) notifier_.send(watchdog_message);
     arm_watchdog();
   });
 }
@@ -275,6 +278,68 @@ void Runtime::start_worker() {
   start_serving(fds, false);
   worker_->start();
   watch_request_limit();
+}
+
+void Runtime::start_run_worker() {
+  is_master_ = false;
+  run_worker_ = true;
+  const auto identity = environment::decode_run_worker(environ);
+  if (!identity) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "MULTINODE_ID and MULTINODE_SLOT must both be decimal numbers (they are set by "
+                            "multinode run; unset MULTINODE_ID to start this program on its own)");
+  }
+  id_ = identity->id;
+  slot_ = identity->slot;
+  master_role_ = identity->master;
+  set_log_identity(false, id_, slot_);
+  environment::unset(environment::run_variables);
+  // The supervisor's NOTIFY_SOCKET and WATCHDOG_USEC/PID for this worker (read and removed).
+  notifier_ = SdNotifier::from_environment();
+  log(LogLevel::debug, "started by multinode run as node ", id_, " (slot ", slot_, " of ", identity->nodes,
+      "): serving the sockets it passed in this process; Options::port (", options_.port,
+      ") and Options::nodes (", options_.nodes, ") are ignored, the supervisor's -p and -n decide");
+  // Options::bridge and bridge_prefix from `multinode run --bridge` where the program
+  // left them as they are by default, and its host id, so that every worker of one
+  // supervisor is one host (docs/bridge.md).
+  if (options_.bridge.empty()) options_.bridge = identity->bridge;
+  if (identity->bridge_prefix && options_.bridge_prefix == Options{}.bridge_prefix)
+    options_.bridge_prefix = *identity->bridge_prefix;
+  host_id_ = identity->host_id;
+  if (host_id_ == 0) {
+    std::random_device device;
+    host_id_ = (std::uint64_t{device()} << 32 | device()) | 1;  // never 0
+  }
+  if (options_.max_requests > 0) {
+    log(LogLevel::warning, "max_requests ignored under multinode run: its supervisor recycles by --max-rss");
+  }
+  if (const auto identity_to_be = resolve_identity(options_.user, options_.group))
+    drop_privileges(*identity_to_be);
+
+  auto inherited = inherited_listeners();
+  if (!inherited) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "started by multinode run (MULTINODE_ID is set) but LISTEN_FDS / LISTEN_PID do "
+                            "not name this process: unset MULTINODE_ID to start this program on its own");
+  }
+  std::vector<int> fds;
+  for (const auto& socket : *inherited) fds.push_back(socket.fd);
+  start_serving(fds, false);
+  if (!identity->mesh.empty()) {
+    run_mesh_ = std::make_unique<RunMesh>(*this, identity->mesh);
+    run_mesh_->start();
+  }
+  if (notifier_.watchdog_interval().count() > 0) {
+    watchdog_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+    arm_watchdog();
+  }
+  if (master_role_) log(LogLevel::info, "holds the master role (MULTINODE_MASTER=1)");
+}
+
+void Runtime::master_role_granted() {
+  if (master_role_) return;
+  master_role_ = true;
+  log(LogLevel::info, "holds the master role from now on (its holder exited)");
 }
 
 void Runtime::watch_request_limit() {
@@ -400,6 +465,7 @@ void Runtime::begin_stop(const std::string& reason, int exit_status) {
   if (accept_balance_) accept_balance_->stop();  // its load no longer holds the others back
   if (supervisor_) supervisor_->stop_all();
   if (worker_) worker_->close();
+  if (run_mesh_) run_mesh_->close();  // no new peer; the streams in hand close below
   if (bridge_) bridge_->stop();
   for (auto& handler : on_stop_) handler();
   // Mesh streams watch for their peer's end, so they would keep the loop (and the
@@ -417,6 +483,12 @@ int Runtime::run() {
   if (worker_) {
     boost::asio::post(io_, [this] {
       if (!stopping_) worker_->send_ready();
+    });
+  }
+  if (run_worker_) {
+    // READY=1 on NOTIFY_SOCKET (the supervisor's --ready notify), from the loop: accepting by then.
+    boost::asio::post(io_, [this] {
+      if (!stopping_) notifier_.send(ready_message(::getpid(), "serving as node " + std::to_string(id_)));
     });
   }
   if (!stopping_) io_.run();

@@ -13,6 +13,7 @@
 #include "net/balance.hpp"
 #include "net/listeners.hpp"
 #include "supervisor/supervisor.hpp"
+#include "worker/run_mesh.hpp"
 #include "worker/worker_link.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -29,9 +30,10 @@
 
 namespace multinode::detail {
 
-// The host of the supervisor (in the master) and of the worker link (in a worker):
-// they reach the runtime only through those two interfaces.
-class Runtime final : public Supervisor::Host, public WorkerLink::Host {
+// The host of the supervisor (in the master), of the worker link (in a worker) and
+// of the mesh broker's client (in a worker of `multinode run`): they reach the
+// runtime only through those interfaces.
+class Runtime final : public Supervisor::Host, public WorkerLink::Host, public RunMesh::Host {
  public:
   Runtime(const Options& options, Server* server);
   ~Runtime();
@@ -43,7 +45,9 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
 
   const Options& options() const noexcept override { return options_; }
   boost::asio::io_context& io() noexcept override { return io_; }
-  bool is_master() const noexcept { return is_master_; }
+  // Nodes::is_master(): the original process, or in a worker of `multinode run` the
+  // holder of the mesh's master role (MULTINODE_MASTER=1, or a `master` record since).
+  bool is_master() const noexcept { return run_worker_ ? master_role_ : is_master_; }
   NodeId id() const noexcept override { return id_; }
   unsigned slot() const noexcept override { return slot_; }
   std::uint16_t port() const noexcept { return port_; }
@@ -101,6 +105,11 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
   void start_master();
   void start_bridge();
   void start_worker();
+  // Started by `multinode run` (MULTINODE_ID without MULTINODE_WORKER_ID): serves the
+  // LISTEN_FDS sockets in this one process and joins the mesh when MULTINODE_MESH is set.
+  void start_run_worker();
+  // RunMesh::Host: the supervisor's `master` record.
+  void master_role_granted() override;
   // Options::max_requests: this worker's own limit (with jitter), watched by the worker link.
   void watch_request_limit();
   void start_serving(const std::vector<int>& fds, bool duplicate);
@@ -112,7 +121,9 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
   Server* server_;
   boost::asio::io_context io_{1};
   boost::asio::signal_set signals_{io_};
-  bool is_master_ = true;
+  bool is_master_ = true;  // this process supervises (the original process of a library program)
+  bool run_worker_ = false;
+  bool master_role_ = false;  // a worker of `multinode run` only
   NodeId id_ = 0;
   unsigned slot_ = 0;
   std::uint16_t port_ = 0;
@@ -137,7 +148,8 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
 
   LogReopenFanout log_reopen_;  // the master: SIGUSR1 reaches every ready worker
   // The master's: systemd's notification socket (disabled without NOTIFY_SOCKET),
-  // the watchdog's timer and where the master serves, for STATUS= lines.
+  // the watchdog's timer and where the master serves, for STATUS= lines. A worker of
+  // `multinode run` has them too: its supervisor's NOTIFY_SOCKET and WATCHDOG_USEC.
   SdNotifier notifier_;
   std::unique_ptr<boost::asio::steady_timer> watchdog_timer_;
   std::string serving_on_;
@@ -152,6 +164,7 @@ class Runtime final : public Supervisor::Host, public WorkerLink::Host {
 
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<WorkerLink> worker_;
+  std::unique_ptr<RunMesh> run_mesh_;
 
   // The master's operator interface, and the socket file it bound (removed at the
   // stop, if it is still the one bound: same device and inode).

@@ -50,6 +50,9 @@ void WorkerLink::start() {
           case RecordType::stopping:
           case RecordType::recycle:
           case RecordType::stats:
+          case RecordType::join:  // the mesh of `multinode run` workers only
+          case RecordType::master:
+          case RecordType::watchdog:
           case RecordType::bridge_stats:
             log(LogLevel::warning, "ignoring an unexpected record from the master");
             break;

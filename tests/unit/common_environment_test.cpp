@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -170,6 +172,79 @@ TEST(Environment, UnsetRemovesTheGivenVariablesOnly) {
   EXPECT_STREQ(std::getenv("LISTEN_FDS"), "1");
   unset(listen_variables);
   EXPECT_EQ(std::getenv("LISTEN_FDS"), nullptr);
+}
+
+// The names `multinode run` gives its workers (docs/cli.md): the documented ones, each once.
+TEST(Environment, TheRunWorkerNamesAreTheDocumentedOnes) {
+  const std::vector<std::string> expected = {
+      "MULTINODE_ID",     "MULTINODE_SLOT",   "MULTINODE_NODES",         "MULTINODE_MESH",
+      "MULTINODE_MASTER", "MULTINODE_BRIDGE", "MULTINODE_BRIDGE_PREFIX", "MULTINODE_BRIDGE_HOST_ID"};
+  ASSERT_EQ(run_variables.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(run_variables[i], expected[i]);
+  // Only MULTINODE_SLOT is shared with the library's own workers.
+  for (const char* name : run_variables) {
+    const bool shared = std::string(name) == slot;
+    EXPECT_EQ(std::count_if(all_variables.begin(), all_variables.end(),
+                            [name](const char* other) { return std::string(name) == other; }),
+              shared ? 1 : 0)
+        << name;
+  }
+}
+
+TEST(Environment, ARunWorkerIsNamedByMultinodeIdWithoutWorkerId) {
+  EXPECT_TRUE(names_a_run_worker(Envp({"MULTINODE_ID=3", "MULTINODE_SLOT=1"}).get()));
+  EXPECT_FALSE(names_a_run_worker(Envp({"MULTINODE_SLOT=1"}).get()));
+  // A library worker (whose environment a test or a shell may have added MULTINODE_ID to).
+  EXPECT_FALSE(names_a_run_worker(Envp({"MULTINODE_ID=3", "MULTINODE_WORKER_ID=3"}).get()));
+  EXPECT_FALSE(names_a_worker(Envp({"MULTINODE_ID=3", "MULTINODE_SLOT=1"}).get()));
+}
+
+TEST(Environment, ARunWorkerDecodesEveryVariable) {
+  const auto all = decode_run_worker(
+      Envp({"MULTINODE_ID=7", "MULTINODE_SLOT=2", "MULTINODE_NODES=3",
+            "MULTINODE_MESH=/run/user/1000/multinode-mesh.x", "MULTINODE_MASTER=1",
+            "MULTINODE_BRIDGE=redis://127.0.0.1:6379",
+            "MULTINODE_BRIDGE_PREFIX=app:", "MULTINODE_BRIDGE_HOST_ID=18446744073709551615"})
+          .get());
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->id, 7u);
+  EXPECT_EQ(all->slot, 2u);
+  EXPECT_EQ(all->nodes, 3u);
+  EXPECT_EQ(all->mesh, "/run/user/1000/multinode-mesh.x");
+  EXPECT_TRUE(all->master);
+  EXPECT_EQ(all->bridge, "redis://127.0.0.1:6379");
+  EXPECT_EQ(all->bridge_prefix, std::optional<std::string>("app:"));
+  EXPECT_EQ(all->host_id, 18446744073709551615u);
+
+  const auto least = decode_run_worker(Envp({"MULTINODE_ID=1", "MULTINODE_SLOT=1"}).get());
+  ASSERT_TRUE(least);
+  EXPECT_EQ(least->nodes, 0u);
+  EXPECT_TRUE(least->mesh.empty());
+  EXPECT_FALSE(least->master);
+  EXPECT_TRUE(least->bridge.empty());
+  EXPECT_FALSE(least->bridge_prefix);
+  EXPECT_EQ(least->host_id, 0u);
+}
+
+TEST(Environment, ARunWorkerNeedsANumericIdAndSlot) {
+  EXPECT_FALSE(decode_run_worker(Envp({"MULTINODE_ID=1"}).get()));
+  EXPECT_FALSE(decode_run_worker(Envp({"MULTINODE_SLOT=1"}).get()));
+  EXPECT_FALSE(decode_run_worker(Envp({"MULTINODE_ID=x", "MULTINODE_SLOT=1"}).get()));
+  EXPECT_FALSE(decode_run_worker(Envp({"MULTINODE_ID=1", "MULTINODE_SLOT=-1"}).get()));
+  EXPECT_FALSE(decode_run_worker(Envp({"MULTINODE_ID=4294967296", "MULTINODE_SLOT=1"}).get()));
+  // What is only informative is dropped when malformed, not fatal.
+  const auto odd =
+      decode_run_worker(Envp({"MULTINODE_ID=1", "MULTINODE_SLOT=1", "MULTINODE_NODES=many",
+                              "MULTINODE_MASTER=yes", "MULTINODE_BRIDGE_HOST_ID=18446744073709551616"})
+                            .get());
+  ASSERT_TRUE(odd);
+  EXPECT_EQ(odd->nodes, 0u);
+  EXPECT_FALSE(odd->master);  // only "1" gives the role
+  EXPECT_EQ(odd->host_id, 0u);
+  const auto junk =
+      decode_run_worker(Envp({"MULTINODE_ID=1", "MULTINODE_SLOT=1", "MULTINODE_BRIDGE_HOST_ID=12ab"}).get());
+  ASSERT_TRUE(junk);
+  EXPECT_EQ(junk->host_id, 0u);
 }
 
 }  // namespace
