@@ -21,6 +21,10 @@ enum class RecordType : std::uint16_t {
   recycle = 5,        // worker -> master: reached max_requests, replace me (rolling path); value = requests
   stats_request = 6,  // master -> worker: send your server counters; value = the request's serial
   stats = 7,  // worker -> master: peer_id = that serial, peer_slot = connections open, value = requests
+  // The mesh of `multinode run` workers (a SOCK_STREAM connection, no fds):
+  join = 8,       // worker -> supervisor: peer_id/peer_slot = its own, value = its pid
+  master = 9,     // supervisor -> worker: you hold the master role from now on; value = 1
+  watchdog = 10,  // worker -> supervisor: a heartbeat (as WATCHDOG=1); peer_id/peer_slot = its own
 };
 
 struct Record {
@@ -32,7 +36,8 @@ struct Record {
 
 constexpr std::size_t record_size = 24;
 
-// Little-endian wire form; decode returns false for a record that is not record_size bytes.
+// Little-endian wire form; decode returns false for a record that is not record_size bytes
+// or whose type is unknown.
 void encode_record(const Record& record, unsigned char (&out)[record_size]);
 bool decode_record(const unsigned char* data, std::size_t size, Record& record);
 

@@ -50,6 +50,9 @@ void WorkerLink::start() {
           case RecordType::stopping:
           case RecordType::recycle:
           case RecordType::stats:
+          case RecordType::join:  // (the mesh of `multinode run` workers: not on this channel)
+          case RecordType::master:
+          case RecordType::watchdog:
             log(LogLevel::warning, "ignoring an unexpected record from the master");
             break;
         }
