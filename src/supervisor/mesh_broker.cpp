@@ -7,6 +7,7 @@
 
 #include <boost/asio/write.hpp>
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -56,9 +57,34 @@ std::string record_name(std::uint16_t type) {
   }
 }
 
-// A private directory mesh-XXXXXX in parent, or "" with why set.
+// Directories mesh-PID-XXXXXX of this user in parent whose supervisor is gone: one
+// that died by SIGKILL (or a second SIGTERM, whose default action is death) could
+// not remove its own. A live pid is left alone, even if it is another process now.
+void remove_stale(const std::string& parent) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(parent, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("mesh-", 0) != 0) continue;
+    const auto dash = name.find('-', 5);
+    if (dash == std::string::npos || dash == 5 || dash - 5 > 10) continue;
+    const std::string digits = name.substr(5, dash - 5);
+    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const long pid = std::stol(digits);
+    struct stat info {};
+    if (::lstat(entry.path().c_str(), &info) != 0 || !S_ISDIR(info.st_mode) || info.st_uid != ::geteuid())
+      continue;
+    if (pid <= 0 || pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    std::error_code removed;
+    std::filesystem::remove_all(entry.path(), removed);
+    if (!removed)
+      log(LogLevel::info, "removed ", entry.path().string(), ", left by supervisor pid ", pid, ", gone");
+  }
+}
+
+// A private directory mesh-PID-XXXXXX in parent, or "" with why set.
 std::string make_in(const std::string& parent, std::string& why) {
-  std::string path = parent + "/mesh-XXXXXX";
+  remove_stale(parent);
+  std::string path = parent + "/mesh-" + std::to_string(::getpid()) + "-XXXXXX";
   if (path.size() + member_socket_room > max_socket_path) {
     why = parent + " is too long a path for the workers' sockets (" + std::to_string(max_socket_path) +
           " bytes in all)";

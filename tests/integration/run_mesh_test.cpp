@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -36,6 +37,8 @@ import os, signal, socket, sys, time
 print("MESHENV id=%s slot=%s pid=%d master=%s mesh=%s" % (
     os.environ.get("MULTINODE_ID"), os.environ.get("MULTINODE_SLOT"), os.getpid(),
     os.environ.get("MULTINODE_MASTER", "-"), os.environ.get("MULTINODE_MESH", "-")), flush=True)
+print("BRIDGE url=%s prefix=%s host=%s" % tuple(os.environ.get("MULTINODE_BRIDGE" + k, "-")
+                                                for k in ("", "_PREFIX", "_HOST_ID")), flush=True)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 while True:
     time.sleep(1)
@@ -134,10 +137,20 @@ class RunMesh : public ::testing::Test {
  protected:
   void SetUp() override { std::ofstream(dir_.file("worker.py")) << worker_script; }
 
-  ChildProcess start(unsigned nodes) {
-    return ChildProcess::start({MULTINODE_COMMAND, "run", "-n", std::to_string(nodes), "--host", "127.0.0.1",
-                                "-p", std::to_string(free_port()), "--control", dir_.file("control.sock"),
-                                "--", python, dir_.file("worker.py")});
+  ChildProcess start(unsigned nodes, const std::vector<std::string>& options = {}) {
+    std::vector<std::string> argv{MULTINODE_COMMAND,
+                                  "run",
+                                  "-n",
+                                  std::to_string(nodes),
+                                  "--host",
+                                  "127.0.0.1",
+                                  "-p",
+                                  std::to_string(free_port()),
+                                  "--control",
+                                  dir_.file("control.sock")};
+    argv.insert(argv.end(), options.begin(), options.end());
+    argv.insert(argv.end(), {"--", python, dir_.file("worker.py")});
+    return ChildProcess::start(argv);
   }
 
   // The first `count` workers' environments, once they printed them.
@@ -155,6 +168,15 @@ class RunMesh : public ::testing::Test {
 };
 
 TEST_F(RunMesh, TheDirectoryIsPrivateAndOneWorkerIsMaster) {
+  // One left behind by a supervisor that is gone (killed): removed by the next one.
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ASSERT_GT(gone, 0);
+  ::waitpid(gone, nullptr, 0);
+  const std::string stale = dir_.file("mesh-" + std::to_string(gone) + "-AbCdEf");
+  ASSERT_EQ(::mkdir(stale.c_str(), 0700), 0);
+  std::ofstream(stale + "/supervisor.sock") << "";
+
   ChildProcess supervisor = start(3);
   const auto envs = wait_for_workers(supervisor, 3);
   ASSERT_EQ(envs.size(), 3U) << supervisor.error_output();
@@ -172,6 +194,7 @@ TEST_F(RunMesh, TheDirectoryIsPrivateAndOneWorkerIsMaster) {
   EXPECT_EQ(info.st_mode & 0777, 0700U);
   EXPECT_EQ(info.st_uid, ::geteuid());
   EXPECT_EQ(::access((mesh + "/supervisor.sock").c_str(), F_OK), 0);
+  EXPECT_NE(::access(stale.c_str(), F_OK), 0) << "a directory of a supervisor that is gone stayed";
 
   supervisor.signal(SIGTERM);
   const auto status = supervisor.wait(20s);
@@ -265,6 +288,45 @@ TEST_F(RunMesh, RefusesWhatIsNotAJoinOfALiveWorker) {
   const auto status = supervisor.wait(20s);
   ASSERT_TRUE(status && WIFEXITED(*status)) << supervisor.error_output();
   EXPECT_EQ(WEXITSTATUS(*status), 0);
+}
+
+TEST_F(RunMesh, BridgeIsPassedToTheWorkersAsOneHost) {
+  // Nothing listens on port 1: the supervisor keeps no link, so it starts all the same.
+  ChildProcess supervisor = start(2, {"--bridge", "redis://127.0.0.1:1/3", "--bridge-prefix", "app:"});
+  ASSERT_EQ(wait_for_workers(supervisor, 2).size(), 2U) << supervisor.error_output();
+  static const std::regex line(R"(BRIDGE url=(\S+) prefix=(\S+) host=(\d+))");
+  std::vector<std::smatch> found;
+  std::string output;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (found.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+    output = supervisor.output();
+    found.clear();
+    for (auto it = std::sregex_iterator(output.begin(), output.end(), line); it != std::sregex_iterator();
+         ++it)
+      found.push_back(*it);
+  }
+  ASSERT_EQ(found.size(), 2U) << output;
+  for (const auto& m : found) {
+    EXPECT_EQ(m[1], "redis://127.0.0.1:1/3");
+    EXPECT_EQ(m[2], "app:");
+    EXPECT_EQ(m[3], found.front()[3]);  // one host id for every worker of the supervisor
+  }
+  EXPECT_EQ(supervisor.error_output().find("bridge"), std::string::npos) << supervisor.error_output();
+  supervisor.signal(SIGTERM);
+  const auto status = supervisor.wait(20s);
+  ASSERT_TRUE(status && WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+
+  // A URL that is not redis:// fails at start, saying why.
+  ChildProcess bad = start(1, {"--bridge", "http://127.0.0.1:1"});
+  const auto bad_status = bad.wait(20s);
+  ASSERT_TRUE(bad_status && WIFEXITED(*bad_status));
+  EXPECT_EQ(WEXITSTATUS(*bad_status), 1);
+  EXPECT_NE(bad.error_output().find("Options::bridge"), std::string::npos) << bad.error_output();
+  // Neither supervisor left its private directory behind (the failed start neither).
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
+    EXPECT_NE(entry.path().filename().string().rfind("mesh-", 0), 0U) << entry.path();
 }
 
 }  // namespace
