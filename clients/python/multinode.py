@@ -262,7 +262,17 @@ class FrameStream:
             raise ValueError("message of %d bytes is above max_frame_size %d" % (len(frame) - 8, self.max_frame_size))
         self._call(lambda: self._write(frame))
 
+    async def drain(self) -> None:
+        """Waits until what send() queued is mostly written (asyncio's flow control):
+        a sender of much data awaits it between messages so that its buffer stays bounded."""
+        if not self.closed.done():
+            try:
+                await self.stream.writer.drain()
+            except ConnectionError:
+                pass
+
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """A normal close (code 0) or a refusal (1-255): the close frame, then the socket."""
         self._call(lambda: self._finish_local(code, reason))
 
     def _call(self, action: Callable[[], None]) -> None:
@@ -368,6 +378,8 @@ class Nodes:
         self._ready_sent = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stopped: Optional[asyncio.Future] = None
+        self._stopping = False
+        self._clients: set[asyncio.Task] = set()
 
     # --- events ---
     def on_node(self, callback: Callable[[Stream], Any]) -> Callable[[Stream], Any]:
@@ -444,7 +456,7 @@ class Nodes:
                         self._on_master()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
-        if self._stopped is not None and not self._stopped.done():
+        if not self._stopping:
             print("multinode: the supervisor is gone: stopping", file=sys.stderr, flush=True)
             self.stop()
 
@@ -472,9 +484,11 @@ class Nodes:
         self._met(Stream(peer, peer_slot, reader, writer))
 
     def _met(self, stream: Stream) -> None:
-        if self._stopped is not None and self._stopped.done():
+        if self._stopping:
             stream.close()
             return
+        for gone in [i for i, known in self.streams.items() if known.writer.is_closing()]:
+            del self.streams[gone]
         self.streams[stream.id] = stream
         if self._on_node is not None:
             self._on_node(stream)
@@ -484,30 +498,44 @@ class Nodes:
     # --- serving, readiness, heartbeats ---
     async def serve(self, client_connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
                     **options: Any) -> list[asyncio.AbstractServer]:
-        """asyncio.start_server(client_connected) on every listening socket, then ready()."""
-        servers = [await asyncio.start_server(client_connected, sock=sock, **options) for sock in self.sockets]
+        """asyncio.start_server(client_connected) on every listening socket, then ready().
+        At stop(), the connections in hand are waited for."""
+
+        async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._clients.add(task)
+            try:
+                await client_connected(reader, writer)
+            finally:
+                self._clients.discard(task)
+
+        servers = [await asyncio.start_server(tracked, sock=sock, **options) for sock in self.sockets]
         self._servers.extend(servers)
         self.ready()
         return servers
 
     async def serve_http(self, handler: type) -> None:
         """http.server's ThreadingHTTPServer with handler (a BaseHTTPRequestHandler class)
-        on the first listening socket, in a thread; then ready()."""
+        on the first listening socket, in a thread; then ready(). A handler finds this
+        Nodes at self.server.nodes. At stop(), the requests in hand are finished (their
+        threads joined)."""
         import http.server
 
         class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def server_bind(inner) -> None:
-                pass
-
-            def server_activate(inner) -> None:
-                pass
+            daemon_threads = False  # joined by server_close(): a stop finishes what is in hand
+            block_on_close = True
 
         sock = self.sockets[0]
+        # Every worker accepts on the same socket: one woken for a connection another
+        # took must not block in accept() (socketserver then skips the turn), or a stop
+        # would wait for it.
+        sock.setblocking(False)
         httpd = Server(sock.getsockname()[:2], handler, bind_and_activate=False)
         httpd.socket.close()
         httpd.socket = sock
+        httpd.server_name, httpd.server_port = socket.gethostname(), sock.getsockname()[1]
+        httpd.nodes = self  # a handler's self.server.nodes
         thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
         thread.start()
         self._servers.append(httpd)
@@ -538,23 +566,44 @@ class Nodes:
 
     # --- stopping ---
     def stop(self) -> None:
-        """Stops gracefully: no more connections taken, the streams end, wait_stopped() returns."""
-        if self._stopped is None or self._stopped.done():
+        """Stops gracefully: no more connections taken, those in hand finished, then the
+        streams end and wait_stopped() returns. SIGTERM calls it."""
+        if self._stopped is None or self._stopped.done() or self._stopping:
             return
+        self._stopping = True
+        # The supervisor signals the worker and its process group (two SIGTERMs): the
+        # second must not kill it once the loop has closed and put SIGTERM back to its
+        # default. A stopping worker ignores SIGTERM; the stop timeout's SIGKILL remains.
+        try:
+            if self._loop is not None:
+                self._loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        except (ValueError, RuntimeError, NotImplementedError):
+            pass  # not the main thread
         for server in self._servers:
             if isinstance(server, asyncio.AbstractServer):
                 server.close()
-            else:  # http.server: shutdown() waits for serve_forever, so not on the loop
-                threading.Thread(target=server.shutdown, daemon=True).start()
         if self._own_server is not None:
             self._own_server.close()
+        for task in self._tasks:
+            task.cancel()
+        asyncio.ensure_future(self._finish(), loop=self._loop)
+
+    async def _finish(self) -> None:
+        if self._clients:
+            await asyncio.wait(set(self._clients))
+        loop = asyncio.get_running_loop()
+        for server in self._servers:
+            if not isinstance(server, asyncio.AbstractServer):
+                # shutdown() waits for serve_forever, server_close() for the requests: not on the loop.
+                await loop.run_in_executor(None, lambda s=server: (s.shutdown(), s.server_close()))
         for stream in self.streams.values():
             stream.close()
         if self._supervisor is not None:
             self._supervisor.close()
-        for task in self._tasks:
-            task.cancel()
-        self._stopped.set_result(None)
+        assert self._stopped is not None
+        if not self._stopped.done():
+            self._stopped.set_result(None)
 
     async def wait_stopped(self) -> None:
         assert self._stopped is not None

@@ -291,17 +291,25 @@ class AloneTest(unittest.TestCase):
 @unittest.skipUnless(COMMAND and os.access(COMMAND, os.X_OK), "MULTINODE_COMMAND is not the multinode binary")
 class MeshTest(unittest.TestCase):
     def setUp(self):
+        self.supervisor = None
         self.directory = start_worker_dir()
         self.port = free_port()
+
+    def launch(self, *options, nodes=3, script="worker.py"):
         self.supervisor = subprocess.Popen(
-            [COMMAND, "run", "-n", "3", "--host", "127.0.0.1", "-p", str(self.port), "--ready", "notify",
-             "--control", os.path.join(self.directory.name, "control.sock"), "--",
-             PYTHON, os.path.join(self.directory.name, "worker.py")],
+            [COMMAND, "run", "-n", str(nodes), "--host", "127.0.0.1", "-p", str(self.port), "--ready", "notify",
+             "--control", self.control(), *options, "--", PYTHON, os.path.join(self.directory.name, script)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(), start_new_session=True)
         self.lines = Lines(self.supervisor.stdout)
         self.errors = Lines(self.supervisor.stderr)
 
+    def control(self):
+        return os.path.join(self.directory.name, "control.sock")
+
     def tearDown(self):
+        if self.supervisor is None:
+            self.directory.cleanup()
+            return
         if self.supervisor.poll() is None:
             self.supervisor.send_signal(signal.SIGTERM)
             try:
@@ -332,6 +340,7 @@ class MeshTest(unittest.TestCase):
         return {int(i): (int(pid), role) for i, pid, role in self.lines.matching(r"START (\d+) (\d+) (\S+)")}
 
     def test_every_pair_exchanges_messages_and_a_killed_worker_is_replaced_in_the_mesh(self):
+        self.launch()
         ids = [1, 2, 3]
         pairs = [(a, b) for a in ids for b in ids if a != b]
         self.assertTrue(self.lines.wait(lambda _: all(p in self.received() for p in pairs)),
@@ -378,6 +387,7 @@ class MeshTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(self.directory.name, mesh_dirs[0])))
 
     def test_a_connection_to_a_worker_without_a_hello_is_closed(self):
+        self.launch()
         self.assertTrue(self.lines.wait(lambda _: len(self.starts()) == 3))
         mesh = [name for name in os.listdir(self.directory.name) if name.startswith("mesh-")][0]
         path = os.path.join(self.directory.name, mesh, "1.sock")
@@ -389,6 +399,93 @@ class MeshTest(unittest.TestCase):
             self.assertEqual(s.recv(100), b"")  # closed, and nothing delivered
         time.sleep(0.2)
         self.assertFalse(any(line.startswith("RECV 1") and "no hello" in line for line in self.lines.lines))
+
+    def test_watchdog_records_keep_a_worker_that_beats_alive(self):
+        # WATCHDOG_USEC = 600 ms: a worker that did not beat would be hung and replaced.
+        self.launch("--heartbeat-timeout", "600")
+        self.assertTrue(self.errors.wait(lambda l: sum("is ready" in x for x in l) >= 3))
+        time.sleep(2)  # more than three timeouts
+        self.assertFalse([x for x in self.errors.lines if "hung" in x], self.errors.lines)
+        self.assertEqual(sorted(self.starts()), [1, 2, 3])
+        status = subprocess.run([COMMAND, "status", "--json", "--control", self.control()], capture_output=True,
+                                text=True, timeout=15)
+        workers = json.loads(status.stdout)["workers"]
+        self.assertEqual([w["state"] for w in workers], ["ready"] * 3)
+        self.assertTrue(all(w["heartbeat_age_ms"] is not None and w["heartbeat_age_ms"] < 600 for w in workers))
+
+    def test_the_master_role_survives_a_rolling_restart(self):
+        self.launch()
+        self.assertTrue(self.errors.wait(lambda l: sum("is ready" in x for x in l) >= 3))
+        reload = subprocess.run([COMMAND, "reload", "--control", self.control()], capture_output=True, text=True,
+                                timeout=15)
+        self.assertEqual(reload.returncode, 0, reload.stdout + reload.stderr)
+        # Every slot replaced: workers 4, 5, 6 serve, 1, 2, 3 exited.
+        self.assertTrue(self.errors.wait(lambda l: sum("exited with status 0" in x for x in l) >= 3, 30),
+                        "\n".join(self.errors.lines))
+        self.assertTrue(self.lines.wait(lambda _: all(i in self.starts() for i in (4, 5, 6))))
+        # Whoever holds the role now is one of the live ones, and only one: the holder
+        # is the last to be named (a START as master, then MASTER records in order).
+        holders = [int(i) for i, _, role in self.lines.matching(r"START (\d+) (\d+) (\S+)") if role == "master"]
+        self.assertTrue(self.lines.wait(lambda _: any(int(i) > 3 for (i,) in self.lines.matching(r"MASTER (\d+)"))),
+                        "\n".join(self.lines.lines + self.errors.lines))
+        handed = [int(i) for (i,) in self.lines.matching(r"MASTER (\d+)")]
+        self.assertEqual(len(holders), 1)
+        self.assertTrue(handed, "the role was not handed over when its holder retired")
+        self.assertIn(handed[-1], (4, 5, 6))
+        self.assertEqual(len(set(handed)), len(handed))  # never handed twice to the same worker
+        # And the new mesh is whole: every pair of 4, 5, 6 exchanged messages.
+        pairs = [(a, b) for a in (4, 5, 6) for b in (4, 5, 6) if a != b]
+        self.assertTrue(self.lines.wait(lambda _: all(p in self.received() for p in pairs)))
+
+    def test_an_http_server_of_the_standard_library_is_served_and_stopped_gracefully(self):
+        with open(os.path.join(self.directory.name, "http_worker.py"), "w") as f:
+            f.write(HTTP_WORKER)
+        self.launch(nodes=2, script="http_worker.py")
+        self.assertTrue(self.errors.wait(lambda l: sum("is ready" in x for x in l) >= 2))
+        # Both workers answer, each with its one peer once they met (bounded tries).
+        seen = {}
+        for _ in range(200):
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as c:
+                c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                answer = c.makefile("rb").read().decode()
+            self.assertTrue(answer.startswith("HTTP/1.0 200"), answer)
+            body = answer.split("\r\n\r\n", 1)[1]
+            seen[body.split()[1]] = body
+            if len(seen) == 2 and all(re.search(r"peers \[\d+\]$", b) for b in seen.values()):
+                break
+            time.sleep(0.02)
+        self.assertEqual(sorted(seen), ["1", "2"], seen)
+        self.assertEqual(sorted(seen.values()), ["worker 1 master peers [2]", "worker 2 - peers [1]"])
+        self.supervisor.send_signal(signal.SIGTERM)
+        self.assertEqual(self.supervisor.wait(20), 0)
+        self.lines.thread.join(5)
+        self.assertEqual(len(self.lines.matching(r"STOPPED (\d+)")), 2, "\n".join(self.lines.lines + self.errors.lines))
+
+
+HTTP_WORKER = r'''
+import http.server, multinode
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        nodes = self.server.nodes
+        body = ("worker %d %s peers %s" % (nodes.id, "master" if nodes.is_master else "-",
+                                            sorted(nodes.streams))).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+async def main(nodes):
+    print("START", nodes.id, "-", flush=True)
+    state.append(nodes)
+
+state = []
+multinode.listen(Handler, on_node=lambda stream: None, main=main)
+print("STOPPED", state[0].id, flush=True)
+'''
 
 
 if __name__ == "__main__":
