@@ -162,28 +162,33 @@ class FrameDecoder:
 
     def _feed(self, data: bytes, out: list[tuple[int, Any]]) -> None:
         self._buffer += data
-        while True:
-            if self._header is None:
-                if len(self._buffer) < 8:
+        buffer, at = self._buffer, 0
+        try:
+            while True:
+                if self._header is None:
+                    if len(buffer) - at < 8:
+                        return
+                    kind, length = buffer[at], struct.unpack_from("<I", buffer, at + 4)[0]
+                    if buffer[at + 1] or buffer[at + 2] or buffer[at + 3]:
+                        raise FrameError(CLOSE_BAD_HEADER, "reserved header bytes not zero")
+                    if kind < TEXT or kind > CONTROL:
+                        raise FrameError(CLOSE_BAD_TYPE, "unknown frame type %d" % kind)
+                    if kind == CONTROL and length > MAX_CONTROL:
+                        raise FrameError(CLOSE_BAD_CONTROL, "control frame longer than 128 bytes")
+                    if length > self.max_frame_size:
+                        raise FrameError(CLOSE_TOO_LARGE,
+                                         "frame of %d bytes, above %d" % (length, self.max_frame_size))
+                    at += 8
+                    self._header = (kind, length)
+                kind, length = self._header
+                if len(buffer) - at < length:
                     return
-                kind, length = self._buffer[0], struct.unpack_from("<I", self._buffer, 4)[0]
-                if self._buffer[1] or self._buffer[2] or self._buffer[3]:
-                    raise FrameError(CLOSE_BAD_HEADER, "reserved header bytes not zero")
-                if kind < TEXT or kind > CONTROL:
-                    raise FrameError(CLOSE_BAD_TYPE, "unknown frame type %d" % kind)
-                if kind == CONTROL and length > MAX_CONTROL:
-                    raise FrameError(CLOSE_BAD_CONTROL, "control frame longer than 128 bytes")
-                if length > self.max_frame_size:
-                    raise FrameError(CLOSE_TOO_LARGE, "frame of %d bytes, above %d" % (length, self.max_frame_size))
-                del self._buffer[:8]
-                self._header = (kind, length)
-            kind, length = self._header
-            if len(self._buffer) < length:
-                return
-            payload = bytes(self._buffer[:length])
-            del self._buffer[:length]
-            self._header = None
-            out.append((kind, self._payload(kind, payload)))
+                payload = bytes(buffer[at:at + length])
+                at += length
+                self._header = None
+                out.append((kind, self._payload(kind, payload)))
+        finally:
+            del buffer[:at]  # once per feed: what is consumed goes in one move
 
     def _payload(self, kind: int, payload: bytes) -> Any:
         if kind == TEXT:

@@ -168,9 +168,10 @@ MeshBroker::MeshBroker(boost::asio::io_context& io, const std::string& near_dir,
     const std::string message = error.message();
     std::error_code ignored;
     std::filesystem::remove_all(directory_, ignored);
-    throw std::system_error(std::make_error_code(std::errc::io_error),
-                            "cannot listen on " + path + " for the workers' mesh: " + message +
-                                " (raise the open-files limit, ulimit -n)");
+    throw std::system_error(
+        std::make_error_code(std::errc::io_error),
+        "cannot listen on " + path + " for the workers' mesh: " + message +
+            " (check the open-files limit, ulimit -n, and the space on that file system)");
   }
   log(LogLevel::debug, "the workers' mesh: ", directory_);
   accept_next();
