@@ -2,6 +2,7 @@
 #include "control/channel.hpp"
 
 #include <cstring>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -35,8 +36,27 @@ TEST(ControlRecord, RejectsWrongSizesAndUnknownTypes) {
   wire[0] = 5;  // recycle
   EXPECT_TRUE(decode_record(wire, record_size, decoded));
   EXPECT_EQ(decoded.type, RecordType::recycle);
-  wire[0] = 8;  // past the last type (stats, 7)
+  // The mesh of `multinode run` workers: join, master, watchdog.
+  for (const auto& [type, expected] : {std::pair{8, RecordType::join}, std::pair{9, RecordType::master},
+                                       std::pair{10, RecordType::watchdog}}) {
+    wire[0] = static_cast<unsigned char>(type);
+    EXPECT_TRUE(decode_record(wire, record_size, decoded)) << type;
+    EXPECT_EQ(decoded.type, expected);
+  }
+  wire[0] = 11;  // past the last type (watchdog, 10)
   EXPECT_FALSE(decode_record(wire, record_size, decoded));
+  wire[0] = 0;
+  wire[1] = 1;  // 256: the type's high byte counts
+  EXPECT_FALSE(decode_record(wire, record_size, decoded));
+}
+
+TEST(ControlRecord, AJoinAsTheMeshPageShowsIt) {
+  // docs/protocol.md, "The mesh for workers of `multinode run`": worker 7, slot 2, pid 4242.
+  unsigned char wire[record_size];
+  encode_record({RecordType::join, 7, 2, 4242}, wire);
+  const unsigned char expected[record_size] = {8, 0, 0, 0, 7,    0,    0, 0, 2, 0, 0, 0,
+                                               0, 0, 0, 0, 0x92, 0x10, 0, 0, 0, 0, 0, 0};
+  EXPECT_EQ(std::memcmp(wire, expected, record_size), 0);
 }
 
 }  // namespace
