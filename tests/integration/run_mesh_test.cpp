@@ -164,7 +164,7 @@ class RunMesh : public ::testing::Test {
     return {};
   }
 
-  TempDir dir_{"multinode-mesh"};
+  TempDir dir_{"run-mesh-test"};  // (not /tmp/multinode-*: `run` checks those as its own)
 };
 
 TEST_F(RunMesh, TheDirectoryIsPrivateAndOneWorkerIsMaster) {
@@ -288,6 +288,28 @@ TEST_F(RunMesh, RefusesWhatIsNotAJoinOfALiveWorker) {
   const auto status = supervisor.wait(20s);
   ASSERT_TRUE(status && WIFEXITED(*status)) << supervisor.error_output();
   EXPECT_EQ(WEXITSTATUS(*status), 0);
+}
+
+TEST_F(RunMesh, WithUserTheDirectoryBelongsToTheWorkersUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "dropping privileges needs root";
+  // nobody reads worker.py here, but may not write: the directory goes to /tmp/multinode-65534.
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  ChildProcess supervisor = start(2, {"--user", "nobody"});
+  const auto envs = wait_for_workers(supervisor, 2);
+  ASSERT_EQ(envs.size(), 2U) << supervisor.error_output();
+  const std::string mesh = envs.front().mesh;
+  EXPECT_EQ(mesh.rfind("/tmp/multinode-65534/mesh-", 0), 0U) << mesh;
+  struct stat info {};
+  ASSERT_EQ(::lstat(mesh.c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, 65534U);
+  EXPECT_EQ(info.st_mode & 0777, 0700U);
+  ASSERT_EQ(::lstat((mesh + "/supervisor.sock").c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, 65534U);
+  supervisor.signal(SIGTERM);
+  const auto status = supervisor.wait(20s);
+  ASSERT_TRUE(status && WIFEXITED(*status)) << supervisor.error_output();
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  EXPECT_NE(::access(mesh.c_str(), F_OK), 0) << "the private directory outlived the supervisor";
 }
 
 TEST_F(RunMesh, BridgeIsPassedToTheWorkersAsOneHost) {
