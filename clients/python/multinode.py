@@ -361,12 +361,17 @@ def frame_stream(stream: Stream, **options: Any) -> FrameStream:
 
 
 class Nodes:
-    """This process's place among the workers: id, slot, is_master, the peers' streams."""
+    """This process's place among the workers.
+
+    id, slot: MULTINODE_ID and MULTINODE_SLOT (0 and 0 alone); count: MULTINODE_NODES;
+    is_master: true in exactly one live worker (see on_master); alone: not started by
+    `multinode run`; sockets: the listening sockets; streams: the live peers' Streams
+    by id. Events: on_node(callback), on_master(callback)."""
 
     def __init__(self) -> None:
         self.id = _decimal("MULTINODE_ID") or 0
         self.slot = _decimal("MULTINODE_SLOT") or 0
-        self.nodes = _decimal("MULTINODE_NODES") or 1
+        self.count = _decimal("MULTINODE_NODES") or 1  # N, the workers of the supervisor
         self.alone = _decimal("MULTINODE_ID") is None
         # The master role: started with MULTINODE_MASTER=1, or handed over later ("master" event).
         self.is_master = self.alone or os.environ.get("MULTINODE_MASTER") == "1"
