@@ -234,6 +234,10 @@ class Stream:
         if not self.writer.is_closing():
             self.writer.close()
 
+    def is_open(self) -> bool:
+        """Not closed here, and the peer has not ended it."""
+        return not self.writer.is_closing() and not self.reader.at_eof()
+
     def __repr__(self) -> str:
         return "<multinode.Stream to worker %d (slot %d)>" % (self.id, self.slot)
 
@@ -377,7 +381,7 @@ class Nodes:
         self.is_master = self.alone or os.environ.get("MULTINODE_MASTER") == "1"
         self.mesh_dir = os.environ.get("MULTINODE_MESH") if not self.alone else None
         self.sockets: list[socket.socket] = []
-        self.streams: dict[int, Stream] = {}
+        self._streams: dict[int, Stream] = {}
         self._on_node: Optional[Callable[[Stream], Any]] = None
         self._on_master: Optional[Callable[[], Any]] = None
         self._queued: list[Stream] = []
@@ -390,6 +394,11 @@ class Nodes:
         self._stopped: Optional[asyncio.Future] = None
         self._stopping = False
         self._clients: set[asyncio.Task] = set()
+
+    @property
+    def streams(self) -> dict[int, Stream]:
+        """The streams to the peers alive now, by peer id."""
+        return {i: stream for i, stream in self._streams.items() if stream.is_open()}
 
     # --- events ---
     def on_node(self, callback: Callable[[Stream], Any]) -> Callable[[Stream], Any]:
@@ -497,9 +506,9 @@ class Nodes:
         if self._stopping:
             stream.close()
             return
-        for gone in [i for i, known in self.streams.items() if known.writer.is_closing()]:
-            del self.streams[gone]
-        self.streams[stream.id] = stream
+        for gone in [i for i, known in self._streams.items() if not known.is_open()]:
+            del self._streams[gone]
+        self._streams[stream.id] = stream
         if self._on_node is not None:
             self._on_node(stream)
         else:
@@ -607,7 +616,7 @@ class Nodes:
             if not isinstance(server, asyncio.AbstractServer):
                 # shutdown() waits for serve_forever, server_close() for the requests: not on the loop.
                 await loop.run_in_executor(None, lambda s=server: (s.shutdown(), s.server_close()))
-        for stream in self.streams.values():
+        for stream in self._streams.values():
             stream.close()
         if self._supervisor is not None:
             self._supervisor.close()
