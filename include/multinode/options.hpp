@@ -141,6 +141,12 @@ struct Options {
   // Bytes of worker output the master holds while its own stdout or stderr is slow;
   // lines past it are dropped (and counted on stderr), never waited for.
   std::size_t worker_output_buffer = std::size_t{4} * 1024 * 1024;
+  // The mesh of foreign workers (docs/protocol.md, "The mesh for workers of
+  // `multinode run`"): a connection to the supervisor's supervisor.sock that sends
+  // no join record within mesh_join_timeout is closed, and at most mesh_max_pending
+  // connections may wait for their join at once (one more is closed at once).
+  std::chrono::milliseconds mesh_join_timeout{5000};
+  std::size_t mesh_max_pending = 64;
   // --- cluster-wide messages across hosts (Nodes::publish, docs/bridge.md) ---
   // The Redis server that joins this host to the others: redis://HOST:PORT[/DB],
   // the password in the URL (redis://:PASSWORD@HOST:PORT) or, when it has none, in

@@ -102,6 +102,12 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
   add_choice(*run, "--ready", o.worker_readiness,
              {{"started", WorkerReadiness::started}, {"notify", WorkerReadiness::notify}},
              "started (default: once executed) or notify (once it sends READY=1 on NOTIFY_SOCKET)");
+  run->add_option("--bridge", o.bridge,
+                  "redis://HOST:PORT[/DB]: passed to the workers as MULTINODE_BRIDGE (cluster-wide messages, "
+                  "docs/bridge.md); the supervisor keeps no link of its own")
+      ->type_name("URL");
+  run->add_option("--bridge-prefix", o.bridge_prefix,
+                  "With --bridge: the Redis channel prefix, as MULTINODE_BRIDGE_PREFIX (default multinode:)");
   run->add_option("--max-line", o.worker_max_line, "Worker output lines longer than this (bytes) are cut")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
   run->add_option("program", command, "The program and its arguments ({fd} {port} {id} {slot} replaced)")

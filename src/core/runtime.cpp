@@ -89,6 +89,10 @@ void Runtime::start_bridge() {
   if (url->password.empty()) {
     if (const char* password = std::getenv("MULTINODE_BRIDGE_PASSWORD")) url->password = password;
   }
+  // The supervisor of foreign workers (`multinode run --bridge`) runs no user code
+  // that could publish: it passes the URL on to its workers (MULTINODE_BRIDGE) and
+  // keeps no link of its own. The URL is checked all the same, so a typo fails here.
+  if (is_master_ && !options_.worker_command.empty()) return;
   if (options_.bridge_max_message < 64) {
     throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                             "Options::bridge_max_message is below 64 bytes: no message would fit");

@@ -175,7 +175,12 @@ void Supervisor::spawn_foreign(unsigned index) {
   // manager, then systemd's protocols and the worker's identity.
   std::vector<std::string> env;
   for (const auto& entry : base_env_) {
-    if (!names_one_of(entry, {"MULTINODE_ID", "MULTINODE_NODES"})) env.push_back(entry);
+    if (names_one_of(entry, {"MULTINODE_ID", "MULTINODE_NODES", "MULTINODE_MESH", "MULTINODE_MASTER"}))
+      continue;
+    // --bridge's (below) in place of any inherited; without it, the operator's pass.
+    if (!options.bridge.empty() && names_one_of(entry, {"MULTINODE_BRIDGE", "MULTINODE_BRIDGE_PREFIX"}))
+      continue;
+    env.push_back(entry);
   }
   // LISTEN_FDNAMES: one name per socket, Options::listen's NAME or "multinode".
   std::string names;
@@ -187,6 +192,14 @@ void Supervisor::spawn_foreign(unsigned index) {
   env.push_back("MULTINODE_ID=" + std::to_string(id));
   env.push_back("MULTINODE_SLOT=" + std::to_string(index));
   env.push_back("MULTINODE_NODES=" + std::to_string(options.nodes));
+  // The mesh (docs/protocol.md): where to join, and the master role for one worker.
+  const bool master_role = mesh_ && mesh_->expect(id, index);
+  if (mesh_) env.push_back("MULTINODE_MESH=" + mesh_->directory());
+  if (master_role) env.push_back("MULTINODE_MASTER=1");
+  if (!options.bridge.empty()) {  // for workers that link to Redis themselves (docs/bridge.md)
+    env.push_back("MULTINODE_BRIDGE=" + options.bridge);
+    env.push_back("MULTINODE_BRIDGE_PREFIX=" + options.bridge_prefix);
+  }
   const bool watchdog = options.heartbeat_timeout.count() > 0;
   if (watchdog) {
     const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(options.heartbeat_timeout);
@@ -227,6 +240,7 @@ void Supervisor::spawn_foreign(unsigned index) {
   if (pid < 0) {
     log(LogLevel::error, "cannot start a worker for slot ", index, ": fork failed: ", std::strerror(errno));
     close_all({notify_fd, out[0], err[0], report[0]});
+    if (mesh_) mesh_->worker_exited(id);
     return;
   }
   // The child's setpgid() too, so that a signal to the group cannot miss it in between.
@@ -255,6 +269,7 @@ void Supervisor::spawn_foreign(unsigned index) {
     signal_foreign(*child, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     close_all({notify_fd, out[0], err[0]});
+    if (mesh_) mesh_->worker_exited(id);
     return;
   }
   child->pidfd = std::make_unique<boost::asio::posix::stream_descriptor>(host_.io(), pidfd);
@@ -344,19 +359,22 @@ void Supervisor::read_notify(NodeId id) {
             }
           }
           if (!trusted || (message.msg_flags & MSG_TRUNC) != 0) continue;
-          const NotifyMessage notice =
-              parse_notify(std::string_view(data.data(), static_cast<std::size_t>(size)));
-          const auto again = children_.find(id);
-          if (again == children_.end()) return;
-          Child& child = *again->second;
-          if (notice.watchdog) child.last_watchdog = clock::now();
-          if (notice.status) log(LogLevel::debug, "worker ", id, " status: ", *notice.status);
-          if (notice.ready && !child.ready && host_.options().worker_readiness == WorkerReadiness::notify) {
-            on_ready(child);
-          }
+          on_notice(id, parse_notify(std::string_view(data.data(), static_cast<std::size_t>(size))));
+          if (children_.find(id) == children_.end()) return;
         }
         read_notify(id);
       });
+}
+
+void Supervisor::on_notice(NodeId id, const NotifyMessage& notice) {
+  const auto it = children_.find(id);
+  if (it == children_.end()) return;
+  Child& child = *it->second;
+  if (notice.watchdog) child.last_watchdog = clock::now();
+  if (notice.status) log(LogLevel::debug, "worker ", id, " status: ", *notice.status);
+  if (notice.ready && !child.ready && host_.options().worker_readiness == WorkerReadiness::notify) {
+    on_ready(child);
+  }
 }
 
 }  // namespace multinode::detail

@@ -206,6 +206,17 @@ std::uint16_t Supervisor::port() {
 }
 
 void Supervisor::start_workers(unsigned first_slot, unsigned count) {
+  if (!host_.options().worker_command.empty() && !mesh_) {
+    // Made here, not in the constructor: the master has dropped to Options::user by
+    // now, so the directory and its socket belong to the workers' user.
+    const std::string& control = host_.options().control_socket;
+    const auto slash = control.rfind('/');
+    const Options& options = host_.options();
+    mesh_ = std::make_unique<MeshBroker>(
+        host_.io(), slash == std::string::npos ? std::string() : control.substr(0, slash),
+        MeshBroker::Limits{options.mesh_join_timeout, options.mesh_max_pending},
+        [this](NodeId id, const NotifyMessage& notice) { on_notice(id, notice); });
+  }
   for (unsigned i = 0; i < count; ++i) sockets_for(first_slot + i);  // bind everything before any fork
   if (!started_) {
     for (unsigned i = 0; i < count; ++i) starting_slots_.push_back(first_slot + i);
@@ -546,6 +557,7 @@ void Supervisor::on_exit(NodeId id, int status) {
   if (it == children_.end()) return;
   std::unique_ptr<Child> child = std::move(it->second);
   children_.erase(it);
+  if (mesh_) mesh_->worker_exited(id);  // before any replacement starts: the master role moves first
   child->ready_timer->cancel();
   if (gathering_ && status_answered()) boost::asio::post(host_.io(), [this] { finish_status(); });
   // Its load counts no more (a kill -9 left it there); the others look at the queue again.
@@ -832,6 +844,7 @@ void Supervisor::stop_all() {
   }
   if (heartbeat_timer_) heartbeat_timer_->cancel();
   if (memory_timer_) memory_timer_->cancel();
+  if (mesh_) mesh_->stop_accepting();
   for (auto& [id, child] : children_) {
     if (!child->hung) child->ready_timer->cancel();  // a hung one's SIGKILL stays on the way
     child->retiring = true;

@@ -11,6 +11,7 @@
 #include "control/channel.hpp"
 #include "net/balance.hpp"
 #include "net/listeners.hpp"
+#include "supervisor/mesh_broker.hpp"
 #include "supervisor/output_relay.hpp"
 #include "supervisor/status.hpp"
 
@@ -176,6 +177,8 @@ class Supervisor {
   // spawn() of a foreign worker, and what it sends on its NOTIFY_SOCKET.
   void spawn_foreign(unsigned slot);
   void read_notify(NodeId id);
+  // What a foreign worker says through NOTIFY_SOCKET or its mesh connection (ready, watchdog).
+  void on_notice(NodeId id, const NotifyMessage& notice);
   // SIGTERM or SIGKILL to a foreign worker and to its process group.
   static void signal_foreign(const Child& child, int signal_number);
   // Kills and reaps the master's children that are not workers (foreign workers only).
@@ -250,6 +253,8 @@ class Supervisor {
   // Foreign workers: the program's path (PATH looked up once) and where their output goes.
   std::string program_path_;
   std::shared_ptr<OutputSink> output_;
+  // Foreign workers: the broker of their mesh (MULTINODE_MESH), made by the first start_workers().
+  std::unique_ptr<MeshBroker> mesh_;
   // Reuseport: the slots whose sockets the master serves itself (none when it only supervises).
   std::vector<unsigned> master_served_slots_;
   // Reuseport and balanced: whether every serving process holds the sockets of
