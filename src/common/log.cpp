@@ -177,6 +177,10 @@ void set_log_identity(bool is_master, std::uint32_t id, unsigned slot) {
   }
 }
 
+void set_log_relayed() {
+  prefix = "multinode: ";
+}
+
 LogLevel log_level() noexcept {
   return current_level;
 }

@@ -20,6 +20,9 @@ enum class LogLevel { debug = 0, info = 1, warning = 2, error = 3 };
 
 // Set by listen() in each process: role and identity for the line prefix.
 void set_log_identity(bool is_master, std::uint32_t id, unsigned slot);
+// A worker of `multinode run`: its output goes through the supervisor, which puts
+// "[worker ID slot S pid P]" before each line already; text lines start "multinode: ".
+void set_log_relayed();
 // Lines below this level are not written: MULTINODE_LOG_LEVEL=debug|info|warning|error
 // at the start of the process (info when unset).
 LogLevel log_level() noexcept;

@@ -297,6 +297,7 @@ void Runtime::start_run_worker() {
   slot_ = identity->slot;
   master_role_ = identity->master;
   set_log_identity(false, id_, slot_);
+  set_log_relayed();
   environment::unset(environment::run_variables);
   // The supervisor's NOTIFY_SOCKET and WATCHDOG_USEC/PID for this worker (read and removed).
   notifier_ = SdNotifier::from_environment();

@@ -54,7 +54,11 @@ function commandArguments(options = {}, program = [process.execPath, ...process.
   const args = ['run', '-n', String(nodes), '-p', String(port)];
   if (options.host) args.push('--host', String(options.host));
   if (options.restartChildren === false) args.push('--no-restart');
-  if (options.runArgs) args.push(...options.runArgs.map(String));
+  const runArgs = (options.runArgs ?? []).map(String);
+  // The workers are this program, which says `ready` once its server listens (the
+  // client does): a rolling restart then keeps the old worker serving until then.
+  if (!runArgs.some((arg) => arg === '--ready' || arg.startsWith('--ready='))) args.push('--ready', 'notify');
+  args.push(...runArgs);
   args.push('--', ...program);
   return args;
 }

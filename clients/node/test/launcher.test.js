@@ -23,12 +23,12 @@ const COMMAND = process.env.MULTINODE_COMMAND || (fs.existsSync(BUILT) ? BUILT :
 
 test('the original\'s options map to the flags of multinode run', () => {
   const program = ['/usr/bin/node', 'app.js', '--flag'];
-  assert.deepEqual(commandArguments({ port: 8080, nodes: 4 }, program), ['run', '-n', '4', '-p', '8080', '--', ...program]);
-  assert.deepEqual(commandArguments({}, program), ['run', '-n', '1', '-p', '80', '--', ...program], 'the original\'s defaults');
+  assert.deepEqual(commandArguments({ port: 8080, nodes: 4 }, program), ['run', '-n', '4', '-p', '8080', '--ready', 'notify', '--', ...program]);
+  assert.deepEqual(commandArguments({}, program), ['run', '-n', '1', '-p', '80', '--ready', 'notify', '--', ...program], 'the original\'s defaults');
   assert.deepEqual(commandArguments({ port: 0, nodes: 2, host: '127.0.0.1', restartChildren: false, masterListen: false }, program),
-    ['run', '-n', '2', '-p', '0', '--host', '127.0.0.1', '--no-restart', '--', ...program]);
-  assert.deepEqual(commandArguments({ port: 1, nodes: 1, restartChildren: true, masterListen: true, runArgs: ['--ready', 'notify'] }, program),
-    ['run', '-n', '1', '-p', '1', '--ready', 'notify', '--', ...program]);
+    ['run', '-n', '2', '-p', '0', '--host', '127.0.0.1', '--no-restart', '--ready', 'notify', '--', ...program]);
+  assert.deepEqual(commandArguments({ port: 1, nodes: 1, restartChildren: true, masterListen: true, runArgs: ['--ready', 'started'] }, program),
+    ['run', '-n', '1', '-p', '1', '--ready', 'started', '--', ...program]);
   const own = commandArguments({ port: 1 });
   assert.deepEqual(own.slice(own.indexOf('--') + 1), [process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
   assert.throws(() => commandArguments({ nodes: 0 }, program), RangeError);
