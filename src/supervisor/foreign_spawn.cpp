@@ -240,7 +240,7 @@ void Supervisor::spawn_foreign(unsigned index) {
   if (pid < 0) {
     log(LogLevel::error, "cannot start a worker for slot ", index, ": fork failed: ", std::strerror(errno));
     close_all({notify_fd, out[0], err[0], report[0]});
-    if (mesh_) mesh_->worker_exited(id);
+    if (mesh_) mesh_->worker_exited(id, !stopping_);
     return;
   }
   // The child's setpgid() too, so that a signal to the group cannot miss it in between.
@@ -269,7 +269,7 @@ void Supervisor::spawn_foreign(unsigned index) {
     signal_foreign(*child, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     close_all({notify_fd, out[0], err[0]});
-    if (mesh_) mesh_->worker_exited(id);
+    if (mesh_) mesh_->worker_exited(id, !stopping_);
     return;
   }
   child->pidfd = std::make_unique<boost::asio::posix::stream_descriptor>(host_.io(), pidfd);

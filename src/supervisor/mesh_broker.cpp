@@ -206,7 +206,7 @@ bool MeshBroker::expect(NodeId worker, unsigned slot) {
   return true;
 }
 
-void MeshBroker::worker_exited(NodeId worker) {
+void MeshBroker::worker_exited(NodeId worker, bool hand_over) {
   const auto it = members_.find(worker);
   if (it == members_.end()) return;
   if (const auto connection = it->second.connection) close(connection);
@@ -217,6 +217,7 @@ void MeshBroker::worker_exited(NodeId worker) {
   }
   if (master_ != worker) return;
   master_ = 0;
+  if (!hand_over) return;  // the supervisor is stopping: every member goes too
   // The oldest live member (lowest id) that can hear it; else the next worker started gets the env.
   for (auto& [id, member] : members_) {
     if (!member.connection || !member.connection->open) continue;

@@ -60,8 +60,9 @@ class MeshBroker {
   // to get MULTINODE_MASTER=1 (no live worker holds the role); it then holds it.
   bool expect(NodeId worker, unsigned slot);
   // The worker exited (or was never started): its connection closes, its <id>.sock
-  // goes, and when it held the master role the oldest live member gets it.
-  void worker_exited(NodeId worker);
+  // goes, and when it held the master role the oldest live member gets it
+  // (unless hand_over is false: the supervisor is stopping them all).
+  void worker_exited(NodeId worker, bool hand_over);
 
   // For tests and status: the worker holding the master role, 0 when none.
   NodeId master() const noexcept { return master_; }

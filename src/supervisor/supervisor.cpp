@@ -557,7 +557,8 @@ void Supervisor::on_exit(NodeId id, int status) {
   if (it == children_.end()) return;
   std::unique_ptr<Child> child = std::move(it->second);
   children_.erase(it);
-  if (mesh_) mesh_->worker_exited(id);  // before any replacement starts: the master role moves first
+  if (mesh_)
+    mesh_->worker_exited(id, !stopping_);  // before any replacement starts: the master role moves first
   child->ready_timer->cancel();
   if (gathering_ && status_answered()) boost::asio::post(host_.io(), [this] { finish_status(); });
   // Its load counts no more (a kill -9 left it there); the others look at the queue again.
