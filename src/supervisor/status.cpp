@@ -90,6 +90,7 @@ std::string status_json(const StatusSnapshot& status) {
            ",\"heartbeat_age_ms\":" + json_or_null(w.heartbeat_age_ms) +
            ",\"connections\":" + json_or_null(connections) + ",\"requests\":" + json_or_null(requests);
     if (w.bridge) out += ",\"bridge\":" + bridge_json(*w.bridge);
+    if (w.master_role) out += *w.master_role ? ",\"master_role\":true" : ",\"master_role\":false";
     out += "}";
   }
   out += "]";

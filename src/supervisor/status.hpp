@@ -28,6 +28,7 @@ struct WorkerStatus {
   std::optional<std::uint64_t> heartbeat_age_ms;  // none without heartbeats, or once stopping
   std::optional<ServerCounters> counters;         // none until it answered once
   std::optional<BridgeCounters> bridge;           // its link to Redis: none without one, or until it answered
+  std::optional<bool> master_role;                // `multinode run`: holds the mesh's master role
 };
 
 struct MasterStatus {

@@ -985,6 +985,7 @@ StatusSnapshot Supervisor::snapshot() const {
     }
     w.counters = child->counters;
     w.bridge = child->bridge;
+    if (mesh_) w.master_role = mesh_->master() == id;
     status.workers.push_back(w);
   }
   std::sort(status.workers.begin(), status.workers.end(), [](const WorkerStatus& a, const WorkerStatus& b) {

@@ -8,6 +8,7 @@ end, and its replacement (same slot and language, a new id) meshes with all of t
 
 Run by CTest (tests/CMakeLists.txt) with MULTINODE_COMMAND, MIXED_CXX_WORKER and
 MULTINODE_NODE_CLIENT set; /usr/bin/python3, standard library only."""
+import json
 import os
 import re
 import signal
@@ -91,12 +92,13 @@ class Output:
 class MixedMeshTest(unittest.TestCase):
     def setUp(self):
         self.directory = tempfile.TemporaryDirectory(prefix="multinode-mixed-")
+        self.control = os.path.join(self.directory.name, "control.sock")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MULTINODE_", "LISTEN_", "NOTIFY_", "WATCHDOG_"))}
         env.update(MIXED_CXX_WORKER=CXX_WORKER, MIXED_DIR=HERE, MULTINODE_NODE_CLIENT=NODE_CLIENT,
                    PYTHONPATH=os.path.join(SOURCE, "clients", "python"), PYTHONDONTWRITEBYTECODE="1")
         self.supervisor = subprocess.Popen(
             [COMMAND, "run", "-n", "3", "--host", "127.0.0.1", "-p", str(free_port()), "--ready", "notify",
-             "--control", os.path.join(self.directory.name, "control.sock"), "--",
+             "--control", self.control, "--",
              "/bin/sh", os.path.join(HERE, "dispatch.sh")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
         self.output = Output(self.supervisor.stdout)
@@ -114,6 +116,13 @@ class MixedMeshTest(unittest.TestCase):
             reader.thread.join(5)
             pipe.close()
         self.directory.cleanup()
+
+    def master_roles(self):
+        """The workers `multinode status --json` says hold the master role."""
+        status = subprocess.run([COMMAND, "status", "--json", "--control", self.control], capture_output=True,
+                                text=True, timeout=15)
+        self.assertEqual(status.returncode, 0, status.stdout + status.stderr)
+        return [w["id"] for w in json.loads(status.stdout)["workers"] if w.get("master_role")]
 
     def explain(self):
         return "\n".join(self.output.raw[-80:] + self.errors.raw[-40:])
@@ -137,6 +146,7 @@ class MixedMeshTest(unittest.TestCase):
         self.assert_meshed(list(first.values()))
         masters = [w for w, (_, _, master) in self.output.starts().items() if master]
         self.assertEqual(len(masters), 1, self.output.starts())
+        self.assertEqual(self.master_roles(), masters)  # what `multinode status` says too
 
         killed = set()
         for slot in (2, 3, 1):  # the Node.js worker, then the Python one, then the C++ one
@@ -152,6 +162,7 @@ class MixedMeshTest(unittest.TestCase):
             replacement = self.live(killed)[slot]
             self.assert_meshed(survivors + [replacement])
 
+        self.assertEqual(len(self.master_roles()), 1)  # handed over when its holder was killed
         self.assertEqual(self.output.said(r"unexpected message from (\d+)"), [])
         self.supervisor.send_signal(signal.SIGTERM)
         self.assertEqual(self.supervisor.wait(20), 0, self.explain())

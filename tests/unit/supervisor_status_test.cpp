@@ -58,6 +58,15 @@ TEST(SupervisorStatus, JsonHasEveryKeyAndNullForWhatIsNotKnown) {
       "\"rss_bytes\":null,\"heartbeat_age_ms\":null,\"connections\":null,\"requests\":null}]}\n");
 }
 
+TEST(SupervisorStatus, WorkersOfMultinodeRunSayWhichHoldsTheMasterRole) {
+  StatusSnapshot status = example();
+  status.workers[0].master_role = false;
+  status.workers[1].master_role = true;
+  const std::string json = status_json(status);
+  EXPECT_NE(json.find("\"requests\":17,\"master_role\":false}"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"requests\":null,\"master_role\":true}"), std::string::npos) << json;
+}
+
 TEST(SupervisorStatus, AMasterThatDoesNotServeHasNoCounters) {
   StatusSnapshot status = example();
   status.master.counters.reset();
