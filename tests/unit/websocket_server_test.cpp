@@ -84,6 +84,15 @@ struct EchoServer {
     }
     return close_codes();
   }
+  // How many open sessions hold more than nothing of what `held` measures (on the server's thread).
+  int sessions_holding(std::size_t (detail::Session::*held)() const) {
+    int holding = 0;
+    server.on_io([&] {
+      for (auto& connection : seen.connections)
+        if ((static_cast<detail::Session*>(connection.get())->*held)() > 0) ++holding;
+    });
+    return holding;
+  }
   ~EchoServer() {
     server.on_io([this] { seen.connections.clear(); });
   }
@@ -800,20 +809,8 @@ TEST(WebSocketMemory, DeflateStateIsPerThreadWithoutContextTakeoverAndKeptWithIt
       ASSERT_TRUE(reply);
       ASSERT_EQ(reply->rsv, 4u);
     }
-    int with_zlib = 0;
-    echo.server.on_io([&] {
-      for (auto& connection : echo.seen.connections)
-        if (static_cast<detail::Session*>(connection.get())->deflate_held_bytes() > 0) ++with_zlib;
-    });
-    EXPECT_EQ(with_zlib, takeover ? count : 0);
-    auto holding = [&] {
-      int busy = 0;
-      echo.server.on_io([&] {
-        for (auto& connection : echo.seen.connections)
-          if (static_cast<detail::Session*>(connection.get())->held_bytes() > 0) ++busy;
-      });
-      return busy;
-    };
+    EXPECT_EQ(echo.sessions_holding(&detail::Session::deflate_held_bytes), takeover ? count : 0);
+    auto holding = [&] { return echo.sessions_holding(&detail::Session::held_bytes); };
     int busy = count;
     for (int i = 0; i < 300 && busy > 0; ++i) {
       std::this_thread::sleep_for(10ms);
@@ -952,14 +949,7 @@ TEST(WebSocketMemory, IdleConnectionsGiveTheirBuffersBack) {
     ASSERT_TRUE(reply);
     ASSERT_EQ(reply->payload.size(), 200000u);
   }
-  auto holding = [&] {
-    int busy = 0;
-    echo.server.on_io([&] {
-      for (auto& connection : echo.seen.connections)
-        if (static_cast<detail::Session*>(connection.get())->held_bytes() > 0) ++busy;
-    });
-    return busy;
-  };
+  auto holding = [&] { return echo.sessions_holding(&detail::Session::held_bytes); };
   int busy = count;
   for (int i = 0; i < 300 && busy > 0; ++i) {
     std::this_thread::sleep_for(10ms);
