@@ -173,12 +173,16 @@ void Supervisor::spawn_foreign(unsigned index) {
 
   // The environment: the master's, less what names multinode or the service
   // manager, then systemd's protocols and the worker's identity.
+  namespace variable = environment;
+  const auto assign = [](const char* name, const std::string& value) {
+    return std::string(name) + "=" + value;
+  };
   std::vector<std::string> env;
   for (const auto& entry : base_env_) {
-    if (names_one_of(entry, {"MULTINODE_ID", "MULTINODE_NODES", "MULTINODE_MESH", "MULTINODE_MASTER"}))
+    if (names_one_of(entry, {variable::run_id, variable::run_nodes, variable::mesh, variable::mesh_master}))
       continue;
     // --bridge's (below) in place of any inherited; without it, the operator's pass.
-    if (!options.bridge.empty() && names_one_of(entry, {"MULTINODE_BRIDGE", "MULTINODE_BRIDGE_PREFIX"}))
+    if (!options.bridge.empty() && names_one_of(entry, {variable::bridge_url, variable::bridge_prefix}))
       continue;
     env.push_back(entry);
   }
@@ -186,27 +190,27 @@ void Supervisor::spawn_foreign(unsigned index) {
   std::string names;
   for (std::size_t i = 0; i < sockets.size(); ++i)
     names += (i == 0 ? "" : ":") + (sockets[i].label.empty() ? std::string("multinode") : sockets[i].label);
-  env.push_back("LISTEN_FDS=" + std::to_string(sockets.size()));
-  env.push_back("LISTEN_FDNAMES=" + names);
-  env.push_back("NOTIFY_SOCKET=@" + notify_name);
-  env.push_back("MULTINODE_ID=" + std::to_string(id));
-  env.push_back("MULTINODE_SLOT=" + std::to_string(index));
-  env.push_back("MULTINODE_NODES=" + std::to_string(options.nodes));
+  env.push_back(assign(variable::listen_fds, std::to_string(sockets.size())));
+  env.push_back(assign(variable::listen_fdnames, names));
+  env.push_back(assign(variable::notify_socket, "@" + notify_name));
+  env.push_back(assign(variable::run_id, std::to_string(id)));
+  env.push_back(assign(variable::slot, std::to_string(index)));
+  env.push_back(assign(variable::run_nodes, std::to_string(options.nodes)));
   // The mesh (docs/protocol.md): where to join, and the master role for one worker.
   const bool master_role = mesh_ && mesh_->expect(id, index);
-  if (mesh_) env.push_back("MULTINODE_MESH=" + mesh_->directory());
-  if (master_role) env.push_back("MULTINODE_MASTER=1");
+  if (mesh_) env.push_back(assign(variable::mesh, mesh_->directory()));
+  if (master_role) env.push_back(assign(variable::mesh_master, "1"));
   if (!options.bridge.empty()) {  // for workers that link to Redis themselves (docs/bridge.md)
-    env.push_back("MULTINODE_BRIDGE=" + options.bridge);
-    env.push_back("MULTINODE_BRIDGE_PREFIX=" + options.bridge_prefix);
+    env.push_back(assign(variable::bridge_url, options.bridge));
+    env.push_back(assign(variable::bridge_prefix, options.bridge_prefix));
   }
   const bool watchdog = options.heartbeat_timeout.count() > 0;
   if (watchdog) {
     const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(options.heartbeat_timeout);
-    env.push_back("WATCHDOG_USEC=" + std::to_string(usec.count()));
-    env.push_back("WATCHDOG_PID=" + std::string(pid_room, ' '));
+    env.push_back(assign(variable::watchdog_usec, std::to_string(usec.count())));
+    env.push_back(assign(variable::watchdog_pid, std::string(pid_room, ' ')));
   }
-  env.push_back("LISTEN_PID=" + std::string(pid_room, ' '));
+  env.push_back(assign(variable::listen_pid, std::string(pid_room, ' ')));
 
   std::uint16_t port = 0;
   if (!sockets.empty()) port = local_port(sockets.front().fd);
@@ -219,8 +223,8 @@ void Supervisor::spawn_foreign(unsigned index) {
   plan.argv.push_back(nullptr);
   for (auto& e : env) plan.envp.push_back(e.data());
   plan.envp.push_back(nullptr);
-  plan.listen_pid = env.back().data() + std::strlen("LISTEN_PID=");
-  if (watchdog) plan.watchdog_pid = env[env.size() - 2].data() + std::strlen("WATCHDOG_PID=");
+  plan.listen_pid = env.back().data() + std::strlen(variable::listen_pid) + 1;
+  if (watchdog) plan.watchdog_pid = env[env.size() - 2].data() + std::strlen(variable::watchdog_pid) + 1;
   int highest = std::max({notify_fd, out[1], err[1], report[1], devnull});
   for (const auto& socket : sockets) {
     plan.fds.push_back(socket.fd);
