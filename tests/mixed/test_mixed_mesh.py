@@ -167,7 +167,7 @@ class MixedMeshTest(unittest.TestCase):
         self.supervisor.send_signal(signal.SIGTERM)
         self.assertEqual(self.supervisor.wait(20), 0, self.explain())
         self.output.thread.join(5)
-        stopped = {w for (w, ) in [(w,) for w, _, _, t in self.output.lines if t == "stopped"]}
+        stopped = {w for w, _, _, text in self.output.lines if text == "stopped"}
         self.assertEqual(stopped, set(self.live(killed).values()), self.explain())
 
 
