@@ -9,7 +9,8 @@
 //       one handshake, retried until the server answers it (or --timeout, default 20)
 //   websocket_load echo   --port P [--connections 64] [--size 64] [--pipeline 1]
 //                         [--duration 5] [--warmup 1] [--binary]
-//       each connection keeps --pipeline messages in flight: echoes per second, round trips
+//       each connection keeps --pipeline messages in flight (the answers to one read
+//       go out in one write): echoes per second, round trips
 //   websocket_load fanout --port P [--connections 1000] [--size 64] [--interval-ms 10]
 //                         [--duration 5] [--warmup 1] [--drain 5]
 //       connection 0 sends a timestamped message every --interval-ms; every other
@@ -410,6 +411,7 @@ struct Connection {
   bool fragmented = false;  // inside a fragmented message
   bool compressed = false;  // the fragmented message had RSV1
   bool writing = false;     // EPOLLOUT armed for `out`
+  bool corked = false;      // frames wait in `out` until the pass over a read (or a burst) ends
   std::uint8_t fragment_opcode = 0;
   std::uint32_t index = 0;
   std::string key;                    // Sec-WebSocket-Key of the handshake
@@ -692,7 +694,9 @@ class Load {
       if ((events[i].events & EPOLLOUT) != 0) flush(conn);
       if ((events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && conn.state != State::closed) {
         const std::uint64_t before = delivered_;
+        cork(conn);
         on_readable(conn);
+        uncork(conn);
         // Fan-out: several deliveries in one read waited in this process's socket
         // buffer (the generator was behind), not in the server.
         if (delivered_ > before) {
@@ -854,9 +858,25 @@ class Load {
     queue(conn, std::string_view(out, n));
   }
 
-  // Writes at once; what the kernel does not take waits in `out` for EPOLLOUT.
+  // What the frames one read answers (or one burst) produce goes out in one send,
+  // as a client that writes what it has does (wrk's pipeline script for HTTP): with
+  // --pipeline K, the K echoes a read brings back are answered by one write, and
+  // the servers get them in one read.
+  static void cork(Connection& conn) { conn.corked = true; }
+
+  void uncork(Connection& conn) {
+    conn.corked = false;
+    if (conn.state != State::closed && !conn.writing && !conn.out.empty()) {
+      std::string bytes = std::move(conn.out);
+      conn.out.clear();
+      queue(conn, bytes);
+    }
+  }
+
+  // Writes at once (unless corked); what the kernel does not take waits in `out`
+  // for EPOLLOUT.
   void queue(Connection& conn, std::string_view bytes) {
-    if (!conn.out.empty()) {
+    if (conn.corked || !conn.out.empty()) {
       conn.out.append(bytes);
       return;
     }
@@ -962,7 +982,9 @@ class Load {
       conn.sent_at.assign(c_.pipeline, 0);
     }
     for (auto& conn : connections_) {
+      cork(conn);
       for (std::size_t i = 0; i < c_.pipeline && conn.state == State::open; ++i) send_echo(conn);
+      uncork(conn);
     }
     run_for(c_.warmup_s);
     measuring_ = true;
