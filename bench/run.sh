@@ -12,7 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
   cat <<'EOF'
 usage: bench/run.sh [--json] [--duration S] [--rounds R] [--reloads N] [--kills K]
-                    [--workers W] [--ready started|notify] [--no-build]
+                    [--workers W] [--ready started|notify] [--standby K] [--no-build]
 
   --json          print the results as one JSON object instead of tables
   --duration S    seconds of each wrk run (default 10; 2 to check that it runs)
@@ -24,11 +24,14 @@ usage: bench/run.sh [--json] [--duration S] [--rounds R] [--reloads N] [--kills 
   --ready MODE    multinode's readiness: started (default: a worker is ready once
                   executed) or notify (ready at its READY=1: the app is started
                   with --notify and sends it with systemd-notify once it listens)
+  --standby K     multinode's warm standbys (default 1; 0 to measure without): K more
+                  processes of the app started but not serving, one of which fills
+                  a killed worker's slot (bench/run_hello.js waits for SIGUSR2 as one)
   --no-build      use build/release as it is instead of bootstrapping and building
 
 The servers, each on its own free port, all started at the beginning:
   alone      node bench/run_hello.js PORT (one process, no supervisor)
-  multinode  multinode run -n W -p PORT --ready MODE -- node bench/run_hello.js [--notify]
+  multinode  multinode run -n W -p PORT --ready MODE --standby K -- node bench/run_hello.js [--notify]
   pm2        pm2 start bench/run_hello.js -i W -- PORT (cluster mode; PM2_HOME in
              the work directory, `pm2 kill` at the end, also on failure)
 1. load: wrk -t1 -c64 -dS keep-alive against each, R rounds in alternation.
@@ -37,18 +40,20 @@ The servers, each on its own free port, all started at the beginning:
    (every worker new, the old ones exited), whichever is later; wrk runs S s or
    until 1 s after the last reload; failed requests counted as
    bench/reliability.sh counts them.
-3. kill -9 of the oldest worker, then GET / on a new connection every ms until
-   a pid that did not serve before answers (lib.py respawn-http), K times each;
-   also when the supervisor's new child appears in /proc (its own part).
+3. kill -9 of the oldest serving worker (multinode's from its status: not a
+   standby), then GET / on a new connection every ms until a pid that did not
+   serve before answers (lib.py respawn-http), K times each; also when the
+   supervisor's new child appears in /proc (its own part; 0 for a standby,
+   which was there before the kill).
 4. VmRSS of multinode's supervisor and of PM2's God daemon, and of their workers.
 Takes about 3 x R x (S + 1) + 2 x R x (S + 3) + 2 x K x 2 seconds, plus the build.
 EOF
 }
 
-json=0 duration=10 rounds=3 reloads=5 kills=10 workers=2 ready=started build=1
+json=0 duration=10 rounds=3 reloads=5 kills=10 workers=2 ready=started standby=1 build=1
 connections=64 wrk_timeout_s=2
 event_timeout_s=15   # a reload or a replacement not complete by then is recorded as incomplete
-bench_parse_args "--json --duration=#1 --rounds=#1 --reloads=#1 --kills=#1 --workers=#1 --ready= --no-build" "$@"
+bench_parse_args "--json --duration=#1 --rounds=#1 --reloads=#1 --kills=#1 --workers=#1 --ready= --standby=#1 --no-build" "$@"
 app_args=()
 case "$ready" in
   started) ;;
@@ -56,7 +61,7 @@ case "$ready" in
   *) bench_die "--ready wants started or notify, got '$ready'" ;;
 esac
 tools=(node wrk python3 timeout setsid awk)
-[ "$ready" = notify ] && tools+=(systemd-notify)
+if [ "$ready" = notify ] || [ "$standby" -gt 0 ]; then tools+=(systemd-notify); fi
 bench_require_tools "${tools[@]}"
 [ -n "${EPOCHREALTIME:-}" ] || bench_die "bash 5 or newer is needed (EPOCHREALTIME)"
 bench_workdir
@@ -109,10 +114,21 @@ trap run_on_exit EXIT
 
 workers_of() { bench_children "$1" | sort -n | paste -sd' '; }
 
-# The oldest live child of $1 (the lowest start time, field 22 of /proc/PID/stat).
-oldest_child() {
+# The processes serving for $1 (a server's name): multinode's workers from its
+# status (its standby is a child that does not serve yet), PM2's daemon's children.
+serving_of() {
+  if [ "$1" = multinode ]; then
+    "$multinode_bin" status --json --control "$bench_work/multinode.sock" |
+      python3 -c 'import json,sys; print(" ".join(str(w["pid"]) for w in json.load(sys.stdin)["workers"] if w["state"] == "ready"))'
+  else
+    workers_of "${supervisor[$1]}"
+  fi
+}
+
+# The oldest of the pids $1 (the lowest start time, field 22 of /proc/PID/stat).
+oldest_of() {
   local pid line fields best="" best_start=""
-  for pid in $(bench_children "$1"); do
+  for pid in $1; do
     { read -r line <"/proc/$pid/stat"; } 2>/dev/null || continue
     line=${line##*) }
     read -r -a fields <<<"$line"
@@ -123,16 +139,18 @@ oldest_child() {
   echo "$best"
 }
 
-# Waits (polling every 20 ms, at most event_timeout_s) until supervisor $1 has
-# $workers children, none of them in the list $2, and no pid of $2 is alive.
-# Same for both supervisors: what /proc shows. Sets now_workers; 1 on timeout.
+# Waits (polling every 20 ms, at most event_timeout_s) until server $1's supervisor
+# has its children (its workers, and multinode's standbys), none of them in the
+# list $2, and no pid of $2 is alive. Same for both supervisors: what /proc shows.
+# Sets now_workers; 1 on timeout.
 wait_replaced() {
-  local supervisor=$1 old=$2 deadline pid ok
+  local supervisor=${supervisor[$1]} old=$2 deadline pid ok want=$workers
+  [ "$1" = multinode ] && want=$((workers + standby))
   deadline=$(($(bench_now_us) + event_timeout_s * 1000000))
   while :; do
     now_workers=$(workers_of "$supervisor")
     ok=1
-    [ "$(wc -w <<<"$now_workers")" -eq "$workers" ] || ok=0
+    [ "$(wc -w <<<"$now_workers")" -eq "$want" ] || ok=0
     for pid in $old; do
       if [[ " $now_workers " == *" $pid "* ]] || { bench_proc_stat "$pid" && [ "$proc_state" != Z ]; }; then ok=0; fi
     done
@@ -150,7 +168,7 @@ read -r 'port[alone]' 'port[multinode]' 'port[pm2]' <<<"$(bench_py free-ports 3)
 bench_start "$bench_work/alone.log" "$node_bin" "$app" "${port[alone]}"
 supervisor[alone]=$bench_last_pid
 bench_start "$bench_work/multinode.log" "$multinode_bin" run -n "$workers" -p "${port[multinode]}" --host 127.0.0.1 \
-  --ready "$ready" --control "$bench_work/multinode.sock" -- "$node_bin" "$app" "${app_args[@]}"
+  --ready "$ready" --standby "$standby" --control "$bench_work/multinode.sock" -- "$node_bin" "$app" "${app_args[@]}"
 supervisor[multinode]=$bench_last_pid
 pm2_running=1
 pm2 start "$app" -i "$workers" --name hello -- "${port[pm2]}" >"$bench_work/pm2-start.log" 2>&1 ||
@@ -175,7 +193,7 @@ reload() {
 bench_config_line \
   "command=$(bench_json_string "$bench_command")" \
   "rounds=$rounds" "duration_s=$duration" "reloads=$reloads" "kills=$kills" "workers=$workers" \
-  "ready=$(bench_json_string "$ready")" \
+  "ready=$(bench_json_string "$ready")" "standby=$standby" \
   "connections=$connections" "wrk_timeout_s=$wrk_timeout_s" \
   "commit=$(bench_json_string "$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)")" \
   "versions=$(bench_json_string "node $(node -v), pm2 $("$node_bin" -p "require('$repo_root/node_modules/pm2/package.json').version"), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), $("$multinode_bin" --version)")" \
@@ -232,7 +250,7 @@ for round in $(seq "$rounds"); do
       sent=$(bench_now_us)
       complete=true
       reload "$server" || complete=false
-      wait_replaced "${supervisor[$server]}" "$old" || complete=false
+      wait_replaced "$server" "$old" || complete=false
       records+="${records:+,}{\"late_ms\":$(((sent - target) / 1000)),\"ms\":$((($(bench_now_us) - sent) / 1000)),\"complete\":$complete}"
     done
     end=$((t0 + duration * 1000000))
@@ -253,14 +271,14 @@ for round in $(seq "$kills"); do
     # back-off, PM2 counts it as an unstable restart: every worker is older than that.
     sleep 1.5
     sup=${supervisor[$server]}
-    victim=$(oldest_child "$sup")
+    others=$(serving_of "$server")
+    victim=$(oldest_of "$others")
     [ -n "$victim" ] || bench_die "$server (pid $sup) has no worker to kill"
-    others=$(workers_of "$sup")
     # shellcheck disable=SC2086  # the pids, one argument each
     probe=$(bench_py respawn-http "${port[$server]}" "$victim" "$event_timeout_s" "$sup" $others)
     printf '{"kind":"respawn","server":"%s","round":%d,"victim":%d,%s\n' \
       "$server" "$round" "$victim" "${probe#\{}" >>"$results"
-    wait_replaced "$sup" "$victim" || bench_die "$server did not replace worker $victim within $event_timeout_s s"
+    wait_replaced "$server" "$victim" || bench_die "$server did not replace worker $victim within $event_timeout_s s"
     bench_log "kill $round/$kills $server: $probe"
   done
 done

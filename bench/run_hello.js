@@ -9,6 +9,11 @@
 // no AF_UNIX datagram socket of its own, and multinode takes the notification from
 // any process of the worker's tree.
 //
+// Under `multinode run --standby` (MULTINODE_STANDBY=1) it is a warm standby: it
+// loads and builds its server, says READY=1 (with systemd-notify, --notify or not),
+// and waits for SIGUSR2, its promotion, before it serves fd 3 (docs/cli.md,
+// "Standby workers"); a SIGTERM while it waits ends it.
+//
 // A plain `http` server: GET / answers "Hello from node ID (pid PID)\n" (ID:
 // MULTINODE_ID under multinode, NODE_APP_INSTANCE under PM2, 0 alone), so that the
 // bench can tell which process answered. On SIGINT (what PM2 sends) or SIGTERM
@@ -49,15 +54,36 @@ const args = process.argv.slice(2);
 const notify = args.includes('--notify');
 const operands = args.filter((arg) => arg !== '--notify');
 
+const standby = process.env.MULTINODE_STANDBY === '1';
+
 function ready() {
-  if (!notify || !process.env.NOTIFY_SOCKET) return;
+  if (!(notify || standby) || !process.env.NOTIFY_SOCKET) return;
   execFile('systemd-notify', ['--ready'], (error) => {
     if (error) console.error(`run_hello: systemd-notify --ready failed: ${error.message}`);
   });
 }
 
 const passed = process.env.LISTEN_FDS && process.env.LISTEN_PID === String(process.pid);
-if (passed) {
+if (passed && standby) {
+  // Warm: one request through the whole path (on a private loopback port, closed
+  // after), so that the first real one finds the code compiled. Then READY=1 once
+  // the SIGUSR2 handler is there: the supervisor signals only after it. (A signal
+  // handler does not keep Node's loop alive: the timer does, until then.)
+  const waiting = setInterval(() => {}, 1 << 30);
+  process.once('SIGUSR2', () => {
+    clearInterval(waiting);
+    server.listen({fd: 3});
+  });
+  server.listen(0, '127.0.0.1', () => {
+    http.get({host: '127.0.0.1', port: server.address().port, agent: false}, (response) => {
+      response.resume();
+      response.on('end', () => server.close(ready));
+    }).on('error', (error) => {
+      console.error(`run_hello: the standby's warm-up request failed: ${error.message}`);
+      server.close(ready);
+    });
+  });
+} else if (passed) {
   server.listen({fd: 3}, ready);
 } else {
   const port = Number(operands[0] ?? process.env.PORT);

@@ -147,6 +147,13 @@ struct Options {
   // connections may wait for their join at once (one more is closed at once).
   std::chrono::milliseconds mesh_join_timeout{5000};
   std::size_t mesh_max_pending = 64;
+  // Warm standbys (docs/cli.md, "Standby workers"): this many processes of the
+  // program kept started but not serving (MULTINODE_STANDBY=1), so that a dead
+  // worker's slot is filled by promoting one instead of starting the program. Each
+  // costs a process's memory. They start once the first workers are ready, and a
+  // reload replaces them. The program must support it (the Node.js and Python
+  // clients do). With the shared socket only, and not with {slot} in the arguments.
+  unsigned standby = 0;
   // --- cluster-wide messages across hosts (Nodes::publish, docs/bridge.md) ---
   // The Redis server that joins this host to the others: redis://HOST:PORT[/DB],
   // the password in the URL (redis://:PASSWORD@HOST:PORT) or, when it has none, in

@@ -108,6 +108,12 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
       ->type_name("URL");
   run->add_option("--bridge-prefix", o.bridge_prefix,
                   "With --bridge: the Redis channel prefix, as MULTINODE_BRIDGE_PREFIX (default multinode:)");
+  run->add_option(
+         "--standby", o.standby,
+         "Keep K more processes of the program started but not serving (MULTINODE_STANDBY=1): a dead "
+         "worker's slot is filled by promoting one instead of a new start (default 0; the program "
+         "must support it, docs/cli.md)")
+      ->check(CLI::Range(0U, 64U));
   run->add_option("--max-line", o.worker_max_line, "Worker output lines longer than this (bytes) are cut")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
   run->add_option("program", command, "The program and its arguments ({fd} {port} {id} {slot} replaced)")

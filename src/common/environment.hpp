@@ -57,13 +57,16 @@ inline constexpr const char* run_id = "MULTINODE_ID";
 inline constexpr const char* run_nodes = "MULTINODE_NODES";
 inline constexpr const char* mesh = "MULTINODE_MESH";           // the broker's directory
 inline constexpr const char* mesh_master = "MULTINODE_MASTER";  // "1": holds the master role from the start
+// "1": a warm standby of `multinode run --standby` (docs/cli.md, "Standby workers"):
+// it prepares, waits without serving, and has no MULTINODE_SLOT until promoted.
+inline constexpr const char* standby = "MULTINODE_STANDBY";
 // `multinode run --bridge URL [--bridge-prefix P]`; the host id is also what a library
 // master gives its own workers (decimal u64, never 0).
 inline constexpr const char* bridge_url = "MULTINODE_BRIDGE";
 inline constexpr const char* bridge_prefix = "MULTINODE_BRIDGE_PREFIX";
 inline constexpr const char* bridge_host_id = "MULTINODE_BRIDGE_HOST_ID";
-inline constexpr std::array<const char*, 8> run_variables = {
-    run_id, slot, run_nodes, mesh, mesh_master, bridge_url, bridge_prefix, bridge_host_id};
+inline constexpr std::array<const char*, 9> run_variables = {
+    run_id, slot, run_nodes, mesh, mesh_master, standby, bridge_url, bridge_prefix, bridge_host_id};
 
 inline constexpr int first_listen_fd = 3;  // SD_LISTEN_FDS_START
 // More passed sockets than this is taken for a broken environment.

@@ -48,8 +48,7 @@ void encode_record(const Record& record, unsigned char (&out)[record_size]) {
 bool decode_record(const unsigned char* data, std::size_t size, Record& record) {
   if (size != record_size) return false;
   const std::uint16_t type = get16(data);
-  const bool known = (type >= 1 && type <= static_cast<std::uint16_t>(RecordType::watchdog)) ||
-                     type == static_cast<std::uint16_t>(RecordType::bridge_stats);
+  const bool known = type >= 1 && type <= static_cast<std::uint16_t>(RecordType::promote);
   if (!known) return false;
   record.type = static_cast<RecordType>(type);
   record.peer_id = get32(data + 4);

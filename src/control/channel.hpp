@@ -30,6 +30,9 @@ enum class RecordType : std::uint16_t {
   watchdog = 10,      // worker -> supervisor: a heartbeat, as WATCHDOG=1 on NOTIFY_SOCKET
   bridge_stats = 11,  // worker -> master, before its stats: peer_id = that serial, peer_slot = the
                       // BridgeStatsField, value = that figure of the worker's bridge (Options::bridge)
+  // Warm standbys of `multinode run --standby` (docs/protocol.md), on the mesh's stream:
+  standby = 12,  // standby -> supervisor: first record instead of join; peer_id = its id, slot 0, value = pid
+  promote = 13,  // supervisor -> standby: fill slot peer_slot from now on; value 1: with the master role
 };
 
 // What a bridge_stats record carries: one figure of BridgeCounters each

@@ -29,6 +29,8 @@ namespace {
 using clock = std::chrono::steady_clock;
 // The host id of Options::bridge: set by the master, read by its workers.
 constexpr const char* host_id_variable = environment::bridge_host_id;
+// Options::standby at most: each is a whole process of the program, waiting.
+constexpr unsigned max_standby = 64;
 
 boost::asio::ip::tcp::acceptor make_acceptor(boost::asio::io_context& io, int fd) {
   sockaddr_storage address{};
@@ -62,6 +64,28 @@ void Runtime::start() {
     throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                             "Options::worker_command is set (foreign workers) and so is master_listen: "
                             "the master of foreign workers only supervises; set master_listen to false");
+  }
+  if (options_.standby > 0) {
+    const auto refuse = [](const std::string& why) {
+      throw std::system_error(std::make_error_code(std::errc::invalid_argument), "Options::standby: " + why);
+    };
+    if (options_.worker_command.empty())
+      refuse(
+          "standbys are for multinode run's programs (Options::worker_command); a library worker starts in "
+          "milliseconds: set standby to 0");
+    if (options_.balancing == Balancing::reuseport)
+      refuse(
+          "a standby holds the shared listening socket, and with reuseport each slot has its own: use "
+          "--balancing shared, or no --standby");
+    if (options_.standby > max_standby)
+      refuse(std::to_string(options_.standby) + " is more than " + std::to_string(max_standby) +
+             " standbys (each is a whole process of the program)");
+    for (const auto& arg : options_.worker_command) {
+      if (arg.find("{slot}") != std::string::npos)
+        refuse("the program's arguments name {slot} (\"" + arg +
+               "\"), which a standby does not have until it is promoted: read the slot from the promote "
+               "record, or run without --standby");
+    }
   }
   // Every process opens the log file itself: workers run listen() with the same
   // Options, and a worker started after a logrotate opens the current file.
@@ -287,6 +311,12 @@ void Runtime::start_worker() {
 void Runtime::start_run_worker() {
   is_master_ = false;
   run_worker_ = true;
+  if (environment::find(environ, environment::standby) != nullptr) {
+    // A standby waits for its promotion (docs/cli.md); this mode serves at once.
+    throw std::system_error(std::make_error_code(std::errc::not_supported),
+                            "started as a standby (MULTINODE_STANDBY): a program on the C++ library does not "
+                            "wait as one, and starts in milliseconds anyway; run it without --standby");
+  }
   const auto identity = environment::decode_run_worker(environ);
   if (!identity) {
     throw std::system_error(std::make_error_code(std::errc::invalid_argument),

@@ -143,11 +143,11 @@ std::chrono::milliseconds Supervisor::heartbeat_age(const Child& child) const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - child.last_watchdog);
 }
 
-void Supervisor::spawn_foreign(unsigned index) {
-  Slot& s = slot(index);
+void Supervisor::spawn_foreign(unsigned index, bool standby) {
   const Options& options = host_.options();
   const NodeId id = next_id_++;
-  const auto& sockets = sockets_for(index);
+  // A standby holds the shared sockets (Options::standby is refused with reuseport).
+  const auto& sockets = standby ? shared_ : sockets_for(index);
 
   // Its NOTIFY_SOCKET: a datagram socket of its own in the abstract namespace, so
   // that whatever process of the worker sends counts for it (NotifyAccess=all);
@@ -165,8 +165,9 @@ void Supervisor::spawn_foreign(unsigned index) {
              static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + notify_name.size())) != 0 ||
       ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0 ||
       devnull < 0) {
-    log(LogLevel::error, "cannot start a worker for slot ", index, ": ", std::strerror(errno),
-        " (raise the open-files limit, ulimit -n)");
+    log(LogLevel::error, "cannot start a ",
+        standby ? std::string("standby") : "worker for slot " + std::to_string(index), ": ",
+        std::strerror(errno), " (raise the open-files limit, ulimit -n)");
     close_all({notify_fd, out[0], out[1], err[0], err[1], report[0], report[1], devnull});
     return;
   }
@@ -179,7 +180,8 @@ void Supervisor::spawn_foreign(unsigned index) {
   };
   std::vector<std::string> env;
   for (const auto& entry : base_env_) {
-    if (names_one_of(entry, {variable::run_id, variable::run_nodes, variable::mesh, variable::mesh_master}))
+    if (names_one_of(entry, {variable::run_id, variable::run_nodes, variable::mesh, variable::mesh_master,
+                             variable::standby}))
       continue;
     // --bridge's (below) in place of any inherited; without it, the operator's pass.
     if (!options.bridge.empty() && names_one_of(entry, {variable::bridge_url, variable::bridge_prefix}))
@@ -194,10 +196,20 @@ void Supervisor::spawn_foreign(unsigned index) {
   env.push_back(assign(variable::listen_fdnames, names));
   env.push_back(assign(variable::notify_socket, "@" + notify_name));
   env.push_back(assign(variable::run_id, std::to_string(id)));
-  env.push_back(assign(variable::slot, std::to_string(index)));
+  // A standby learns its slot when it is promoted (docs/cli.md, "Standby workers").
+  if (standby) {
+    env.push_back(assign(variable::standby, "1"));
+  } else {
+    env.push_back(assign(variable::slot, std::to_string(index)));
+  }
   env.push_back(assign(variable::run_nodes, std::to_string(options.nodes)));
   // The mesh (docs/protocol.md): where to join, and the master role for one worker.
-  const bool master_role = mesh_ && mesh_->expect(id, index);
+  bool master_role = false;
+  if (mesh_ && standby) {
+    mesh_->expect_standby(id);
+  } else if (mesh_) {
+    master_role = mesh_->expect(id, index);
+  }
   if (mesh_) env.push_back(assign(variable::mesh, mesh_->directory()));
   if (master_role) env.push_back(assign(variable::mesh_master, "1"));
   if (!options.bridge.empty()) {  // for workers that link to Redis themselves (docs/bridge.md)
@@ -214,8 +226,10 @@ void Supervisor::spawn_foreign(unsigned index) {
 
   std::uint16_t port = 0;
   if (!sockets.empty()) port = local_port(sockets.front().fd);
+  // ({slot} with standbys is refused by Runtime::start: a standby has none yet.)
   std::vector<std::string> argv = substitute_placeholders(
-      options.worker_command, {"3", std::to_string(port), std::to_string(id), std::to_string(index)});
+      options.worker_command,
+      {"3", std::to_string(port), std::to_string(id), standby ? std::string() : std::to_string(index)});
 
   ForeignPlan plan;
   plan.path = program_path_.c_str();
@@ -242,7 +256,9 @@ void Supervisor::spawn_foreign(unsigned index) {
   if (pid == 0) exec_foreign(plan);
   close_all({out[1], err[1], report[1], devnull});
   if (pid < 0) {
-    log(LogLevel::error, "cannot start a worker for slot ", index, ": fork failed: ", std::strerror(errno));
+    log(LogLevel::error, "cannot start a ",
+        standby ? std::string("standby") : "worker for slot " + std::to_string(index),
+        ": fork failed: ", std::strerror(errno));
     close_all({notify_fd, out[0], err[0], report[0]});
     if (mesh_) mesh_->worker_exited(id, !stopping_);
     return;
@@ -257,8 +273,9 @@ void Supervisor::spawn_foreign(unsigned index) {
   ::close(report[0]);
   const bool executed = got == 0;
   if (!executed) {
-    log(LogLevel::error, "worker ", id, " (slot ", index, ", pid ", pid, "): cannot execute ", program_path_,
-        ": ", std::strerror(exec_error), " (check that it is an executable program for this machine)");
+    log(LogLevel::error, standby ? "standby " : "worker ", id, " (slot ", index, ", pid ", pid,
+        "): cannot execute ", program_path_, ": ", std::strerror(exec_error),
+        " (check that it is an executable program for this machine)");
   }
 
   auto child = std::make_unique<Child>();
@@ -266,6 +283,8 @@ void Supervisor::spawn_foreign(unsigned index) {
   child->started = clock::now();
   child->foreign = true;
   child->watchdog = watchdog;
+  child->standby = standby;
+  child->generation = generation_;
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) {
     log(LogLevel::error, "pidfd_open failed for pid ", pid, ": ", std::strerror(errno),
@@ -279,7 +298,7 @@ void Supervisor::spawn_foreign(unsigned index) {
   child->pidfd = std::make_unique<boost::asio::posix::stream_descriptor>(host_.io(), pidfd);
   child->ready_timer = std::make_unique<boost::asio::steady_timer>(host_.io());
   child->notify = std::make_unique<boost::asio::posix::stream_descriptor>(host_.io(), notify_fd);
-  s.current = id;
+  if (!standby) slot(index).current = id;
 
   if (!output_) output_ = std::make_shared<OutputSink>(options.worker_output_buffer);
   const RelayFormat format{options.log_format == LogFormat::json, options.worker_max_line};
@@ -302,18 +321,29 @@ void Supervisor::spawn_foreign(unsigned index) {
   child->ready_timer->async_wait([this, id](boost::system::error_code error) {
     if (error) return;
     const auto it = children_.find(id);
-    if (it == children_.end() || it->second->ready) return;
-    log(LogLevel::warning, "worker ", id, " (slot ", it->second->info.slot, ", pid ", it->second->info.pid,
-        ") did not send READY=1 on NOTIFY_SOCKET within ", host_.options().ready_timeout.count(),
-        " ms (--ready notify): killing it. Use --ready started for a program that does not notify");
+    if (it == children_.end() || it->second->ready || it->second->prepared) return;
+    if (it->second->standby) {
+      log(LogLevel::warning, describe(*it->second), " did not say it waits within ",
+          host_.options().ready_timeout.count(),
+          " ms (READY=1 on NOTIFY_SOCKET, or a ready record after its standby record): killing it. "
+          "A program run with --standby must support MULTINODE_STANDBY (docs/cli.md, \"Standby workers\")");
+    } else {
+      log(LogLevel::warning, "worker ", id, " (slot ", it->second->info.slot, ", pid ", it->second->info.pid,
+          ") did not send READY=1 on NOTIFY_SOCKET within ", host_.options().ready_timeout.count(),
+          " ms (--ready notify): killing it. Use --ready started for a program that does not notify");
+    }
     signal_foreign(*it->second, SIGKILL);
   });
 
   const WorkerInfo info = child->info;
   children_.emplace(id, std::move(child));
-  log(LogLevel::debug, "started worker ", id, " (slot ", index, ", pid ", pid, "): ", program_path_);
   read_notify(id);
   if (watchdog) arm_heartbeat_check();
+  if (standby) {
+    log(LogLevel::debug, "started standby ", id, " (pid ", pid, "): ", program_path_);
+    return;  // a worker for the host once promoted
+  }
+  log(LogLevel::debug, "started worker ", id, " (slot ", index, ", pid ", pid, "): ", program_path_);
   if (options.max_rss > 0) arm_memory_check();
   host_.worker_started(info);
   if (executed && options.worker_readiness == WorkerReadiness::started) {
@@ -376,7 +406,9 @@ void Supervisor::on_notice(NodeId id, const NotifyMessage& notice) {
   Child& child = *it->second;
   if (notice.watchdog) child.last_watchdog = clock::now();
   if (notice.status) log(LogLevel::debug, "worker ", id, " status: ", *notice.status);
-  if (notice.ready && !child.ready && host_.options().worker_readiness == WorkerReadiness::notify) {
+  if (notice.ready && child.standby) {
+    if (!child.prepared && !child.retiring) on_prepared(child);
+  } else if (notice.ready && !child.ready && host_.options().worker_readiness == WorkerReadiness::notify) {
     on_ready(child);
   }
 }

@@ -52,6 +52,12 @@ std::string record_name(std::uint16_t type) {
       return "master";
     case 10:
       return "watchdog";
+    case 11:
+      return "bridge_stats";
+    case 12:
+      return "standby";
+    case 13:
+      return "promote";
     default:
       return "unknown (type " + std::to_string(type) + ")";
   }
@@ -200,10 +206,34 @@ MeshBroker::~MeshBroker() {
 }
 
 bool MeshBroker::expect(NodeId worker, unsigned slot) {
-  members_[worker] = Member{slot, nullptr, false};
+  members_[worker] = Member{slot, nullptr, false, false};
   if (master_ != 0) return false;
   master_ = worker;
   return true;
+}
+
+void MeshBroker::expect_standby(NodeId worker) {
+  members_[worker] = Member{0, nullptr, false, true};
+}
+
+MeshBroker::Promotion MeshBroker::promote(NodeId worker, unsigned slot) {
+  Promotion promotion;
+  const auto it = members_.find(worker);
+  if (it == members_.end() || !it->second.standby) return promotion;
+  Member& member = it->second;
+  member.standby = false;
+  member.slot = slot;
+  if (master_ == 0) {
+    master_ = worker;
+    promotion.master = true;
+  }
+  if (member.connection && member.connection->open) {
+    member.connection->slot = slot;
+    send(member.connection, static_cast<std::uint16_t>(RecordType::promote), worker, slot,
+         promotion.master ? 1 : 0);
+    promotion.told = true;
+  }
+  return promotion;
 }
 
 void MeshBroker::worker_exited(NodeId worker, bool hand_over) {
@@ -220,7 +250,7 @@ void MeshBroker::worker_exited(NodeId worker, bool hand_over) {
   if (!hand_over) return;  // the supervisor is stopping: every member goes too
   // The oldest live member (lowest id) that can hear it; else the next worker started gets the env.
   for (auto& [id, member] : members_) {
-    if (!member.connection || !member.connection->open) continue;
+    if (member.standby || !member.connection || !member.connection->open) continue;
     master_ = id;
     send(member.connection, static_cast<std::uint16_t>(RecordType::master), id, member.slot, 1);
     log(LogLevel::info, "worker ", id, " (slot ", member.slot, ") holds the master role now (worker ", worker,
@@ -298,18 +328,35 @@ void MeshBroker::read_next(const std::shared_ptr<Connection>& connection) {
 }
 
 void MeshBroker::on_record(const std::shared_ptr<Connection>& connection) {
-  if (connection->member == 0) return on_join(connection);
+  if (connection->member == 0) return on_first(connection);
   const NodeId id = connection->member;
   Record record;
   const std::uint16_t type = static_cast<std::uint16_t>(connection->in[0] | (connection->in[1] << 8));
-  if (!decode_record(connection->in, record_size, record) ||
-      (record.type != RecordType::ready && record.type != RecordType::watchdog)) {
+  const bool decoded = decode_record(connection->in, record_size, record);
+  if (decoded && record.type == RecordType::join) {
+    // A promoted standby joins on the connection it waited on.
+    const auto it = members_.find(id);
+    if (it != members_.end() && !it->second.standby && !it->second.joined &&
+        it->second.connection == connection && record.peer_id == id && record.peer_slot == it->second.slot) {
+      return admit(connection, it->second, id, record.value);
+    }
+    log(LogLevel::warning, "worker ", id, " sent a join record ",
+        it != members_.end() && it->second.standby
+            ? "before it was promoted (a standby waits for its promote record)"
+            : "it may not send (it joined already, or names another slot)",
+        " (", where_documented, "): closing its connection to the supervisor");
+    return close(connection);
+  }
+  if (!decoded || (record.type != RecordType::ready && record.type != RecordType::watchdog)) {
     log(LogLevel::warning, "worker ", id, " sent a ", record_name(type),
         " record after its join, where only ready and watchdog records may come (", where_documented,
         "): closing its connection to the supervisor (its mesh streams stay; it gets no more peers)");
     return close(connection);
   }
-  if (record.peer_id != id || record.peer_slot != connection->slot) {
+  // A promoted standby's records sent before its promote arrived name slot 0.
+  const auto member = members_.find(id);
+  const bool waited = member != members_.end() && !member->second.joined && record.peer_slot == 0;
+  if (record.peer_id != id || (record.peer_slot != connection->slot && !waited)) {
     log(LogLevel::warning, "worker ", id, " (slot ", connection->slot, ") sent a ", record_name(type),
         " record naming worker ", record.peer_id, " of slot ", record.peer_slot,
         ": a worker speaks only for itself. Closing its connection to the supervisor");
@@ -321,18 +368,45 @@ void MeshBroker::on_record(const std::shared_ptr<Connection>& connection) {
   on_notice_(id, notice);
 }
 
-void MeshBroker::on_join(const std::shared_ptr<Connection>& connection) {
+void MeshBroker::on_first(const std::shared_ptr<Connection>& connection) {
   Record record;
   const std::uint16_t type = static_cast<std::uint16_t>(connection->in[0] | (connection->in[1] << 8));
   if (!decode_record(connection->in, record_size, record)) {
     return refuse(connection, "its first record is of an " + record_name(type) + ", not a join");
   }
-  if (record.type != RecordType::join) {
-    return refuse(connection, "its first record is a " + record_name(type) + " record, not a join");
-  }
+  if (record.type == RecordType::join) return on_join(connection, record);
+  if (record.type == RecordType::standby) return on_standby(connection, record);
+  return refuse(connection, "its first record is a " + record_name(type) + " record, not a join");
+}
+
+void MeshBroker::on_standby(const std::shared_ptr<Connection>& connection, const Record& record) {
   const NodeId id = record.peer_id;
   const auto it = members_.find(id);
-  if (it == members_.end()) {
+  if (it == members_.end() || !it->second.standby) {
+    return refuse(connection,
+                  "it says it is standby " + std::to_string(id) +
+                      ", which is not a waiting standby of this supervisor (a standby sends its own "
+                      "MULTINODE_ID, and only while MULTINODE_STANDBY=1 and not promoted)");
+  }
+  if (record.peer_slot != 0) {
+    return refuse(connection, "its standby record names slot " + std::to_string(record.peer_slot) +
+                                  ": a standby has no slot (0) until it is promoted");
+  }
+  if (it->second.connection) {
+    return refuse(connection, "standby " + std::to_string(id) + " is connected already: one connection each");
+  }
+  std::erase(pending_, connection);
+  connection->timer.cancel();
+  connection->member = id;
+  connection->slot = 0;
+  it->second.connection = connection;
+  log(LogLevel::debug, "standby ", id, " (pid ", record.value, ") is connected to the mesh's supervisor");
+}
+
+void MeshBroker::on_join(const std::shared_ptr<Connection>& connection, const Record& record) {
+  const NodeId id = record.peer_id;
+  const auto it = members_.find(id);
+  if (it == members_.end() || it->second.standby) {
     return refuse(connection, "it joins as worker " + std::to_string(id) +
                                   ", which is not a live worker of this supervisor (a worker joins with its "
                                   "own MULTINODE_ID and MULTINODE_SLOT)");
@@ -343,20 +417,25 @@ void MeshBroker::on_join(const std::shared_ptr<Connection>& connection) {
                                   std::to_string(record.peer_slot) + ", but worker " + std::to_string(id) +
                                   " is in slot " + std::to_string(member.slot));
   }
-  if (member.joined) {
+  if (member.joined || member.connection) {
     return refuse(connection, "worker " + std::to_string(id) +
                                   " has joined already: a worker joins once, on one connection");
   }
+  admit(connection, member, id, record.value);
+}
+
+void MeshBroker::admit(const std::shared_ptr<Connection>& connection, Member& member, NodeId id,
+                       std::uint64_t pid) {
   std::erase(pending_, connection);
   connection->timer.cancel();
   connection->member = id;
   connection->slot = member.slot;
   member.joined = true;
   member.connection = connection;
-  log(LogLevel::debug, "worker ", id, " (slot ", member.slot, ", pid ", record.value, ") joined the mesh");
+  log(LogLevel::debug, "worker ", id, " (slot ", member.slot, ", pid ", pid, ") joined the mesh");
   // Every member before it that can still be reached: the newcomer connects to each.
   for (const auto& [other_id, other] : members_) {
-    if (other_id == id || !other.connection || !other.connection->open) continue;
+    if (other_id == id || !other.joined || !other.connection || !other.connection->open) continue;
     send(connection, static_cast<std::uint16_t>(RecordType::peer), other_id, other.slot, 0);
   }
 }

@@ -10,6 +10,7 @@
 
 #include <multinode/node_id.hpp>
 
+#include "control/channel.hpp"
 #include "supervisor/foreign.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -59,6 +60,18 @@ class MeshBroker {
   // A worker about to be started in slot: from now on it may join. True when it is
   // to get MULTINODE_MASTER=1 (no live worker holds the role); it then holds it.
   bool expect(NodeId worker, unsigned slot);
+  // A warm standby about to be started (Options::standby): from now on it may
+  // connect with a `standby` record and say on it that it waits (`ready`). It is no
+  // member of the mesh (nobody is told of it) until promote().
+  void expect_standby(NodeId worker);
+  // The standby fills slot from now on: a member that may join (on the connection it
+  // has), holding the master role when no live worker does. `told`: it is connected
+  // and a `promote` record is on its way to it; else the caller signals it.
+  struct Promotion {
+    bool told = false;
+    bool master = false;
+  };
+  Promotion promote(NodeId worker, unsigned slot);
   // The worker exited (or was never started): its connection closes, its <id>.sock
   // goes, and when it held the master role the oldest live member gets it
   // (unless hand_over is false: the supervisor is stopping them all).
@@ -73,12 +86,18 @@ class MeshBroker {
     unsigned slot = 0;
     std::shared_ptr<Connection> connection;  // set once joined; null before, and after it closed
     bool joined = false;                     // a join was accepted (never twice)
+    bool standby = false;                    // a standby not promoted yet: no member to the others
   };
 
   void accept_next();
   void read_next(const std::shared_ptr<Connection>& connection);
   void on_record(const std::shared_ptr<Connection>& connection);
-  void on_join(const std::shared_ptr<Connection>& connection);
+  // A connection's first record: a join, or a standby's `standby` record.
+  void on_first(const std::shared_ptr<Connection>& connection);
+  void on_join(const std::shared_ptr<Connection>& connection, const Record& record);
+  void on_standby(const std::shared_ptr<Connection>& connection, const Record& record);
+  // The join accepted: the newcomer is a member, told of every member before it.
+  void admit(const std::shared_ptr<Connection>& connection, Member& member, NodeId id, std::uint64_t pid);
   void send(const std::shared_ptr<Connection>& connection, std::uint16_t type, NodeId id, unsigned slot,
             std::uint64_t value);
   void flush(const std::shared_ptr<Connection>& connection);

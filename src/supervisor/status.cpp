@@ -94,6 +94,16 @@ std::string status_json(const StatusSnapshot& status) {
     out += "}";
   }
   out += "]";
+  if (status.standby) {
+    out += ",\"standby\":[";
+    for (std::size_t i = 0; i < status.standby->size(); ++i) {
+      const StandbyStatus& s = (*status.standby)[i];
+      out += std::string(i == 0 ? "" : ",") + "{\"id\":" + std::to_string(s.id) +
+             ",\"pid\":" + std::to_string(s.pid) + ",\"state\":\"" + std::string(s.state) +
+             "\",\"uptime_s\":" + decimal3(s.uptime_s) + ",\"rss_bytes\":" + json_or_null(s.rss_bytes) + "}";
+    }
+    out += "]";
+  }
   if (status.bridge) out += ",\"bridge\":" + bridge_json(*status.bridge);
   out += "}\n";
   return out;
@@ -111,6 +121,13 @@ std::string status_prometheus(const StatusSnapshot& status) {
   unsigned counts[std::size(states)] = {};
   for (const WorkerStatus& w : status.workers) {
     for (std::size_t i = 0; i < std::size(states); ++i) counts[i] += w.state == states[i] ? 1 : 0;
+  }
+  if (status.standby) {
+    unsigned waiting = 0;
+    for (const StandbyStatus& s : *status.standby) waiting += s.state == "waiting" ? 1 : 0;
+    e.family("multinode_standby_waiting", "gauge",
+             "Standby processes prepared and waiting to fill a slot (multinode run --standby).");
+    e.sample("", std::to_string(waiting));
   }
   e.family("multinode_workers_ready", "gauge", "Worker processes ready and serving.");
   e.sample("", std::to_string(counts[1]));

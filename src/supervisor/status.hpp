@@ -31,6 +31,15 @@ struct WorkerStatus {
   std::optional<bool> master_role;                // `multinode run`: holds the mesh's master role
 };
 
+// A warm standby of `multinode run --standby` (not a worker: it fills no slot yet).
+struct StandbyStatus {
+  NodeId id = 0;
+  pid_t pid = 0;
+  std::string_view state;  // "starting" (not said it waits yet), "waiting" or "stopping"
+  double uptime_s = 0;
+  std::optional<std::uint64_t> rss_bytes;
+};
+
 struct MasterStatus {
   pid_t pid = 0;
   double uptime_s = 0;
@@ -42,6 +51,8 @@ struct StatusSnapshot {
   MasterStatus master;
   std::vector<WorkerStatus> workers;     // by slot, then id
   std::optional<BridgeCounters> bridge;  // the master process's link to Redis, with Options::bridge
+  // With Options::standby (else absent from the JSON and the metrics): the standbys, by id.
+  std::optional<std::vector<StandbyStatus>> standby;
 };
 
 // {"master": {...}, "workers": [{...}, ...]} and a newline.

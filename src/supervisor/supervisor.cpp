@@ -41,6 +41,8 @@ using clock = std::chrono::steady_clock;
 // of /proc/PID/statm per worker, a few microseconds each.
 constexpr std::chrono::milliseconds memory_check_interval{1000};
 constexpr std::uint64_t mebibyte = std::uint64_t{1024} * 1024;
+// After a promotion, how long the next standby's start waits (promote_standby).
+constexpr std::chrono::milliseconds standby_refill_delay{200};
 
 // Streamed into one string, as log() does.
 template <typename... Args>
@@ -226,7 +228,7 @@ void Supervisor::start_workers(unsigned first_slot, unsigned count) {
 
 void Supervisor::spawn(unsigned index) {
   if (!host_.options().worker_command.empty()) {
-    spawn_foreign(index);
+    if (host_.options().standby == 0 || !promote_standby(index)) spawn_foreign(index);
     return;
   }
   Slot& s = slot(index);
@@ -373,7 +375,8 @@ void Supervisor::arm_heartbeat_check() {
 
 bool Supervisor::heartbeat_late(const Child& child) const {
   if (child.foreign) {
-    if (!child.watchdog || !child.ready || child.retiring) return false;
+    // A prepared standby's too: one whose loop is stuck would be promoted to serve nothing.
+    if (!child.watchdog || !(child.ready || child.prepared) || child.retiring) return false;
     return heartbeat_age(child) > host_.options().heartbeat_timeout;
   }
   // Before ready, ready_timeout watches; a retiring or stopping worker may end its loop.
@@ -388,8 +391,8 @@ void Supervisor::check_heartbeats() {
     child->hung = true;
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.1f", static_cast<double>(heartbeat_age(*child).count()) / 1000);
-    log(LogLevel::error, "worker ", id, " (slot ", child->info.slot, ", pid ", child->info.pid,
-        ") is hung: no heartbeat for ", seconds, " s: SIGABRT, then SIGKILL in ", grace.count(), " ms");
+    log(LogLevel::error, describe(*child), " is hung: no heartbeat for ", seconds,
+        " s: SIGABRT, then SIGKILL in ", grace.count(), " ms");
     ::kill(child->info.pid, SIGABRT);
     // A stopped (SIGSTOP) or blocked process does not act on SIGABRT; SIGKILL it anyway,
     // unless its exit was seen meanwhile (then the pid is no longer ours).
@@ -504,6 +507,7 @@ void Supervisor::on_ready(Child& child) {
   if (!started_ && std::erase(starting_slots_, info.slot) > 0 && starting_slots_.empty()) {
     started_ = true;
     host_.workers_ready();
+    fill_standbys();  // once the first workers serve, not competing with their start
   }
   if (replaced != 0) {
     const auto old = children_.find(replaced);
@@ -548,6 +552,7 @@ void Supervisor::retire(Child& child) {
   } else {
     child.control->send({RecordType::stop, 0, 0, 0});
   }
+  if (child.standby) return;  // it fills no slot
   Slot& s = slot(child.info.slot);
   if (s.current == child.info.id) s.current = 0;
 }
@@ -561,6 +566,7 @@ void Supervisor::on_exit(NodeId id, int status) {
     mesh_->worker_exited(id, !stopping_);  // before any replacement starts: the master role moves first
   child->ready_timer->cancel();
   if (gathering_ && status_answered()) boost::asio::post(host_.io(), [this] { finish_status(); });
+  if (child->standby) return on_standby_exit(*child, status);  // it had no slot
   // Its load counts no more (a kill -9 left it there); the others look at the queue again.
   if (child->balance_entry && balance_) balance_->release(*child->balance_entry);
 
@@ -711,6 +717,14 @@ void Supervisor::rolling_restart(const char* cause) {
   if (stopping_) return;
   ++generation_;
   log(LogLevel::info, "rolling restart of every worker (", cause, ")");
+  // The standbys run the old program: new ones take their place (and the rolling
+  // steps promote them once prepared). One given up after dying young gets another try.
+  for (auto& [id, child] : children_) {
+    if (child->standby && child->generation != generation_) retire(*child);
+  }
+  standby_given_up_ = false;
+  standby_young_deaths_ = 0;
+  fill_standbys();
   for (auto& [index, s] : slots_) {
     // The master's own slot (there with Balancing::reuseport, for its sockets) has no worker to replace.
     if (index == host_.slot()) continue;
@@ -780,7 +794,7 @@ unsigned Supervisor::serving_workers() const noexcept {
 
 bool Supervisor::worker_healthy(const Child& child, clock::time_point now) const {
   if (child.retiring) return true;  // on its way out: its health no longer matters
-  if (!child.ready && now - child.started > host_.options().ready_timeout) return false;
+  if (!child.ready && !child.prepared && now - child.started > host_.options().ready_timeout) return false;
   return !heartbeat_late(child);  // a ready worker whose loop is stuck is not
 }
 
@@ -869,6 +883,96 @@ void Supervisor::kill_all_and_reap() {
   }
   children_.clear();
   if (!program_path_.empty()) reap_orphans();
+}
+
+// --- warm standbys (Options::standby, docs/cli.md "Standby workers") ---
+
+std::string Supervisor::describe(const Child& child) {
+  if (child.standby) return text("standby ", child.info.id, " (pid ", child.info.pid, ")");
+  return text("worker ", child.info.id, " (slot ", child.info.slot, ", pid ", child.info.pid, ")");
+}
+
+void Supervisor::fill_standbys() {
+  const unsigned wanted = host_.options().standby;
+  if (wanted == 0 || program_path_.empty() || stopping_ || standby_given_up_ || host_.stopping()) return;
+  unsigned alive = 0;
+  for (const auto& [id, child] : children_) alive += child->standby && !child->retiring ? 1 : 0;
+  for (; alive < wanted; ++alive) spawn_foreign(0, true);
+}
+
+void Supervisor::on_prepared(Child& child) {
+  child.prepared = true;
+  child.ready_timer->cancel();
+  child.last_watchdog = clock::now();  // its heartbeats are watched from now on, as a worker's
+  log(LogLevel::info, describe(child), " waits, prepared: it fills the next slot to be filled");
+}
+
+bool Supervisor::promote_standby(unsigned index) {
+  Child* chosen = nullptr;
+  for (auto& [id, child] : children_) {  // the oldest (lowest id) first
+    if (child->standby && child->prepared && !child->retiring && !child->hung &&
+        child->generation == generation_) {
+      chosen = child.get();
+      break;
+    }
+  }
+  if (chosen == nullptr) return false;
+  Child& child = *chosen;
+  child.standby = false;
+  child.info.slot = index;
+  child.started = clock::now();  // min_uptime counts from here: its life as a worker
+  slot(index).current = child.info.id;
+  const MeshBroker::Promotion promotion =
+      mesh_ ? mesh_->promote(child.info.id, index) : MeshBroker::Promotion{};
+  if (!promotion.told) ::kill(child.info.pid, SIGUSR2);
+  log(LogLevel::info, "standby ", child.info.id, " (pid ", child.info.pid, ") fills slot ", index,
+      promotion.told ? " (promote record)" : " (SIGUSR2)", promotion.master ? ", with the master role" : "");
+  if (host_.options().max_rss > 0) arm_memory_check();
+  host_.worker_started(child.info);
+  // Ready at once: it said so as a standby. Posted, so that the caller may first say
+  // which worker it replaces (a rolling step retires that one once this is ready).
+  const NodeId id = child.info.id;
+  boost::asio::post(host_.io(), [this, id] {
+    const auto it = children_.find(id);
+    if (it != children_.end() && !it->second->ready && !it->second->retiring) on_ready(*it->second);
+  });
+  // The next standby starts a moment later: a program's start (Node.js: ~70 ms of a
+  // CPU) would otherwise compete with the promoted one's first accepts.
+  arm_standby_start(standby_refill_delay);
+  return true;
+}
+
+void Supervisor::arm_standby_start(std::chrono::milliseconds delay) {
+  if (!standby_timer_) standby_timer_ = std::make_unique<boost::asio::steady_timer>(host_.io());
+  standby_timer_->expires_after(delay);
+  standby_timer_->async_wait([this](boost::system::error_code error) {
+    if (!error) fill_standbys();
+  });
+}
+
+void Supervisor::on_standby_exit(const Child& child, int status) {
+  const Options& options = host_.options();
+  const auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - child.started);
+  const std::string what = text(describe(child), " ", describe_status(status), " after ", uptime.count(),
+                                " ms", child.hung ? " (it was hung)" : "");
+  if (stopping_ || child.retiring) {
+    log(LogLevel::info, what);
+    return;
+  }
+  const bool young = !child.prepared || uptime < options.min_uptime;
+  standby_young_deaths_ = young ? standby_young_deaths_ + 1 : 0;
+  if (young && standby_young_deaths_ >= options.crash_loop_limit) {
+    standby_given_up_ = true;
+    log(LogLevel::error, what, "; standbys died young ", standby_young_deaths_,
+        " times in a row: keeping none any more (a dead worker's slot gets a new start instead). Check that "
+        "the "
+        "program supports MULTINODE_STANDBY (docs/cli.md, \"Standby workers\"), then send SIGHUP to try "
+        "again");
+    return;
+  }
+  const auto delay = restart_delay_after(options, young ? standby_young_deaths_ : 0);
+  log(LogLevel::warning, what, "; starting another standby in ", delay.count(), " ms");
+  arm_standby_start(delay);
 }
 
 }  // namespace multinode::detail
@@ -963,7 +1067,17 @@ StatusSnapshot Supervisor::snapshot() const {
   };
   StatusSnapshot status;
   status.master = {::getpid(), seconds(started_at_), generation_, host_.master_counters()};
+  if (host_.options().standby > 0) status.standby.emplace();
   for (const auto& [id, child] : children_) {
+    if (child->standby) {
+      if (!status.standby) status.standby.emplace();
+      const char* state = stopping_ || child->retiring ? "stopping"
+                          : child->prepared            ? "waiting"
+                                                       : "starting";
+      status.standby->push_back(
+          {id, child->info.pid, state, seconds(child->started), resident_bytes(child->info.pid)});
+      continue;
+    }
     WorkerStatus w;
     w.id = id;
     w.slot = child->info.slot;

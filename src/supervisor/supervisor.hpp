@@ -154,6 +154,12 @@ class Supervisor {
     bool watchdog = false;                                          // WATCHDOG_USEC was given
     std::chrono::steady_clock::time_point last_watchdog;            // its last WATCHDOG=1 (or ready)
     std::vector<unsigned> served_slots;  // reuseport: the slots whose sockets it was given
+    // A warm standby (Options::standby, foreign workers only): started without a slot
+    // (info.slot 0) and not serving; `prepared` once it said it waits (READY=1, or a
+    // ready record on its mesh connection); promote_standby() gives it a slot.
+    bool standby = false;
+    bool prepared = false;
+    std::uint64_t generation = 0;  // generation_ when it was started: a reload makes it stale
   };
   struct Slot {
     NodeId current = 0;  // the worker filling the slot, 0 when none
@@ -175,7 +181,21 @@ class Supervisor {
 
   void spawn(unsigned slot);
   // spawn() of a foreign worker, and what it sends on its NOTIFY_SOCKET.
-  void spawn_foreign(unsigned slot);
+  void spawn_foreign(unsigned slot, bool standby = false);
+  // Options::standby: starts standbys until that many are alive (none while stopping,
+  // or once they were given up after dying young in a row).
+  void fill_standbys();
+  // A prepared standby of this generation fills slot (its `promote` record or
+  // SIGUSR2); false when there is none.
+  bool promote_standby(unsigned slot);
+  // A standby said it waits.
+  void on_prepared(Child& child);
+  // A standby that exited before it was promoted (child is out of children_ already).
+  void on_standby_exit(const Child& child, int status);
+  // fill_standbys() after delay (one timer: a later call moves it).
+  void arm_standby_start(std::chrono::milliseconds delay);
+  // "worker 3 (slot 1, pid 123)" or "standby 4 (pid 124)", for the log.
+  static std::string describe(const Child& child);
   void read_notify(NodeId id);
   // What a foreign worker says through NOTIFY_SOCKET or its mesh connection (ready, watchdog).
   void on_notice(NodeId id, const NotifyMessage& notice);
@@ -255,6 +275,11 @@ class Supervisor {
   std::shared_ptr<OutputSink> output_;
   // Foreign workers: the broker of their mesh (MULTINODE_MESH), made by the first start_workers().
   std::unique_ptr<MeshBroker> mesh_;
+  // Standbys (Options::standby): deaths before ready in a row, given up past the
+  // crash-loop limit (a SIGHUP tries again), and the timer of the next start.
+  unsigned standby_young_deaths_ = 0;
+  bool standby_given_up_ = false;
+  std::unique_ptr<boost::asio::steady_timer> standby_timer_;
   // Reuseport: the slots whose sockets the master serves itself (none when it only supervises).
   std::vector<unsigned> master_served_slots_;
   // Reuseport and balanced: whether every serving process holds the sockets of

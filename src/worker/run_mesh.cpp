@@ -206,6 +206,8 @@ void RunMesh::handle_record(const unsigned char* data) {
     case RecordType::join:
     case RecordType::watchdog:
     case RecordType::bridge_stats:
+    case RecordType::standby:
+    case RecordType::promote:
       log(LogLevel::debug, "ignoring an unexpected record (type ", static_cast<unsigned>(record.type),
           ") from the supervisor");
       break;

@@ -54,6 +54,8 @@ void WorkerLink::start() {
           case RecordType::master:
           case RecordType::watchdog:
           case RecordType::bridge_stats:
+          case RecordType::standby:
+          case RecordType::promote:
             log(LogLevel::warning, "ignoring an unexpected record from the master");
             break;
         }

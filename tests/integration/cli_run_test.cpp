@@ -126,6 +126,19 @@ elif mode == "flood":  # slot 1 writes without end; the others serve
         while True:
             sys.stdout.write(line)
     serve(listener())
+elif mode == "standby":  # says READY=1; as a standby, waits for SIGUSR2 without serving first
+    s = listener()
+    if os.environ.get("MULTINODE_STANDBY") == "1":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2, signal.SIGTERM})
+        print("standby", os.getpid(), "slot", os.environ.get("MULTINODE_SLOT"), flush=True)
+        notify("READY=1")
+        if signal.sigwait({signal.SIGUSR2, signal.SIGTERM}) == signal.SIGTERM:
+            sys.exit(0)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2, signal.SIGTERM})
+        print("promoted", os.getpid(), flush=True)
+    else:
+        notify("READY=1")
+    serve(s)
 elif mode == "crash":
     sys.exit(3)
 elif mode == "stubborn":  # deaf to SIGTERM, and so is a child of it in a session of its own
@@ -422,6 +435,85 @@ TEST_F(CliRun, AWorkerThatStopsSendingWatchdogIsReplaced) {
   EXPECT_TRUE(supervisor.wait_for_output("(it was hung)", 20s, true));
   EXPECT_EQ(command({"stop"}).first, 0);
   EXPECT_EQ(exit_status(supervisor), 0);
+}
+
+// --standby: a prepared process waits without serving; a killed worker's slot is
+// filled by promoting it (SIGUSR2 for a program without the mesh's connection), a
+// new standby takes its place, and a reload replaces the standby running the old program.
+TEST_F(CliRun, AStandbyWaitsUnservingAndFillsADeadWorkersSlot) {
+  ChildProcess supervisor = start({"-n", "2", "--standby", "1", "--ready", "notify"}, {"standby"});
+  const auto standby_waiting = [this](std::int64_t other_than) -> std::pair<std::int64_t, std::int64_t> {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const auto s = status();
+      if (const auto* list = s.if_contains("standby"); list != nullptr && list->as_array().size() == 1) {
+        const auto& entry = list->as_array().front().as_object();
+        const auto id = entry.at("id").to_number<std::int64_t>();
+        if (entry.at("state").as_string() == "waiting" && id != other_than)
+          return {id, entry.at("pid").to_number<std::int64_t>()};
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return {0, 0};
+  };
+  const auto workers = wait_for_workers(2, "ready");
+  ASSERT_EQ(workers.size(), 2U) << supervisor.error_output();
+  const auto [standby_id, standby_pid] = standby_waiting(0);
+  ASSERT_NE(standby_id, 0) << supervisor.error_output();
+  EXPECT_EQ(workers.count(standby_id), 0U);
+  ASSERT_TRUE(supervisor.wait_for_output("standby " + std::to_string(standby_pid) + " slot None", 10s))
+      << supervisor.output();  // no MULTINODE_SLOT before its promotion
+  EXPECT_NE(command({"metrics"}).second.find("multinode_standby_waiting 1"), std::string::npos);
+  for (int i = 0; i < 20; ++i) EXPECT_NE(ask(), standby_pid) << "a standby served before its promotion";
+
+  // kill -9 the worker of slot 1: the standby fills slot 1.
+  std::int64_t victim = 0;
+  const json::object before = status();
+  for (const auto& w : before.at("workers").as_array()) {
+    if (w.at("slot").to_number<int>() == 1) victim = w.at("pid").to_number<std::int64_t>();
+  }
+  ASSERT_GT(victim, 0);
+  ::kill(static_cast<pid_t>(victim), SIGKILL);
+  ASSERT_TRUE(supervisor.wait_for_output("promoted " + std::to_string(standby_pid), 20s))
+      << supervisor.output();
+  bool in_slot = false;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!in_slot && std::chrono::steady_clock::now() < deadline) {
+    const json::object now = status();
+    const auto* list = now.if_contains("workers");
+    for (const auto& w : list != nullptr ? list->as_array() : json::array{}) {
+      in_slot = in_slot || (w.at("id").to_number<std::int64_t>() == standby_id &&
+                            w.at("slot").to_number<int>() == 1 && w.at("state").as_string() == "ready");
+    }
+    if (!in_slot) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(in_slot) << supervisor.error_output();
+  EXPECT_NE(supervisor.error_output().find("fills slot 1 (SIGUSR2)"), std::string::npos)
+      << supervisor.error_output();
+  bool answered = false;
+  for (int i = 0; i < 200 && !answered; ++i) answered = ask() == standby_pid;
+  EXPECT_TRUE(answered) << "the promoted standby never answered";
+  const auto [second_id, second_pid] = standby_waiting(standby_id);
+  ASSERT_NE(second_id, 0) << supervisor.error_output();
+
+  // A reload: both workers and the standby are new.
+  EXPECT_EQ(command({"reload"}).first, 0);
+  const auto [third_id, third_pid] = standby_waiting(second_id);
+  EXPECT_NE(third_id, 0) << supervisor.error_output();
+  EXPECT_GT(third_id, second_id);
+
+  EXPECT_EQ(command({"stop"}).first, 0);
+  EXPECT_EQ(exit_status(supervisor), 0) << supervisor.error_output();
+}
+
+TEST_F(CliRun, StandbyIsRefusedWhereItCannotWork) {
+  ChildProcess with_slot = start({"--standby", "1"}, {"env", "{slot}"});
+  EXPECT_EQ(exit_status(with_slot, 10s), 1);
+  EXPECT_NE(with_slot.error_output().find("{slot}"), std::string::npos) << with_slot.error_output();
+  ChildProcess reuseport = start({"--standby", "1", "--balancing", "reuseport"}, {"env", "-"});
+  EXPECT_EQ(exit_status(reuseport, 10s), 1);
+  EXPECT_NE(reuseport.error_output().find("--balancing shared"), std::string::npos)
+      << reuseport.error_output();
 }
 
 TEST_F(CliRun, OutputComesInWholePrefixedLinesCutPastTheBound) {

@@ -177,8 +177,9 @@ TEST(Environment, UnsetRemovesTheGivenVariablesOnly) {
 // The names `multinode run` gives its workers (docs/cli.md): the documented ones, each once.
 TEST(Environment, TheRunWorkerNamesAreTheDocumentedOnes) {
   const std::vector<std::string> expected = {
-      "MULTINODE_ID",     "MULTINODE_SLOT",   "MULTINODE_NODES",         "MULTINODE_MESH",
-      "MULTINODE_MASTER", "MULTINODE_BRIDGE", "MULTINODE_BRIDGE_PREFIX", "MULTINODE_BRIDGE_HOST_ID"};
+      "MULTINODE_ID",     "MULTINODE_SLOT",          "MULTINODE_NODES",
+      "MULTINODE_MESH",   "MULTINODE_MASTER",        "MULTINODE_STANDBY",
+      "MULTINODE_BRIDGE", "MULTINODE_BRIDGE_PREFIX", "MULTINODE_BRIDGE_HOST_ID"};
   ASSERT_EQ(run_variables.size(), expected.size());
   for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(run_variables[i], expected[i]);
   // Only MULTINODE_SLOT is shared with the library's own workers.

@@ -90,8 +90,16 @@ TEST(ControlRecord, RejectsBridgeStatsOfAnUnknownFieldOrLinkState) {
   encode_record({RecordType::bridge_stats, 1, 0, 3}, wire);  // no such state
   EXPECT_FALSE(decode_record(wire, record_size, decoded));
   encode_record({RecordType::stats, 1, 0, 0}, wire);
-  wire[0] = 12;  // past the last type (bridge_stats, 11)
+  wire[0] = 14;  // past the last type (promote, 13)
   EXPECT_FALSE(decode_record(wire, record_size, decoded));
+  // The standbys' records of `multinode run --standby` (docs/protocol.md).
+  encode_record({RecordType::standby, 7, 0, 4242}, wire);
+  ASSERT_TRUE(decode_record(wire, record_size, decoded));
+  EXPECT_EQ(decoded.type, RecordType::standby);
+  encode_record({RecordType::promote, 7, 2, 1}, wire);
+  ASSERT_TRUE(decode_record(wire, record_size, decoded));
+  EXPECT_EQ(decoded.type, RecordType::promote);
+  EXPECT_EQ(decoded.peer_slot, 2u);
 }
 
 }  // namespace
