@@ -23,6 +23,20 @@ format this module speaks.
 
     asyncio.run(main())
 
+Under `multinode run --standby K` some processes start as warm standbys
+(MULTINODE_STANDBY=1, no MULTINODE_SLOT): the same program, unchanged. In a
+standby, start() returns with nodes.standby True and nodes.slot None; serve()
+and serve_http() tell the supervisor the process is prepared (its code loaded,
+its server built) and then wait, accepting nothing and meeting no peer, until
+the supervisor promotes the standby into a dead worker's slot. Then nodes.slot
+is that slot (and nodes.is_master True if the role comes with it), the process
+joins the mesh, the on_promoted callbacks run (then on_master's, with the
+role), serving begins and serve() returns as in any worker. SIGTERM to a
+standby that was never promoted exits at once with status 0 (SystemExit).
+
+    nodes.on_promoted(lambda: print("serving in slot", nodes.slot))
+    await nodes.wait_promoted()                  # returns at once in a worker
+
 Outside `multinode run` (no MULTINODE_ID in the environment) the program serves
 alone: it binds host:port itself, is the master (id 0) and has no peers. That
 is one process and no supervision; to get N processes, start it under
@@ -50,6 +64,7 @@ __all__ = [
 # --- records on the supervisor connection (24 bytes, little-endian) ---
 _RECORD = struct.Struct("<HHIIIQ")  # type, 0, peer id, peer slot, 0, value
 RECORD_READY, RECORD_PEER, RECORD_JOIN, RECORD_MASTER, RECORD_WATCHDOG = 1, 3, 8, 9, 10
+RECORD_STANDBY, RECORD_PROMOTE = 12, 13  # a warm standby's first record; the supervisor's answer
 
 # --- frames on the streams between workers (8-byte header, little-endian length) ---
 TEXT, BINARY, JSON_FRAME, CONTROL = 1, 2, 3, 4
@@ -367,18 +382,22 @@ def frame_stream(stream: Stream, **options: Any) -> FrameStream:
 class Nodes:
     """This process's place among the workers.
 
-    id, slot: MULTINODE_ID and MULTINODE_SLOT (0 and 0 alone); count: MULTINODE_NODES;
-    is_master: true in exactly one live worker (see on_master); alone: not started by
-    `multinode run`; sockets: the listening sockets; streams: the live peers' Streams
-    by id. Events: on_node(callback), on_master(callback)."""
+    id, slot: MULTINODE_ID and MULTINODE_SLOT (0 and 0 alone; slot None in a standby
+    until it is promoted); count: MULTINODE_NODES; is_master: true in exactly one live
+    worker (see on_master); alone: not started by `multinode run`; standby: a warm
+    standby not promoted yet (MULTINODE_STANDBY=1); sockets: the listening sockets;
+    streams: the live peers' Streams by id. Events: on_node(callback),
+    on_master(callback), on_promoted(callback)."""
 
     def __init__(self) -> None:
         self.id = _decimal("MULTINODE_ID") or 0
-        self.slot = _decimal("MULTINODE_SLOT") or 0
-        self.count = _decimal("MULTINODE_NODES") or 1  # N, the workers of the supervisor
         self.alone = _decimal("MULTINODE_ID") is None
+        # A warm standby (`multinode run --standby K`) gets no slot until it is promoted.
+        self.standby = not self.alone and os.environ.get("MULTINODE_STANDBY") == "1"
+        self.slot: Optional[int] = None if self.standby else (_decimal("MULTINODE_SLOT") or 0)
+        self.count = _decimal("MULTINODE_NODES") or 1  # N, the workers of the supervisor
         # The master role: started with MULTINODE_MASTER=1, or handed over later ("master" event).
-        self.is_master = self.alone or os.environ.get("MULTINODE_MASTER") == "1"
+        self.is_master = self.alone or (not self.standby and os.environ.get("MULTINODE_MASTER") == "1")
         self.mesh_dir = os.environ.get("MULTINODE_MESH") if not self.alone else None
         self.sockets: list[socket.socket] = []
         self._streams: dict[int, Stream] = {}
@@ -394,6 +413,9 @@ class Nodes:
         self._stopped: Optional[asyncio.Future] = None
         self._stopping = False
         self._clients: set[asyncio.Task] = set()
+        self._on_promoted: list[Callable[[], Any]] = []
+        self._promoted: Optional[asyncio.Future] = None  # a standby's promotion
+        self._standby_ready_sent = False
 
     @property
     def streams(self) -> dict[int, Stream]:
@@ -415,11 +437,29 @@ class Nodes:
         self._on_master = callback
         return callback
 
+    def on_promoted(self, callback: Callable[[], Any]) -> Callable[[], Any]:
+        """callback() when this standby is promoted: nodes.slot and nodes.is_master are
+        set, it has joined the mesh, and serving begins. Never called in a process that
+        did not start as a standby. Usable as a decorator; several may be set."""
+        self._on_promoted.append(callback)
+        return callback
+
+    async def wait_promoted(self) -> None:
+        """Returns once this standby is promoted; at once in a process that is no standby."""
+        if self._promoted is not None:
+            await asyncio.shield(self._promoted)
+
     # --- start ---
     async def _start(self, port: int, host: str) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopped = self._loop.create_future()
         self.sockets = self._listening_sockets(port, host)
+        if self.standby:
+            if not self.mesh_dir:
+                raise RuntimeError("worker %d is a standby (MULTINODE_STANDBY=1) but got no MULTINODE_MESH: a Python "
+                                   "standby waits for its promotion on the mesh's supervisor connection, so "
+                                   "--standby needs a multinode whose `run` gives the mesh" % self.id)
+            self._promoted = self._loop.create_future()
         try:
             self._loop.add_signal_handler(signal.SIGTERM, self.stop)
         except (NotImplementedError, RuntimeError, ValueError):
@@ -454,12 +494,19 @@ class Nodes:
             self._own_server = await asyncio.start_unix_server(self._accepted, path=own)
             reader, writer = await asyncio.open_unix_connection(os.path.join(self.mesh_dir, "supervisor.sock"))
         except OSError as error:
+            if self.standby:
+                raise RuntimeError("standby %d cannot reach the supervisor in %s (%s): it cannot wait for a "
+                                   "promotion; is `multinode run` still running?" % (self.id, self.mesh_dir, error))
             print("multinode: cannot join the workers' mesh in %s: %s; serving without peers (is the "
                   "supervisor running, and is MULTINODE_MESH its directory?)" % (self.mesh_dir, error),
                   file=sys.stderr, flush=True)
             return
         self._supervisor = writer
-        writer.write(_RECORD.pack(RECORD_JOIN, 0, self.id, self.slot, 0, os.getpid()))
+        if self.standby:
+            # Instead of the join: slot 0 until the promotion names one.
+            writer.write(_RECORD.pack(RECORD_STANDBY, 0, self.id, 0, 0, os.getpid()))
+        else:
+            writer.write(_RECORD.pack(RECORD_JOIN, 0, self.id, self.slot, 0, os.getpid()))
         self._spawn(self._records(reader))
 
     async def _records(self, reader: asyncio.StreamReader) -> None:
@@ -467,7 +514,11 @@ class Nodes:
             while True:
                 data = await reader.readexactly(_RECORD.size)
                 kind, _, peer, peer_slot, _, value = _RECORD.unpack(data)
-                if kind == RECORD_PEER:
+                if kind == RECORD_PROMOTE:
+                    self._promote(peer, peer_slot, value)
+                elif self.standby:
+                    _debug("ignored a record of type %d before the promotion" % kind)
+                elif kind == RECORD_PEER:
                     self._spawn(self._connect(peer, peer_slot))
                 elif kind == RECORD_MASTER and not self.is_master:
                     self.is_master = True
@@ -478,6 +529,32 @@ class Nodes:
         if not self._stopping:
             print("multinode: the supervisor is gone: stopping", file=sys.stderr, flush=True)
             self.stop()
+
+    def _promote(self, peer: int, peer_slot: int, value: int) -> None:
+        """The supervisor's promote record: this standby is the worker of peer_slot from
+        now on. It joins on the same connection (peer records come back), and serve()
+        or serve_http(), waiting for this, begin serving and say ready in the new slot."""
+        if not self.standby or self._stopping or peer != self.id or peer_slot == 0 or self._supervisor is None:
+            _debug("ignored a promote record (id %d, slot %d): not a standby waiting as %d" % (peer, peer_slot, self.id))
+            return
+        self.standby = False
+        self.slot = peer_slot
+        master = value == 1 and not self.is_master
+        if master:
+            self.is_master = True
+        self._supervisor.write(_RECORD.pack(RECORD_JOIN, 0, self.id, self.slot, 0, os.getpid()))
+        assert self._promoted is not None
+        self._promoted.set_result(None)
+        for callback in self._on_promoted:
+            callback()
+        if master and self._on_master is not None:
+            self._on_master()
+
+    async def _wait_for_promotion(self) -> None:
+        """In a standby: says it is prepared (the ready record, slot 0), then waits."""
+        if self.standby:
+            self.ready()
+            await self.wait_promoted()
 
     async def _connect(self, peer: int, peer_slot: int) -> None:
         assert self.mesh_dir is not None
@@ -518,7 +595,9 @@ class Nodes:
     async def serve(self, client_connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
                     **options: Any) -> list[asyncio.AbstractServer]:
         """asyncio.start_server(client_connected) on every listening socket, then ready().
-        At stop(), the connections in hand are waited for."""
+        At stop(), the connections in hand are waited for. In a standby it first says
+        ready as a standby and waits for the promotion."""
+        await self._wait_for_promotion()
 
         async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
@@ -538,8 +617,11 @@ class Nodes:
         """http.server's ThreadingHTTPServer with handler (a BaseHTTPRequestHandler class)
         on the first listening socket, in a thread; then ready(). A handler finds this
         Nodes at self.server.nodes. At stop(), the requests in hand are finished (their
-        threads joined)."""
+        threads joined). In a standby it first says ready as a standby and waits for
+        the promotion."""
         import http.server
+
+        await self._wait_for_promotion()
 
         class Server(http.server.ThreadingHTTPServer):
             daemon_threads = False  # joined by server_close(): a stop finishes what is in hand
@@ -561,7 +643,14 @@ class Nodes:
         self.ready()
 
     def ready(self) -> None:
-        """Tells the supervisor this process serves (for `multinode run --ready notify`)."""
+        """Tells the supervisor this process serves (for `multinode run --ready notify`).
+        In a standby not promoted yet: that it is prepared (the ready record, slot 0),
+        once; after the promotion it says ready again, in its slot."""
+        if self.standby:
+            if not self._standby_ready_sent and self._supervisor is not None:
+                self._standby_ready_sent = True
+                self._supervisor.write(_RECORD.pack(RECORD_READY, 0, self.id, 0, 0, os.getpid()))
+            return
         if self._ready_sent:
             return
         self._ready_sent = True
@@ -578,7 +667,7 @@ class Nodes:
         while True:
             # From the event loop: a loop that is stuck sends none, and is replaced.
             if self._supervisor is not None and not self._supervisor.is_closing():
-                self._supervisor.write(_RECORD.pack(RECORD_WATCHDOG, 0, self.id, self.slot, 0, 0))
+                self._supervisor.write(_RECORD.pack(RECORD_WATCHDOG, 0, self.id, self.slot or 0, 0, 0))
             else:
                 _notify(b"WATCHDOG=1")
             await asyncio.sleep(usec / 2e6)
@@ -586,10 +675,21 @@ class Nodes:
     # --- stopping ---
     def stop(self) -> None:
         """Stops gracefully: no more connections taken, those in hand finished, then the
-        streams end and wait_stopped() returns. SIGTERM calls it."""
+        streams end and wait_stopped() returns. SIGTERM calls it. A standby not promoted
+        yet serves nothing and has nothing to finish: it exits at once with status 0
+        (SystemExit, raised here)."""
         if self._stopped is None or self._stopped.done() or self._stopping:
             return
         self._stopping = True
+        if self.standby:
+            # The second SIGTERM (to the process group) must not kill it while Python exits.
+            try:
+                if self._loop is not None:
+                    self._loop.remove_signal_handler(signal.SIGTERM)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            except (ValueError, RuntimeError, NotImplementedError):
+                pass  # not the main thread
+            raise SystemExit(0)
         # The supervisor signals the worker and its process group (two SIGTERMs): the
         # second must not kill it once the loop has closed and put SIGTERM back to its
         # default. A stopping worker ignores SIGTERM; the stop timeout's SIGKILL remains.
@@ -650,15 +750,19 @@ def _notify(message: bytes) -> None:
 
 async def start(*, port: int = 8080, host: str = "",
                 on_node: Optional[Callable[[Stream], Any]] = None,
-                on_master: Optional[Callable[[], Any]] = None) -> Nodes:
+                on_master: Optional[Callable[[], Any]] = None,
+                on_promoted: Optional[Callable[[], Any]] = None) -> Nodes:
     """This process's Nodes, in the running event loop: its listening sockets (from
-    LISTEN_FDS, or port/host bound here when alone), its place in the mesh (joined),
-    SIGTERM handled (stop()). Call serve() or serve_http() next, which report ready."""
+    LISTEN_FDS, or port/host bound here when alone), its place in the mesh (joined; a
+    standby: waiting for its promotion), SIGTERM handled (stop()). Call serve() or
+    serve_http() next, which report ready (in a standby: wait for the promotion first)."""
     nodes = Nodes()
     if on_node is not None:
         nodes.on_node(on_node)
     if on_master is not None:
         nodes.on_master(on_master)
+    if on_promoted is not None:
+        nodes.on_promoted(on_promoted)
     await nodes._start(port, host)
     return nodes
 
@@ -666,12 +770,16 @@ async def start(*, port: int = 8080, host: str = "",
 def listen(handler: Optional[type] = None, *, port: int = 8080, host: str = "",
            on_node: Optional[Callable[[Stream], Any]] = None,
            on_master: Optional[Callable[[], Any]] = None,
+           on_promoted: Optional[Callable[[], Any]] = None,
            main: Optional[Callable[[Nodes], Awaitable[None]]] = None) -> None:
     """The blocking form: serves handler (an http.server.BaseHTTPRequestHandler class)
-    and the mesh until SIGTERM. main(nodes), a coroutine function, runs once started."""
+    and the mesh until SIGTERM. main(nodes), a coroutine function, runs once started
+    (in a standby: once promoted)."""
 
     async def run() -> None:
-        nodes = await start(port=port, host=host, on_node=on_node, on_master=on_master)
+        nodes = await start(port=port, host=host, on_node=on_node, on_master=on_master, on_promoted=on_promoted)
+        if handler is None:
+            await nodes._wait_for_promotion()
         if handler is not None:
             await nodes.serve_http(handler)
         if main is not None:

@@ -5,7 +5,11 @@ code, cut at every byte); a FrameStream against a raw peer on a socketpair; the
 program served alone outside `multinode run`; and real `multinode run -n 3` meshes
 of Python workers: every pair exchanges text, binary and JSON, exactly one worker
 is master, a worker killed with SIGKILL ends its streams at the survivors, its
-replacement meets each of them, and the master role is handed over.
+replacement meets each of them, and the master role is handed over; and warm
+standbys (MULTINODE_STANDBY=1) against a fake supervisor socket: `standby` then
+`ready` with slot 0 and heartbeats while waiting, nothing accepted on fd 3 before
+the `promote` record, then serving, the join with the promoted slot, the hello to
+a peer with it, the master role, and SIGTERM while waiting exits 0.
 
 MULTINODE_COMMAND names the `multinode` binary (CTest sets it); without it the
 tests that need it are skipped.
@@ -486,6 +490,246 @@ state = []
 multinode.listen(Handler, on_node=lambda stream: None, main=main)
 print("STOPPED", state[0].id, flush=True)
 '''
+
+
+STANDBY_WORKER = r'''
+import asyncio, os, sys
+# fd 3 as `multinode run` passes it: the test's listening socket, and LISTEN_PID this process.
+fd = int(os.environ.pop("TEST_LISTEN_FD"))
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+import multinode
+
+async def client(reader, writer):
+    await reader.readline()
+    writer.write(b"%d\n" % os.getpid())
+    await writer.drain()
+    writer.close()
+
+async def main():
+    nodes = await multinode.start()
+    print("START", nodes.id, nodes.slot, nodes.standby, nodes.is_master, flush=True)
+    nodes.on_promoted(lambda: print("PROMOTED", nodes.slot, nodes.standby, nodes.is_master, flush=True))
+    nodes.on_master(lambda: print("MASTER", nodes.id, flush=True))
+    nodes.on_node(lambda stream: print("NODE", stream.id, stream.slot, flush=True))
+    await nodes.serve(client)
+    print("SERVING", nodes.slot, flush=True)
+    await nodes.wait_stopped()
+    print("STOPPED", nodes.id, flush=True)
+
+asyncio.run(main())
+'''
+
+
+class FakeSupervisor:
+    """$MULTINODE_MESH/supervisor.sock: the records each connection sends, as
+    (type, id, slot, value), and records written back to a connection."""
+
+    def __init__(self, mesh):
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(os.path.join(mesh, "supervisor.sock"))
+        self.server.listen(8)
+        self.connections, self.received, self.cond = [], [], threading.Condition()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            with self.cond:
+                self.connections.append(connection)
+                self.received.append([])
+                index = len(self.connections) - 1
+                self.cond.notify_all()
+            thread = threading.Thread(target=self._read, args=(connection, index), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _read(self, connection, index):
+        data = b""
+        while True:
+            try:
+                chunk = connection.recv(4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            data += chunk
+            while len(data) >= 24:
+                kind, _, peer, slot, _, value = struct.unpack("<HHIIIQ", data[:24])
+                data = data[24:]
+                with self.cond:
+                    self.received[index].append((kind, peer, slot, value))
+                    self.cond.notify_all()
+
+    def records(self, index=0):
+        with self.cond:
+            return list(self.received[index]) if index < len(self.received) else []
+
+    def wait(self, predicate, timeout=20):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not predicate(self):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+            return True
+
+    def send(self, kind, peer, slot, value, index=0):
+        self.connections[index].sendall(struct.pack("<HHIIIQ", kind, 0, peer, slot, 0, value))
+
+    def close(self):
+        # shutdown() wakes the threads blocked in accept() and recv(); close() would not.
+        for sock in [self.server, *self.connections]:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        for thread in self.threads:
+            thread.join(5)
+
+
+class StandbyTest(unittest.TestCase):
+    """A warm standby of `multinode run --standby K`, against a fake supervisor."""
+
+    def setUp(self):
+        self.directory = start_worker_dir()
+        with open(os.path.join(self.directory.name, "standby.py"), "w") as f:
+            f.write(STANDBY_WORKER)
+        self.mesh = os.path.join(self.directory.name, "mesh")
+        os.mkdir(self.mesh, 0o700)
+        self.supervisor = FakeSupervisor(self.mesh)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.processes = []
+
+    def tearDown(self):
+        for process, lines in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(5)
+            lines.thread.join(5)
+            process.stdout.close()
+            process.stderr.close()
+        self.listener.close()
+        self.supervisor.close()
+        self.directory.cleanup()
+
+    def start_standby(self, node_id, mesh=True, **extra):
+        env = environment(MULTINODE_ID=str(node_id), MULTINODE_NODES="2", MULTINODE_STANDBY="1",
+                          TEST_LISTEN_FD=str(self.listener.fileno()), **extra)
+        if mesh:
+            env["MULTINODE_MESH"] = self.mesh
+        process = subprocess.Popen([PYTHON, os.path.join(self.directory.name, "standby.py")], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=env, pass_fds=[self.listener.fileno()])
+        lines = Lines(process.stdout)
+        self.processes.append((process, lines))
+        return process, lines
+
+    def test_it_waits_without_accepting_then_serves_and_joins_in_the_promoted_slot(self):
+        process, lines = self.start_standby(5, WATCHDOG_USEC="200000")
+        pid = process.pid
+        R = multinode
+        # standby, then ready (slot 0), then heartbeats in slot 0.
+        self.assertTrue(self.supervisor.wait(lambda s: sum(r[0] == R.RECORD_WATCHDOG for r in s.records()) >= 2),
+                        self.supervisor.records())
+        got = self.supervisor.records()
+        self.assertEqual(got[:2], [(R.RECORD_STANDBY, 5, 0, pid), (R.RECORD_READY, 5, 0, pid)])
+        self.assertTrue(all(r == (R.RECORD_WATCHDOG, 5, 0, 0) for r in got[2:]), got)
+        self.assertTrue(lines.wait(lambda l: any(x.startswith("START") for x in l)))
+        self.assertEqual(lines.matching(r"^START (.*)$"), [("5 None True False",)])
+
+        # Nothing accepts on fd 3 yet: the connection waits in the backlog, unanswered.
+        waiting = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        self.addCleanup(waiting.close)
+        waiting.sendall(b"hi\n")
+        waiting.settimeout(1)
+        with self.assertRaises(socket.timeout):
+            waiting.recv(100)
+        self.assertFalse([x for x in lines.lines if x.startswith(("SERVING", "PROMOTED"))], lines.lines)
+
+        # A peer that joined earlier, listening on its mesh socket.
+        peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(peer.close)
+        peer.bind(os.path.join(self.mesh, "77.sock"))
+        peer.listen(1)
+
+        before = len(self.supervisor.records())
+        self.supervisor.send(R.RECORD_PROMOTE, 5, 2, 1)
+        self.assertTrue(lines.wait(lambda l: any(x.startswith("SERVING") for x in l)), lines.lines)
+        self.assertEqual(lines.matching(r"^PROMOTED (.*)$"), [("2 False True",)])
+        self.assertEqual(lines.matching(r"^MASTER (\d+)"), [("5",)])
+        self.assertEqual(lines.matching(r"^SERVING (\d+)"), [("2",)])
+        # The connection made while it waited is served now.
+        waiting.settimeout(10)
+        self.assertEqual(waiting.makefile().readline().strip(), str(pid))
+
+        # The join with the new slot on the same connection, then ready, heartbeats in slot 2.
+        self.assertTrue(self.supervisor.wait(lambda s: (R.RECORD_WATCHDOG, 5, 2, 0) in s.records()[before:]),
+                        self.supervisor.records())
+        after = self.supervisor.records()[before:]
+        self.assertEqual(after[0], (R.RECORD_JOIN, 5, 2, pid))
+        self.assertIn((R.RECORD_READY, 5, 2, pid), after)
+        self.assertTrue(all(r[2] == 2 for r in after), after)
+        self.assertEqual(len(self.supervisor.connections), 1)
+
+        # A peer record now: it connects to 77.sock with a hello naming its new slot.
+        self.supervisor.send(R.RECORD_PEER, 77, 3, 0)
+        peer.settimeout(10)
+        stream, _ = peer.accept()
+        self.addCleanup(stream.close)
+        stream.settimeout(10)
+        hello = b""
+        while len(hello) < 17:
+            chunk = stream.recv(17 - len(hello))
+            if not chunk:
+                break
+            hello += chunk
+        self.assertEqual(hello, multinode.hello_frame(5, 2))
+        self.assertTrue(lines.wait(lambda l: "NODE 77 3" in l))
+
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(20), 0)
+        lines.thread.join(5)
+        self.assertIn("STOPPED 5", lines.lines)
+
+    def test_promoted_without_the_role_it_is_no_master(self):
+        process, lines = self.start_standby(6)
+        self.assertTrue(self.supervisor.wait(lambda s: len(s.records()) >= 2))
+        self.supervisor.send(multinode.RECORD_PROMOTE, 6, 1, 0)
+        self.assertTrue(lines.wait(lambda l: any(x.startswith("SERVING") for x in l)), lines.lines)
+        self.assertEqual(lines.matching(r"^PROMOTED (.*)$"), [("1 False False",)])
+        self.assertFalse(lines.matching(r"^(MASTER)"))
+        self.assertTrue(self.supervisor.wait(lambda s: (multinode.RECORD_JOIN, 6, 1, process.pid) in s.records()))
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(20), 0)
+
+    def test_sigterm_while_waiting_exits_0_at_once_without_joining(self):
+        process, lines = self.start_standby(7)
+        self.assertTrue(self.supervisor.wait(lambda s: len(s.records()) >= 2))
+        self.assertTrue(lines.wait(lambda l: any(x.startswith("START") for x in l)))
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)  # as to the process group: a second one
+        self.assertEqual(process.wait(20), 0, process.stderr.read())
+        self.assertEqual([r[0] for r in self.supervisor.records()], [multinode.RECORD_STANDBY, multinode.RECORD_READY])
+        self.assertFalse([x for x in lines.lines if x.startswith(("SERVING", "STOPPED"))], lines.lines)
+
+    def test_without_the_mesh_a_standby_says_that_standby_needs_it(self):
+        process, lines = self.start_standby(8, mesh=False)
+        self.assertNotEqual(process.wait(20), 0)
+        error = process.stderr.read()
+        self.assertIn("got no MULTINODE_MESH", error)
+        self.assertIn("--standby needs", error)
+        self.assertEqual(self.supervisor.records(), [])
 
 
 if __name__ == "__main__":

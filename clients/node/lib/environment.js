@@ -9,7 +9,8 @@ function decimal(text, max = 0xffffffff) {
   return Number.isSafeInteger(value) && value <= max ? value : null;
 }
 
-const WORKER_VARIABLES = ['MULTINODE_ID', 'MULTINODE_SLOT', 'MULTINODE_NODES', 'MULTINODE_MESH', 'MULTINODE_MASTER'];
+const WORKER_VARIABLES = ['MULTINODE_ID', 'MULTINODE_SLOT', 'MULTINODE_NODES', 'MULTINODE_MESH', 'MULTINODE_MASTER',
+  'MULTINODE_STANDBY'];
 const LISTEN_VARIABLES = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
 const WATCHDOG_VARIABLES = ['WATCHDOG_USEC', 'WATCHDOG_PID'];
 
@@ -22,8 +23,15 @@ function isWorker(env = process.env) {
 // wrong when MULTINODE_ID is set but the rest does not make a worker.
 function readWorker(env = process.env, pid = process.pid) {
   const id = decimal(env.MULTINODE_ID);
-  const slot = decimal(env.MULTINODE_SLOT);
-  if (id === null || slot === null) {
+  // A warm standby (`multinode run --standby K`) gets no slot: it is told one when
+  // the supervisor promotes it.
+  const standby = env.MULTINODE_STANDBY === '1';
+  const slot = standby ? null : decimal(env.MULTINODE_SLOT);
+  if (standby && id === null) {
+    throw new Error(`multinode: MULTINODE_ID=${env.MULTINODE_ID} does not name a standby (a decimal number ` +
+      'expected): start this program with `multinode run --standby K -- node app.js` or without these variables');
+  }
+  if (!standby && (id === null || slot === null)) {
     throw new Error(`multinode: MULTINODE_ID=${env.MULTINODE_ID} and MULTINODE_SLOT=${env.MULTINODE_SLOT} ` +
       'do not name a worker (decimal numbers expected): start this program with `multinode run -- node app.js` ' +
       'or without these variables');
@@ -38,6 +46,11 @@ function readWorker(env = process.env, pid = process.pid) {
   const listenFds = [];
   for (let i = 0; i < count; i++) listenFds.push({ fd: 3 + i, name: names[i] ?? '' });
   const mesh = env.MULTINODE_MESH && env.MULTINODE_MESH.startsWith('/') ? env.MULTINODE_MESH : null;
+  if (standby && !mesh) {
+    throw new Error(`multinode: worker ${id} is a standby (MULTINODE_STANDBY=1) but got no MULTINODE_MESH: ` +
+      'a Node.js standby says that it waits and learns its promotion only through the mesh (Node.js has no ' +
+      'datagram socket for NOTIFY_SOCKET): --standby needs a multinode whose `run` gives the mesh');
+  }
   let watchdogUsec = decimal(env.WATCHDOG_USEC, Number.MAX_SAFE_INTEGER);
   const watchdogPid = env.WATCHDOG_PID === undefined ? pid : decimal(env.WATCHDOG_PID);
   if (watchdogUsec === 0 || watchdogPid !== pid) watchdogUsec = null;
@@ -46,7 +59,8 @@ function readWorker(env = process.env, pid = process.pid) {
     slot,
     nodes: decimal(env.MULTINODE_NODES),
     mesh,
-    master: env.MULTINODE_MASTER === '1',
+    master: !standby && env.MULTINODE_MASTER === '1',
+    standby,
     listenFds,
     watchdogUsec,
   };

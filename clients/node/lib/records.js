@@ -10,6 +10,10 @@ const PEER = 3;
 const JOIN = 8;
 const MASTER = 9;
 const WATCHDOG = 10;
+// A warm standby's first record (instead of join), and the supervisor's answer that
+// makes it a worker in a slot (STANDBY-SPEC: `multinode run --standby K`).
+const STANDBY = 12;
+const PROMOTE = 13;
 
 const HELLO_SIZE = 17;
 
@@ -77,6 +81,8 @@ module.exports = {
   JOIN,
   MASTER,
   WATCHDOG,
+  STANDBY,
+  PROMOTE,
   HELLO_SIZE,
   encodeRecord,
   decodeRecord,

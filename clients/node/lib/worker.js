@@ -4,6 +4,9 @@
 // $MULTINODE_MESH/<id>.sock for the workers that join later and connects to the ones
 // that joined before (the mesh spec, docs/protocol.md), says `ready` once the server
 // listens, sends `watchdog` heartbeats, and stops gracefully on SIGTERM.
+// A warm standby (MULTINODE_STANDBY=1, `multinode run --standby K`) says `standby` and
+// `ready` instead, serves nothing and joins nobody until the supervisor's `promote`
+// record gives it a slot; then it serves and joins as any worker.
 
 const { EventEmitter } = require('node:events');
 const fs = require('node:fs');
@@ -40,10 +43,18 @@ class Worker extends EventEmitter {
     this.readySent = false;
     this.stopping = false;
     this.supervisor = null;
+    this.standby = Boolean(identity.standby);  // true until promoted
+    this.waiting = false;  // a standby whose `standby` record went out, not promoted yet
   }
 
   start() {
     this.watchSignals();
+    if (this.standby) {
+      // No server.listen() and no join until the promotion: readWorker() made sure there
+      // is a mesh, the only way a Node.js standby can say that it waits.
+      this.startMesh();
+      return this;
+    }
     this.server.once('listening', () => {
       this.serving = true;
       this.sendReady();
@@ -69,6 +80,11 @@ class Worker extends EventEmitter {
     } catch {}
     this.meshServer = net.createServer((socket) => this.accept(socket));
     this.meshServer.on('error', (error) => {
+      if (this.standby) {
+        this.emit('error', new Error(`multinode: standby ${this.id} cannot listen on ${own} (${error.message}): ` +
+          'it cannot wait for a promotion; check the mesh directory that multinode run gave'));
+        return;
+      }
       process.emitWarning(`multinode: worker ${this.id} cannot listen on ${own} (${error.message}): no mesh streams`,
         'MultinodeWarning');
     });
@@ -85,9 +101,15 @@ class Worker extends EventEmitter {
     let connected = false;
     socket.on('connect', () => {
       connected = true;
-      socket.write(records.encodeRecord(records.JOIN, this.id, this.slot, process.pid));
-      this.joined = true;
-      this.sendReady();
+      if (this.standby) {
+        // listen() has been called, so the program is loaded and its server built: the
+        // standby is prepared. Slot 0 until the promotion says which.
+        socket.write(records.encodeRecord(records.STANDBY, this.id, 0, process.pid));
+        socket.write(records.encodeRecord(records.READY, this.id, 0, process.pid));
+        this.waiting = true;
+      } else {
+        this.sendJoin();
+      }
       if (this.identity.watchdogUsec) {
         const every = Math.max(1, Math.floor(this.identity.watchdogUsec / 2000));
         this.watchdogTimer = setInterval(() => this.sendRecord(records.WATCHDOG, 0), every);
@@ -98,6 +120,11 @@ class Worker extends EventEmitter {
       for (const record of reader.push(chunk)) this.onRecord(record);
     });
     socket.on('error', (error) => {
+      if (!connected && this.standby) {
+        this.emit('error', new Error(`multinode: standby ${this.id} cannot reach the supervisor at ${where} ` +
+          `(${error.message}): it cannot wait for a promotion; is multinode run still running?`));
+        return;
+      }
       if (!connected) {
         process.emitWarning(`multinode: worker ${this.id} cannot reach the supervisor at ${where} (${error.message}): ` +
           'it serves without the mesh', 'MultinodeWarning');
@@ -106,6 +133,7 @@ class Worker extends EventEmitter {
     });
     socket.on('close', () => {
       this.joined = false;
+      this.waiting = false;
       if (this.stopping || !connected) return;
       // End of file: the supervisor is gone (the spec lets the worker stop).
       debug('the supervisor connection closed: stopping');
@@ -113,9 +141,16 @@ class Worker extends EventEmitter {
     });
   }
 
+  sendJoin() {
+    this.supervisor.write(records.encodeRecord(records.JOIN, this.id, this.slot, process.pid));
+    this.joined = true;
+    this.sendReady();
+  }
+
+  // While waiting as a standby only watchdog records go out, with slot 0.
   sendRecord(type, value) {
-    if (!this.joined || this.supervisor.destroyed) return;
-    this.supervisor.write(records.encodeRecord(type, this.id, this.slot, value));
+    if ((!this.joined && !this.waiting) || this.supervisor.destroyed) return;
+    this.supervisor.write(records.encodeRecord(type, this.id, this.slot ?? 0, value));
   }
 
   sendReady() {
@@ -125,7 +160,11 @@ class Worker extends EventEmitter {
   }
 
   onRecord(record) {
-    if (record.type === records.PEER) {
+    if (record.type === records.PROMOTE) {
+      this.promote(record);
+    } else if (this.waiting) {
+      debug('ignored a record of type %d before the promotion', record.type);
+    } else if (record.type === records.PEER) {
       this.connect(record.peerId, record.peerSlot);
     } else if (record.type === records.MASTER) {
       if (this.isMaster) return;
@@ -134,6 +173,30 @@ class Worker extends EventEmitter {
     } else {
       debug('ignored a record of type %d from the supervisor', record.type);
     }
+  }
+
+  // The standby becomes the worker of the slot the record names: it serves on fd 3,
+  // joins on this same connection (peer records come back, then ready once the server
+  // listens), and from then on is a worker as any other.
+  promote(record) {
+    if (!this.waiting || this.stopping || record.peerId !== this.id || record.peerSlot === 0 || record.reserved) {
+      debug('ignored a promote record (id %d, slot %d): not a standby waiting as %d', record.peerId, record.peerSlot,
+        this.id);
+      return;
+    }
+    this.waiting = false;
+    this.standby = false;
+    this.slot = record.peerSlot;
+    const master = record.value === 1n && !this.isMaster;
+    if (master) this.isMaster = true;
+    this.server.once('listening', () => {
+      this.serving = true;
+      this.sendReady();
+    });
+    this.server.listen({ fd: this.listenFds[0].fd });
+    this.sendJoin();
+    this.emit('promoted', this.slot);
+    if (master) this.emit('master');
   }
 
   // The later joiner connects and writes the hello first.

@@ -29,7 +29,9 @@ async function waitUntil(predicate, ms, what) {
 // with the id and slot of a worker started and not joined yet; it gets a peer record
 // for every live member that joined before it; the master role goes by env to the
 // first worker started while nobody holds it, and by a master record to the oldest
-// live joined worker when the holder exits.
+// live joined worker when the holder exits. A standby (expectStandby) says `standby`
+// first, then only ready and watchdog with slot 0; after promote() its next record
+// must be the join with the promoted slot, and it is a worker from then on.
 class Broker {
   constructor() {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mn-mesh-'));
@@ -47,7 +49,7 @@ class Broker {
 
   // Called before starting a worker: its record, and whether it gets MULTINODE_MASTER=1.
   expect(id, slot) {
-    const member = { id, slot, joined: false, alive: true, socket: null, ready: 0, watchdogs: 0 };
+    const member = { id, slot, joined: false, alive: true, socket: null, ready: 0, watchdogs: 0, log: [] };
     this.started.set(id, member);
     if (this.master === null && !this.handoverPending) {
       this.master = id;
@@ -56,15 +58,82 @@ class Broker {
     return false;
   }
 
+  // Called before starting a standby: no slot, no role.
+  expectStandby(id) {
+    const member = { id, slot: 0, standby: true, waiting: false, promoted: null, joined: false, alive: true,
+      socket: null, ready: 0, watchdogs: 0, log: [] };
+    this.started.set(id, member);
+    return member;
+  }
+
+  // The supervisor's promote record: the role comes with it when nobody holds it.
+  promote(id, slot) {
+    const member = this.started.get(id);
+    const master = this.master === null && !this.handoverPending;
+    if (master) this.master = id;
+    member.promoted = slot;
+    member.socket.write(records.encodeRecord(records.PROMOTE, id, slot, master ? 1 : 0));
+    return master;
+  }
+
+  // A record of a standby's connection; false when it breaks the spec.
+  standbyRecord(member, record) {
+    if (member.waiting && member.promoted === null) {
+      if ((record.type === records.READY || record.type === records.WATCHDOG) && record.peerId === member.id &&
+          record.peerSlot === 0) {
+        if (record.type === records.READY) member.ready++;
+        else member.watchdogs++;
+        return true;
+      }
+      return false;
+    }
+    if (member.waiting) {
+      // Promoted: the join with the new slot, on the same connection.
+      if (record.type !== records.JOIN || record.peerId !== member.id || record.peerSlot !== member.promoted ||
+          Number(record.value) !== member.pid) return false;
+      member.waiting = false;
+      member.slot = member.promoted;
+      for (const other of this.started.values()) {
+        if (other.joined && other.alive) member.socket.write(records.encodeRecord(records.PEER, other.id, other.slot, 0));
+      }
+      member.joined = true;
+      return true;
+    }
+    return null;  // a worker now: the usual rules
+  }
+
   accept(socket) {
     const reader = new records.RecordReader();
     let member = null;
     socket.on('error', () => {});
     socket.on('data', (chunk) => {
       for (const record of reader.push(chunk)) {
+        if (member) member.log.push({ type: record.type, slot: record.peerSlot });
+        if (!member && record.type === records.STANDBY) {
+          const candidate = this.started.get(record.peerId);
+          if (record.reserved || !candidate?.standby || !candidate.alive || candidate.socket || record.peerSlot !== 0) {
+            this.refused++;
+            socket.destroy();
+            return;
+          }
+          member = candidate;
+          member.waiting = true;
+          member.socket = socket;
+          member.pid = Number(record.value);
+          member.log.push({ type: record.type, slot: record.peerSlot });
+          continue;
+        }
+        const verdict = member?.standby ? this.standbyRecord(member, record) : null;
+        if (verdict === false) {
+          this.refused++;
+          socket.destroy();
+          return;
+        }
+        if (verdict === true) continue;
         if (!member) {
           const candidate = this.started.get(record.peerId);
-          if (record.type !== records.JOIN || record.reserved || !candidate || !candidate.alive || candidate.joined ||
+          if (record.type !== records.JOIN || record.reserved || !candidate || candidate.standby || !candidate.alive ||
+              candidate.joined ||
               candidate.slot !== record.peerSlot) {
             this.refused++;
             socket.destroy();
@@ -77,6 +146,7 @@ class Broker {
           member.joined = true;
           member.socket = socket;
           member.pid = Number(record.value);
+          member.log.push({ type: record.type, slot: record.peerSlot });
         } else if (record.type === records.READY && record.peerId === member.id) {
           member.ready++;
         } else if (record.type === records.WATCHDOG && record.peerId === member.id) {
@@ -116,12 +186,17 @@ class Broker {
 // A worker process: `listen_exec.py node PROGRAM` with the worker's environment. Its
 // stdout's JSON lines are its events; the first line (listen_exec's) is the port.
 class WorkerProcess {
+  // slot null: a standby (MULTINODE_STANDBY=1, no MULTINODE_SLOT).
   constructor({ id, slot, nodes, mesh, master, program, env = {} }) {
     this.id = id;
     this.events = [];
     this.stderr = '';
     this.exit = null;
     const environment = { ...process.env, MULTINODE_ID: String(id), MULTINODE_SLOT: String(slot), MULTINODE_NODES: String(nodes), ...env };
+    if (slot === null) {
+      delete environment.MULTINODE_SLOT;
+      environment.MULTINODE_STANDBY = '1';
+    }
     if (mesh) environment.MULTINODE_MESH = mesh;
     if (master) environment.MULTINODE_MASTER = '1';
     this.child = spawn(PYTHON, [LISTEN_EXEC, process.execPath, program], { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
