@@ -204,6 +204,7 @@ async def main():
     nodes = await multinode.start(port=int(os.environ.get("PORT", "0")), host="127.0.0.1")
     print("START", nodes.id, os.getpid(), "master" if nodes.is_master else "-", flush=True)
     nodes.on_master(lambda: print("MASTER", nodes.id, flush=True))
+    nodes.on_promoted(lambda: print("PROMOTED", nodes.id, nodes.slot, os.getpid(), flush=True))
 
     def on_node(stream):
         frames = multinode.frame_stream(stream)
@@ -403,6 +404,39 @@ class MeshTest(unittest.TestCase):
             self.assertEqual(s.recv(100), b"")  # closed, and nothing delivered
         time.sleep(0.2)
         self.assertFalse(any(line.startswith("RECV 1") and "no hello" in line for line in self.lines.lines))
+
+    def test_a_standby_waits_then_fills_a_killed_workers_slot_and_meshes(self):
+        # Under the real supervisor: --standby 1 starts a third process that waits
+        # (its standby record, ready, watchdogs) and serves nothing until the promote.
+        self.launch("--standby", "1", "--heartbeat-timeout", "600", nodes=2)
+        self.assertTrue(self.lines.wait(lambda _: len(self.starts()) == 3), "\n".join(self.errors.lines))
+        self.assertTrue(self.errors.wait(lambda l: any("standby 3 (pid" in x and "waits" in x for x in l)),
+                        "\n".join(self.errors.lines))
+        time.sleep(1.5)  # beyond two heartbeat timeouts: its watchdog records keep it
+        status = json.loads(subprocess.run([COMMAND, "status", "--json", "--control", self.control()],
+                                           capture_output=True, text=True, timeout=15).stdout)
+        self.assertEqual([(s["id"], s["state"]) for s in status["standby"]], [(3, "waiting")])
+        self.assertEqual(sorted(w["id"] for w in status["workers"]), [1, 2])
+        self.assertNotIn((3, 1), self.received())  # not meshed before its promotion
+        starts = self.starts()
+        victim_slot = [w["slot"] for w in status["workers"] if w["id"] == 2][0]
+        os.kill(starts[2][0], signal.SIGKILL)
+        self.assertTrue(self.lines.wait(lambda _: self.lines.matching(r"PROMOTED 3 (\d+) (\d+)")),
+                        "\n".join(self.errors.lines))
+        self.assertEqual(self.lines.matching(r"PROMOTED 3 (\d+) (\d+)")[0], (str(victim_slot), str(starts[3][0])))
+        self.assertTrue(any("fills slot %d (promote record)" % victim_slot in x for x in self.errors.lines))
+        self.assertTrue(self.lines.wait(lambda _: (1, 3) in self.received() and (3, 1) in self.received()))
+        answered = set()
+        for _ in range(50):
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as c:
+                c.sendall(b"hi\n")
+                answered.add(int(c.makefile().readline()))
+            if starts[3][0] in answered:
+                break
+        self.assertIn(starts[3][0], answered)
+        self.assertTrue(self.lines.wait(lambda _: 4 in self.starts()))  # the next standby
+        self.supervisor.send_signal(signal.SIGTERM)
+        self.assertEqual(self.supervisor.wait(20), 0)
 
     def test_watchdog_records_keep_a_worker_that_beats_alive(self):
         # WATCHDOG_USEC = 600 ms: a worker that did not beat would be hung and replaced.

@@ -162,3 +162,62 @@ test('examples/run/http.js and mesh.js serve under multinode run; with the mesh,
       }
     }
   });
+
+test('under multinode run --standby 1 a waiting Node.js standby fills a killed worker\'s slot by its promote record and meshes',
+  { skip: COMMAND ? false : 'the multinode command is not built (set MULTINODE_COMMAND)' }, async (t) => {
+    const port = await freePort();
+    const supervisor = run(['-n', '2', '--standby', '1', '-p', String(port), '--host', '127.0.0.1', '--ready', 'notify',
+      '--heartbeat-timeout', String(HEARTBEAT_MS), '--', process.execPath, PROGRAM]);
+    const events = supervisor.events;
+    const of = (worker, predicate) => events.filter((e) => e.worker === worker && predicate(e));
+    try {
+      await waitUntil(() => events.filter((e) => e.event === 'start').length >= 3, WAIT, `two workers and a standby; it said ${supervisor.output}`);
+      if (!events.every((e) => e.event !== 'start' || e.mesh)) {
+        t.skip('this multinode gives its workers no MULTINODE_MESH');
+        return;
+      }
+      const standby = events.find((e) => e.event === 'start' && e.standby);
+      assert.ok(standby, `a standby started; events ${JSON.stringify(events)}`);
+      assert.equal(standby.slot, null, 'no slot before the promotion');
+      assert.ok(!standby.environment.includes('MULTINODE_SLOT'));
+      const workers = events.filter((e) => e.event === 'start' && !e.standby).map((e) => e.worker);
+      assert.equal(workers.length, 2);
+      // Waiting, alive past several heartbeat timeouts (its watchdog records), serving nothing.
+      await waitUntil(async () => {
+        const now = await statusOf(supervisor);
+        const entry = (now.standby ?? [])[0];
+        return entry && entry.id === standby.worker && entry.state === 'waiting' && entry.uptime_s * 1000 > 3 * HEARTBEAT_MS;
+      }, WAIT, `the standby waiting for three heartbeat timeouts; it said ${supervisor.output}`);
+      assert.equal(of(standby.worker, (e) => e.event === 'listening' || e.event === 'node').length, 0, 'nothing before the promotion');
+
+      const victim = events.find((e) => e.event === 'start' && e.worker === workers[0]);
+      process.kill(victim.pid, 'SIGKILL');
+      const survivor = workers[1];
+      const promoted = await waitUntil(() => of(standby.worker, (e) => e.event === 'promoted')[0], WAIT,
+        `the standby promoted; it said ${supervisor.output}`);
+      assert.equal(promoted.slot, victim.slot);
+      assert.equal(promoted.nodeSlot, victim.slot);
+      assert.equal(promoted.standby, false);
+      assert.match(supervisor.output, new RegExp(`standby ${standby.worker} \\(pid ${standby.pid}\\) fills slot ${victim.slot} \\(promote record\\)`));
+      await waitUntil(() => of(standby.worker, (e) => e.event === 'listening').length === 1, WAIT, 'the promoted standby listening');
+      const heard = (a, b) => of(a, (e) => e.event === 'message' && e.peer === b).length >= 3;
+      await waitUntil(() => heard(standby.worker, survivor) && heard(survivor, standby.worker), WAIT,
+        `the promoted standby meshed with the survivor; events ${JSON.stringify(events)}`);
+      assert.deepEqual(of(survivor, (e) => e.event === 'node' && e.peer === standby.worker).map((e) => e.slot), [victim.slot]);
+      // Serving: its answers come (the survivor's too; a few tries find it).
+      const answered = await waitUntil(async () => {
+        const answer = await request(port, '/');
+        return answer && JSON.parse(answer.body).pid === standby.pid;
+      }, WAIT, 'an answer from the promoted standby');
+      assert.ok(answered);
+      // Another standby takes its place.
+      await waitUntil(() => events.find((e) => e.event === 'start' && e.standby && e.worker !== standby.worker), WAIT,
+        'a new standby');
+      supervisor.child.kill('SIGTERM');
+      assert.deepEqual(await supervisor.exited, { code: 0, signal: null }, supervisor.output);
+    } finally {
+      if (supervisor.child.exitCode === null && supervisor.child.signalCode === null) supervisor.child.kill('SIGKILL');
+      await supervisor.exited;
+      fs.rmSync(supervisor.runtime, { recursive: true, force: true });
+    }
+  });
