@@ -193,6 +193,16 @@ std::string status_table(const std::string& json) {
     if (v->is_uint64()) return std::to_string(v->as_uint64());
     return "-";
   };
+  const auto megabytes = [](const boost::json::value* rss) -> std::string {
+    if (rss == nullptr || !(rss->is_uint64() || rss->is_int64())) return "-";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f",
+                  static_cast<double>(rss->is_uint64() ? rss->as_uint64() : rss->as_int64()) / 1048576.0);
+    return text;
+  };
+  const auto text_of = [](const boost::json::value* v) -> std::string {
+    return v != nullptr && v->is_string() ? std::string(v->as_string()) : "-";
+  };
   std::ostringstream out;
   const auto& root = status.as_object();
   if (const auto* master = root.if_contains("master"); master != nullptr && master->is_object()) {
@@ -205,22 +215,26 @@ std::string status_table(const std::string& json) {
     for (const auto& w : workers->as_array()) {
       if (!w.is_object()) continue;
       const auto& o = w.as_object();
-      const auto* rss = o.if_contains("rss_bytes");
-      std::string rss_mb = "-";
-      if (rss != nullptr && (rss->is_uint64() || rss->is_int64())) {
-        char text[32];
-        std::snprintf(text, sizeof text, "%.1f",
-                      static_cast<double>(rss->is_uint64() ? rss->as_uint64() : rss->as_int64()) / 1048576.0);
-        rss_mb = text;
-      }
-      const auto* state = o.if_contains("state");
       char line[256];
       std::snprintf(line, sizeof line, "%-5s %-5s %-9s %-9s %-9s %-9s %-7s %s\n",
                     number(o.if_contains("id")).c_str(), number(o.if_contains("slot")).c_str(),
-                    number(o.if_contains("pid")).c_str(),
-                    state != nullptr && state->is_string() ? state->as_string().c_str() : "-",
+                    number(o.if_contains("pid")).c_str(), text_of(o.if_contains("state")).c_str(),
                     number(o.if_contains("uptime_s")).c_str(), number(o.if_contains("restarts")).c_str(),
-                    rss_mb.c_str(), number(o.if_contains("heartbeat_age_ms")).c_str());
+                    megabytes(o.if_contains("rss_bytes")).c_str(),
+                    number(o.if_contains("heartbeat_age_ms")).c_str());
+      out << line;
+    }
+  }
+  // Standbys (--standby K) fill no slot: their own rows, slot "-".
+  if (const auto* standby = root.if_contains("standby"); standby != nullptr && standby->is_array()) {
+    for (const auto& s : standby->as_array()) {
+      if (!s.is_object()) continue;
+      const auto& o = s.as_object();
+      char line[256];
+      std::snprintf(
+          line, sizeof line, "%-5s %-5s %-9s %-9s %-9s %-9s %-7s %s\n", number(o.if_contains("id")).c_str(),
+          "-", number(o.if_contains("pid")).c_str(), ("sb:" + text_of(o.if_contains("state"))).c_str(),
+          number(o.if_contains("uptime_s")).c_str(), "-", megabytes(o.if_contains("rss_bytes")).c_str(), "-");
       out << line;
     }
   }

@@ -139,5 +139,14 @@ TEST(StatusTable, OneLinePerWorker) {
   EXPECT_EQ(status_table("not json"), "not json");
 }
 
+TEST(StatusTable, StandbysHaveRowsOfTheirOwnWithoutASlot) {
+  const std::string json =
+      R"({"master":{"pid":10,"uptime_s":1.5,"generation":0},"workers":[],)"
+      R"("standby":[{"id":4,"pid":14,"state":"waiting","uptime_s":2.0,"rss_bytes":2097152}]})";
+  const std::string table = status_table(json);
+  EXPECT_NE(table.find("4     -     14        sb:waiting"), std::string::npos) << table;
+  EXPECT_NE(table.find("2.0"), std::string::npos) << table;
+}
+
 }  // namespace
 }  // namespace multinode::cli
