@@ -4,7 +4,8 @@
 # bench/websocket_load (one epoll process, RFC 6455 client framing):
 #   idle    RSS per idle connection: every process of a fresh server summed before
 #           and while --idle connections are open
-#   echo    --connections connections, 64-byte messages, one in flight each: messages/s
+#   echo    --connections connections, 64-byte messages, --pipeline in flight each
+#           (16; the generator writes what one read answers in one write): messages/s
 #   fanout  --clients clients, one of them sends a timestamped message every 10 ms,
 #           the server broadcasts it to every other client of every process:
 #           delivery latency p50/p99 and deliveries/s
@@ -33,7 +34,9 @@ usage: bench/websocket.sh [--json] [--rounds N] [--duration S] [--processes P]
   --processes P     serving processes per server: multinode --nodes P (the master
                     serves too), Node cluster workers P (default 2)
   --connections C   echo connections (default 64)
-  --pipeline K      echo messages in flight per connection (default 1)
+  --pipeline K      echo messages in flight per connection (default 16: a throughput
+                    measure keeps the pipe full, as wrk's pipelined HTTP run does;
+                    1 measures the round trip of each message alone)
   --clients LIST    comma-separated fan-out client counts (default 1000,10000)
   --interval-ms MS  fan-out: one message every MS ms (default 10); 10,000 clients
                     at 10 ms ask for 1M deliveries/s
@@ -54,7 +57,7 @@ duration + 4 s per client count), plus the build.
 EOF
 }
 
-json=0 rounds=3 duration=5 processes=2 connections=64 pipeline=1 clients=1000,10000 interval_ms=10 idle=10000
+json=0 rounds=3 duration=5 processes=2 connections=64 pipeline=16 clients=1000,10000 interval_ms=10 idle=10000
 scenarios=idle,echo,fanout servers=multinode,node,beast build=1 deflate=0
 size=64 warmup=1 drain=5 settle=2
 bench_parse_args "--json --rounds=#1 --duration=#1 --processes=#1 --connections=#1 --pipeline=#1 --clients= \
