@@ -681,24 +681,18 @@ class Nodes:
         if self._stopped is None or self._stopped.done() or self._stopping:
             return
         self._stopping = True
-        if self.standby:
-            # The second SIGTERM (to the process group) must not kill it while Python exits.
-            try:
-                if self._loop is not None:
-                    self._loop.remove_signal_handler(signal.SIGTERM)
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            except (ValueError, RuntimeError, NotImplementedError):
-                pass  # not the main thread
-            raise SystemExit(0)
         # The supervisor signals the worker and its process group (two SIGTERMs): the
         # second must not kill it once the loop has closed and put SIGTERM back to its
-        # default. A stopping worker ignores SIGTERM; the stop timeout's SIGKILL remains.
+        # default (nor a standby while Python exits). A stopping worker ignores
+        # SIGTERM; the stop timeout's SIGKILL remains.
         try:
             if self._loop is not None:
                 self._loop.remove_signal_handler(signal.SIGTERM)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         except (ValueError, RuntimeError, NotImplementedError):
             pass  # not the main thread
+        if self.standby:
+            raise SystemExit(0)
         for server in self._servers:
             if isinstance(server, asyncio.AbstractServer):
                 server.close()

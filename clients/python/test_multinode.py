@@ -190,16 +190,20 @@ class FrameStreamTest(unittest.TestCase):
         self.assertEqual(got, ["a", [2]])
 
 
-WORKER = r'''
-import asyncio, os, sys
-import multinode
-
+# What each test worker answers a line with: its pid.
+CLIENT = r'''
 async def client(reader, writer):
     await reader.readline()
     writer.write(b"%d\n" % os.getpid())
     await writer.drain()
     writer.close()
+'''
 
+WORKER = r'''
+import asyncio, os, sys
+import multinode
+
+''' + CLIENT + r'''
 async def main():
     nodes = await multinode.start(port=int(os.environ.get("PORT", "0")), host="127.0.0.1")
     print("START", nodes.id, os.getpid(), "master" if nodes.is_master else "-", flush=True)
@@ -536,12 +540,7 @@ if fd != 3:
 os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
 import multinode
 
-async def client(reader, writer):
-    await reader.readline()
-    writer.write(b"%d\n" % os.getpid())
-    await writer.drain()
-    writer.close()
-
+''' + CLIENT + r'''
 async def main():
     nodes = await multinode.start()
     print("START", nodes.id, nodes.slot, nodes.standby, nodes.is_master, flush=True)

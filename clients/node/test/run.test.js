@@ -51,6 +51,13 @@ function run(args) {
   return supervisor;
 }
 
+// Whatever the test's outcome: the supervisor gone (SIGKILL if still running) and its directory.
+async function cleanUp(supervisor) {
+  if (supervisor.child.exitCode === null && supervisor.child.signalCode === null) supervisor.child.kill('SIGKILL');
+  await supervisor.exited;
+  fs.rmSync(supervisor.runtime, { recursive: true, force: true });
+}
+
 function statusOf(supervisor) {
   return new Promise((resolve, reject) => {
     execFile(COMMAND, ['status', '--json', '--control', path.join(supervisor.runtime, 'control.sock')], { timeout: 5000 },
@@ -114,9 +121,7 @@ test('three Node.js workers under multinode run mesh, hand over the master role 
       assert.deepEqual(await supervisor.exited, { code: 0, signal: null }, supervisor.output);
       for (const id of members) assert.equal(of(id, (e) => e.event === 'stopping').length, 1, `worker ${id} stopped gracefully`);
     } finally {
-      if (supervisor.child.exitCode === null && supervisor.child.signalCode === null) supervisor.child.kill('SIGKILL');
-      await supervisor.exited;
-      fs.rmSync(supervisor.runtime, { recursive: true, force: true });
+      await cleanUp(supervisor);
     }
   });
 
@@ -156,9 +161,7 @@ test('examples/run/http.js and mesh.js serve under multinode run; with the mesh,
         supervisor.child.kill('SIGTERM');
         assert.deepEqual(await supervisor.exited, { code: 0, signal: null }, supervisor.output);
       } finally {
-        if (supervisor.child.exitCode === null && supervisor.child.signalCode === null) supervisor.child.kill('SIGKILL');
-        await supervisor.exited;
-        fs.rmSync(supervisor.runtime, { recursive: true, force: true });
+        await cleanUp(supervisor);
       }
     }
   });
@@ -216,8 +219,6 @@ test('under multinode run --standby 1 a waiting Node.js standby fills a killed w
       supervisor.child.kill('SIGTERM');
       assert.deepEqual(await supervisor.exited, { code: 0, signal: null }, supervisor.output);
     } finally {
-      if (supervisor.child.exitCode === null && supervisor.child.signalCode === null) supervisor.child.kill('SIGKILL');
-      await supervisor.exited;
-      fs.rmSync(supervisor.runtime, { recursive: true, force: true });
+      await cleanUp(supervisor);
     }
   });
