@@ -114,6 +114,10 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
          "worker's slot is filled by promoting one instead of a new start (default 0; the program "
          "must support it, docs/cli.md)")
       ->check(CLI::Range(0U, 64U));
+  bool stop_with_parent = false;
+  run->add_flag("--stop-with-parent", stop_with_parent,
+                "Stop gracefully, as on SIGTERM, when the process that started this command ends, even by "
+                "SIGKILL (for a launcher such as the Node.js client's `node app.js`)");
   run->add_option("--max-line", o.worker_max_line, "Worker output lines longer than this (bytes) are cut")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
   run->add_option("program", command, "The program and its arguments ({fd} {port} {id} {slot} replaced)")
@@ -160,6 +164,7 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
     o.heartbeat_timeout = std::chrono::milliseconds{heartbeat};
     o.control_socket = result.control_path;
     o.worker_command = command;
+    result.stop_with_parent = stop_with_parent;
     return result;
   }
   result.action = Action::control;

@@ -22,8 +22,9 @@ struct Invocation {
   std::string message;  // for Action::exit: what to print (stdout when exit_status is 0, else stderr)
   Options options;      // Action::run
   std::string control_path;
-  std::string control_line;  // Action::control: "status", "metrics", "reload", "scale 4", "stop"
-  bool status_json = false;  // status --json: the reply as it is; else a table
+  std::string control_line;       // Action::control: "status", "metrics", "reload", "scale 4", "stop"
+  bool status_json = false;       // status --json: the reply as it is; else a table
+  bool stop_with_parent = false;  // run --stop-with-parent
 };
 
 // The control socket's path when --control is not given: $XDG_RUNTIME_DIR/multinode.sock

@@ -6,9 +6,11 @@
 #include <multinode/control.hpp>
 #include <multinode/nodes.hpp>
 
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -42,7 +44,27 @@ bool prepare_control_directory(const std::string& path) {
   return true;
 }
 
+// --stop-with-parent: SIGTERM (a graceful stop) when the parent ends, however it
+// ends; refused when it ended already (this process was re-parented before it
+// could ask).
+bool follow_parent() {
+  const pid_t parent = ::getppid();
+  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
+    std::fprintf(stderr, "multinode: --stop-with-parent: prctl(PR_SET_PDEATHSIG) failed: %s\n",
+                 std::strerror(errno));
+    return false;
+  }
+  if (parent == 1 || ::getppid() != parent) {
+    std::fprintf(stderr,
+                 "multinode: --stop-with-parent: the process that started this command has ended already; "
+                 "nothing was started\n");
+    return false;
+  }
+  return true;
+}
+
 int supervise(const Invocation& invocation) {
+  if (invocation.stop_with_parent && !follow_parent()) return 1;
   if (!prepare_control_directory(invocation.options.control_socket)) return 1;
   try {
     Nodes nodes = listen(invocation.options);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
@@ -140,6 +141,9 @@ void drop_privileges(const Identity& target, const std::string& log_file) {
                                 std::to_string(before.euid) +
                                 ", which may not change its ids: run as root, or drop --user");
   }
+  // The kernel clears a parent-death signal when the ids change: armed again after.
+  int parent_death_signal = 0;
+  ::prctl(PR_GET_PDEATHSIG, &parent_death_signal);
   // Groups first, then the gid: both need root, which setresuid gives up.
   if (::setgroups(1, &target.gid) != 0) fail("setgroups({" + std::to_string(target.gid) + "})", errno);
   if (::setresgid(target.gid, target.gid, target.gid) != 0) {
@@ -148,6 +152,7 @@ void drop_privileges(const Identity& target, const std::string& log_file) {
   if (::setresuid(target.uid, target.uid, target.uid) != 0) {
     fail("setresuid(" + std::to_string(target.uid) + ") for user " + target.user, errno);
   }
+  if (parent_death_signal != 0) ::prctl(PR_SET_PDEATHSIG, parent_death_signal);
   Credentials after = current_credentials();
   // Irreversible: root must be out of reach (unless root was asked for).
   after.regained_root = target.uid != 0 && ::setuid(0) == 0;

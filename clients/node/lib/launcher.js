@@ -51,7 +51,9 @@ function commandArguments(options = {}, program = [process.execPath, ...process.
   const port = options.port ?? 80;
   if (!Number.isInteger(nodes) || nodes < 1) throw new RangeError(`multinode: nodes must be a positive integer, not ${nodes}`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`multinode: port must be 0 to 65535, not ${port}`);
-  const args = ['run', '-n', String(nodes), '-p', String(port)];
+  // --stop-with-parent: the command stops gracefully when this launcher ends, even by
+  // SIGKILL (which it cannot forward), instead of serving on without it.
+  const args = ['run', '--stop-with-parent', '-n', String(nodes), '-p', String(port)];
   if (options.host) args.push('--host', String(options.host));
   if (options.restartChildren === false) args.push('--no-restart');
   const runArgs = (options.runArgs ?? []).map(String);

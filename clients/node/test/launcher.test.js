@@ -23,12 +23,12 @@ const COMMAND = process.env.MULTINODE_COMMAND || (fs.existsSync(BUILT) ? BUILT :
 
 test('the original\'s options map to the flags of multinode run', () => {
   const program = ['/usr/bin/node', 'app.js', '--flag'];
-  assert.deepEqual(commandArguments({ port: 8080, nodes: 4 }, program), ['run', '-n', '4', '-p', '8080', '--ready', 'notify', '--', ...program]);
-  assert.deepEqual(commandArguments({}, program), ['run', '-n', '1', '-p', '80', '--ready', 'notify', '--', ...program], 'the original\'s defaults');
+  assert.deepEqual(commandArguments({ port: 8080, nodes: 4 }, program), ['run', '--stop-with-parent', '-n', '4', '-p', '8080', '--ready', 'notify', '--', ...program]);
+  assert.deepEqual(commandArguments({}, program), ['run', '--stop-with-parent', '-n', '1', '-p', '80', '--ready', 'notify', '--', ...program], 'the original\'s defaults');
   assert.deepEqual(commandArguments({ port: 0, nodes: 2, host: '127.0.0.1', restartChildren: false, masterListen: false }, program),
-    ['run', '-n', '2', '-p', '0', '--host', '127.0.0.1', '--no-restart', '--ready', 'notify', '--', ...program]);
+    ['run', '--stop-with-parent', '-n', '2', '-p', '0', '--host', '127.0.0.1', '--no-restart', '--ready', 'notify', '--', ...program]);
   assert.deepEqual(commandArguments({ port: 1, nodes: 1, restartChildren: true, masterListen: true, runArgs: ['--ready', 'started'] }, program),
-    ['run', '-n', '1', '-p', '1', '--ready', 'started', '--', ...program]);
+    ['run', '--stop-with-parent', '-n', '1', '-p', '1', '--ready', 'started', '--', ...program]);
   const own = commandArguments({ port: 1 });
   assert.deepEqual(own.slice(own.indexOf('--') + 1), [process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
   assert.throws(() => commandArguments({ nodes: 0 }, program), RangeError);
@@ -195,6 +195,45 @@ test('SIGTTIN and SIGTTOU to the launcher scale, Ctrl-C reaches the command once
       }
       app.child.kill('SIGKILL');
     }
+    await app.exited;
+    fs.rmSync(runtime, { recursive: true, force: true });
+  }
+});
+
+test('a launcher killed with SIGKILL takes the command with it: the supervisor stops gracefully and its workers go', { skip: COMMAND ? false : 'the multinode command is not built (set MULTINODE_COMMAND)' }, async () => {
+  const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'mn-launch-'));
+  const port = await freePort();
+  const app = startApp({ MULTINODE_COMMAND: COMMAND, XDG_RUNTIME_DIR: runtime, TEST_PORT: String(port) });
+  let launch = null;
+  // (A zombie is gone too: whoever reaps the orphaned supervisor may be slow to.)
+  const alive = (pid) => {
+    try {
+      return !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  try {
+    launch = await waitUntil(() => {
+      const line = app.stdout.split('\n').find((l) => l.startsWith('{"launcher"'));
+      return line && JSON.parse(line);
+    }, 20000, 'the launcher line');
+    const status = await waitUntil(async () => {
+      try {
+        const now = await statusOf(runtime);
+        return now.workers.length > 0 && now.workers.every((w) => w.state === 'ready') && now;
+      } catch {
+        return false;
+      }
+    }, 30000, `ready workers; it said ${app.stdout} ${app.stderr}`);
+    const pids = status.workers.map((w) => w.pid);
+    app.child.kill('SIGKILL');
+    await app.exited;
+    await waitUntil(() => !alive(launch.supervisor) && pids.every((pid) => !alive(pid)), 15000,
+      'the supervisor and its workers gone after the launcher\'s SIGKILL');
+  } finally {
+    if (launch && alive(launch.supervisor)) process.kill(launch.supervisor, 'SIGKILL');
+    if (app.child.exitCode === null && app.child.signalCode === null) app.child.kill('SIGKILL');
     await app.exited;
     fs.rmSync(runtime, { recursive: true, force: true });
   }
