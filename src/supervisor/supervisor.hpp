@@ -8,6 +8,7 @@
 
 #include "common/heartbeat.hpp"
 #include "common/log.hpp"
+#include "common/peer_host.hpp"
 #include "control/channel.hpp"
 #include "net/balance.hpp"
 #include "net/listeners.hpp"
@@ -34,18 +35,11 @@ class Supervisor {
  public:
   // What the supervisor needs from the process it runs in (the master's runtime,
   // in src/core/, which the supervisor may not use directly).
-  class Host {
+  // PeerHost: its id and slot are the master's, for the mesh stream to it; add_peer
+  // takes the master's end of a stream to a worker.
+  class Host : public virtual PeerHost {
    public:
-    virtual boost::asio::io_context& io() noexcept = 0;
     virtual const Options& options() const noexcept = 0;
-    // The master's own id and slot, for the mesh stream to it.
-    virtual NodeId id() const noexcept = 0;
-    virtual unsigned slot() const noexcept = 0;
-    // A mesh stream from the master to a worker (fd owned by the host from now on).
-    virtual void add_peer(int fd, NodeId peer, unsigned peer_slot) = 0;
-    // Stops the whole master gracefully; exit_status is what its run() returns.
-    virtual void begin_stop(const std::string& reason, int exit_status) = 0;
-    virtual bool stopping() const noexcept = 0;
     virtual void worker_started(const WorkerInfo& worker) = 0;
     virtual void worker_ready(const WorkerInfo& worker) = 0;
     // Once for every worker that ends, however it ended.

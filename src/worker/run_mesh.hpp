@@ -12,6 +12,8 @@
 
 #include <multinode/node_id.hpp>
 
+#include "common/peer_host.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -41,15 +43,9 @@ std::optional<MeshHello> decode_mesh_hello(const unsigned char* data, std::size_
 class RunMesh {
  public:
   // What the mesh needs from the worker it runs in (core's runtime).
-  class Host {
+  // PeerHost: add_peer takes a connected stream to a member, its hello done.
+  class Host : public virtual PeerHost {
    public:
-    virtual boost::asio::io_context& io() noexcept = 0;
-    virtual NodeId id() const noexcept = 0;
-    virtual unsigned slot() const noexcept = 0;
-    // A connected stream to member `peer`, its hello done (fd owned by the host from now on).
-    virtual void add_peer(int fd, NodeId peer, unsigned peer_slot) = 0;
-    virtual void begin_stop(const std::string& reason, int exit_status) = 0;
-    virtual bool stopping() const noexcept = 0;
     // The supervisor's `master` record: this worker holds the master role from now on.
     virtual void master_role_granted() = 0;
 

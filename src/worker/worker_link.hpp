@@ -8,6 +8,7 @@
 #include <multinode/workers.hpp>
 
 #include "common/heartbeat.hpp"
+#include "common/peer_host.hpp"
 #include "control/channel.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -25,15 +26,9 @@ class WorkerLink {
  public:
   // What the link needs from the worker it runs in (the worker's runtime, in
   // src/core/, which the link may not use directly).
-  class Host {
+  // PeerHost: add_peer takes a mesh stream the master passed.
+  class Host : public virtual PeerHost {
    public:
-    virtual boost::asio::io_context& io() noexcept = 0;
-    virtual NodeId id() const noexcept = 0;
-    virtual unsigned slot() const noexcept = 0;
-    // A mesh stream the master passed (fd owned by the host from now on).
-    virtual void add_peer(int fd, NodeId peer, unsigned peer_slot) = 0;
-    virtual void begin_stop(const std::string& reason, int exit_status) = 0;
-    virtual bool stopping() const noexcept = 0;
     // This worker's server counters, sent when the master asks (stats_request).
     virtual ServerCounters server_counters() const noexcept = 0;
     // This worker's bridge figures, sent with them; none without Options::bridge.
