@@ -43,6 +43,7 @@
 // and its users every --presence-ms; the users of a process of another host not
 // heard of for three times that leave the list.
 #include "chat/room.hpp"
+#include "command_line.hpp"
 
 #include <multinode/multinode.hpp>
 #include <multinode/websocket.hpp>
@@ -357,71 +358,47 @@ class Chat {
   bool stopping_ = false;
 };
 
-bool parse_size(const char* text, std::size_t& out) {
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  if (end == text || *end != '\0') return false;
-  out = static_cast<std::size_t>(value);
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   multinode::Options options{.port = 8080, .nodes = 2};
   Settings settings;
   settings.socket.max_message_bytes = 4096;
-  const char* usage =
-      "usage: chat [--port N] [--nodes N] [--host ADDRESS] [--balancing shared|reuseport] [--static DIR]"
-      " [--history N] [--max-message BYTES] [--max-nick BYTES] [--max-text BYTES] [--rate PER_SECOND]"
-      " [--burst N] [--max-buffered BYTES] [--sync-timeout MS] [--bridge redis://HOST:PORT[/DB]]"
-      " [--bridge-prefix PREFIX] [--presence-ms MS]\n";
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
-    std::size_t number = 0;
-    const bool numeric = value && parse_size(value, number);
-    if (value) ++i;
-    if (arg == "--port" && numeric && number <= 65535)
-      options.port = static_cast<std::uint16_t>(number);
-    else if (arg == "--nodes" && numeric && number >= 1)
-      options.nodes = static_cast<unsigned>(number);
-    else if (arg == "--host" && value)
-      options.host = value;
-    else if (arg == "--balancing" && value && std::string_view(value) == "shared")
-      options.balancing = multinode::Balancing::shared;
-    else if (arg == "--balancing" && value && std::string_view(value) == "reuseport")
-      options.balancing = multinode::Balancing::reuseport;
-    else if (arg == "--static" && value)
-      settings.static_dir = value;
-    else if (arg == "--history" && numeric && number >= 1)
-      settings.history = number;
-    else if (arg == "--max-message" && numeric && number >= 64)
-      settings.socket.max_message_bytes = number;
-    else if (arg == "--max-nick" && numeric && number >= 1)
-      settings.limits.max_nick_bytes = number;
-    else if (arg == "--max-text" && numeric && number >= 1)
-      settings.limits.max_text_bytes = number;
-    else if (arg == "--rate" && numeric && number >= 1)
-      settings.limits.messages_per_second = static_cast<double>(number);
-    else if (arg == "--burst" && numeric && number >= 1)
-      settings.limits.burst = static_cast<double>(number);
-    else if (arg == "--max-buffered" && numeric && number >= 1024)
-      settings.socket.max_buffered_bytes = number;
-    else if (arg == "--sync-timeout" && numeric)
-      settings.sync_timeout = std::chrono::milliseconds{number};
-    else if (arg == "--bridge" && value)
-      options.bridge = value;
-    else if (arg == "--bridge-prefix" && value)
-      options.bridge_prefix = value;
-    else if (arg == "--presence-ms" && numeric && number >= 10)
-      settings.presence_interval = std::chrono::milliseconds{number};
-    else {
-      std::cerr << "chat: bad argument '" << arg << "'" << (value ? std::string(" ") + value : "") << "\n"
-                << usage;
-      return 2;
-    }
-  }
+  CLI::App app{"A chat room in the browser, served by several processes", "chat"};
+  examples::add_listen_options(app, options);
+  examples::add_balancing_option(app, options);
+  constexpr std::size_t most = std::size_t{1} << 40;
+  app.add_option("--static", settings.static_dir, "The page's directory")->capture_default_str();
+  app.add_option("--history", settings.history, "Lines of history kept")
+      ->check(CLI::Range(std::size_t{1}, most))
+      ->capture_default_str();
+  app.add_option("--max-message", settings.socket.max_message_bytes, "Largest WebSocket message, in bytes")
+      ->check(CLI::Range(std::size_t{64}, most))
+      ->capture_default_str();
+  app.add_option("--max-nick", settings.limits.max_nick_bytes, "Longest nick, in bytes")
+      ->check(CLI::Range(std::size_t{1}, most))
+      ->capture_default_str();
+  app.add_option("--max-text", settings.limits.max_text_bytes, "Longest line, in bytes")
+      ->check(CLI::Range(std::size_t{1}, most))
+      ->capture_default_str();
+  app.add_option("--rate", settings.limits.messages_per_second,
+                 "Messages a second a client may send, sustained")
+      ->check(CLI::Range(1.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--burst", settings.limits.burst, "Messages a client may send at once")
+      ->check(CLI::Range(1.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--max-buffered", settings.socket.max_buffered_bytes, "Bytes waiting for a slow client")
+      ->check(CLI::Range(std::size_t{1024}, most))
+      ->capture_default_str();
+  examples::add_milliseconds(app, "--sync-timeout", settings.sync_timeout,
+                             "How long a new process waits for its peers' state (ms)");
+  app.add_option("--bridge", options.bridge, "redis://HOST:PORT[/DB]: the chat across hosts");
+  app.add_option("--bridge-prefix", options.bridge_prefix, "The Redis channel prefix")->capture_default_str();
+  examples::add_milliseconds(app, "--presence-ms", settings.presence_interval,
+                             "With --bridge: how often each process says who is online on it (ms)")
+      ->check(CLI::Range(std::int64_t{10}, std::int64_t{1} << 40));
+  if (const auto status = examples::parse(app, argc, argv)) return *status;
 
   settings.bridged = !options.bridge.empty();
   std::map<std::string, StaticFile, std::less<>> files;

@@ -7,15 +7,15 @@
 // Try it: chat_tcp --port 7000, then `nc localhost 7000` in two terminals.
 #include <multinode/multinode.hpp>
 
+#include "command_line.hpp"
+
 #include <boost/asio.hpp>
 
-#include <cstdlib>
 #include <deque>
 #include <iostream>
 #include <memory>
 #include <set>
 #include <string>
-#include <string_view>
 
 namespace asio = boost::asio;
 
@@ -89,22 +89,12 @@ class Session : public std::enable_shared_from_this<Session> {
 int main(int argc, char** argv) {
   multinode::Options options{.port = 7000, .nodes = 2};
   std::size_t max_line = 4096;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (arg == "--port" && has_value)
-      options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
-    else if (arg == "--nodes" && has_value)
-      options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
-    else if (arg == "--host" && has_value)
-      options.host = argv[++i];
-    else if (arg == "--max-line" && has_value)
-      max_line = static_cast<std::size_t>(std::atoll(argv[++i]));
-    else {
-      std::cerr << "usage: chat_tcp [--port N] [--nodes N] [--host ADDRESS] [--max-line BYTES]\n";
-      return 2;
-    }
-  }
+  CLI::App app{"A line chat over TCP on several processes", "chat_tcp"};
+  examples::add_listen_options(app, options);
+  app.add_option("--max-line", max_line, "Longest line, in bytes")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  if (const auto status = examples::parse(app, argc, argv)) return *status;
 
   Sessions sessions;
   std::string greeting;

@@ -4,15 +4,15 @@
 //   echo [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]
 #include <multinode/multinode.hpp>
 
+#include "command_line.hpp"
+
 #include <boost/asio.hpp>
 
 #include <unistd.h>
 #include <array>
-#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
-#include <string_view>
 
 namespace asio = boost::asio;
 
@@ -45,25 +45,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
 int main(int argc, char** argv) {
   multinode::Options options{.port = 8000, .nodes = 2};
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (arg == "--port" && has_value)
-      options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
-    else if (arg == "--nodes" && has_value)
-      options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
-    else if (arg == "--host" && has_value)
-      options.host = argv[++i];
-    else if (arg == "--no-master-listen")
-      options.master_listen = false;
-    else if (arg == "--no-restart")
-      options.restart_children = false;
-    else {
-      std::cerr
-          << "usage: echo [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]\n";
-      return 2;
-    }
-  }
+  CLI::App app{"Echo over TCP on several processes", "echo"};
+  examples::add_listen_options(app, options);
+  app.add_flag("--no-master-listen{false}", options.master_listen, "The master only supervises");
+  app.add_flag("--no-restart{false}", options.restart_children, "Do not replace a worker that died");
+  if (const auto status = examples::parse(app, argc, argv)) return *status;
 
   std::string greeting;
   multinode::tcp::Server server([&greeting](asio::ip::tcp::socket socket) {

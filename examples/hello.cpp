@@ -10,83 +10,41 @@
 #include <multinode/http.hpp>
 #include <multinode/nodes.hpp>
 
+#include "command_line.hpp"
+
 #include <unistd.h>
 #include <chrono>
-#include <cstdlib>
 #include <iostream>
 #include <string>
-#include <string_view>
 #include <system_error>
 
 int main(int argc, char** argv) {
   multinode::Options options{.port = 8080, .nodes = 2};
   multinode::http::Options http_options;  // --idle-timeout: bench/idle_memory.sh holds idle connections
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (arg == "--port" && has_value)
-      options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
-    else if (arg == "--nodes" && has_value)
-      options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
-    else if (arg == "--host" && has_value)
-      options.host = argv[++i];
-    else if (arg == "--no-master-listen")
-      options.master_listen = false;
-    else if (arg == "--no-restart")
-      options.restart_children = false;
-    else if (arg == "--log-file" && has_value)
-      options.log_file = argv[++i];
-    else if (arg == "--user" && has_value)
-      options.user = argv[++i];
-    else if (arg == "--group" && has_value)
-      options.group = argv[++i];
-    else if (arg == "--heartbeat-timeout" && has_value)
-      options.heartbeat_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
-    else if (arg == "--max-requests" && has_value)
-      options.max_requests = std::strtoull(argv[++i], nullptr, 10);
-    else if (arg == "--max-requests-jitter" && has_value)
-      options.max_requests_jitter = std::strtoull(argv[++i], nullptr, 10);
-    else if (arg == "--max-rss" && has_value)
-      options.max_rss = std::strtoull(argv[++i], nullptr, 10);
-    else if (arg == "--control" && has_value)
-      options.control_socket = argv[++i];
-    else if (arg == "--metrics-listen" && has_value)
-      options.metrics_listen = argv[++i];
-    else if (arg == "--control-timeout" && has_value)
-      options.control_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
-    else if (arg == "--control-max-clients" && has_value)
-      options.control_max_clients = static_cast<unsigned>(std::atoi(argv[++i]));
-    else if (arg == "--balancing" && has_value) {
-      const std::string_view mode = argv[++i];
-      if (mode == "shared") {
-        options.balancing = multinode::Balancing::shared;
-      } else if (mode == "reuseport") {
-        options.balancing = multinode::Balancing::reuseport;
-      } else {
-        std::cerr << "hello: --balancing must be shared or reuseport, not '" << mode << "'\n";
-        return 2;
-      }
-    } else if (arg == "--idle-timeout" && has_value) {
-      http_options.idle_timeout = std::chrono::milliseconds{std::atoll(argv[++i])};
-    } else if (arg == "--log-format" && has_value) {
-      const std::string_view format = argv[++i];
-      if (format == "text") {
-        options.log_format = multinode::LogFormat::text;
-      } else if (format == "json") {
-        options.log_format = multinode::LogFormat::json;
-      } else {
-        std::cerr << "hello: --log-format must be text or json, not '" << format << "'\n";
-        return 2;
-      }
-    } else {
-      std::cerr << "usage: hello [--port N] [--nodes N] [--host ADDRESS] [--no-master-listen] [--no-restart]"
-                   " [--log-file PATH] [--log-format text|json] [--user NAME] [--group NAME]"
-                   " [--heartbeat-timeout MS] [--max-requests N] [--max-requests-jitter N] [--max-rss MB]\n"
-                   "       [--control PATH] [--metrics-listen HOST:PORT] [--control-timeout MS] "
-                   "[--control-max-clients N] [--balancing shared|reuseport] [--idle-timeout MS]\n";
-      return 2;
-    }
-  }
+  CLI::App app{"The original multi-node example: an HTTP server on several processes", "hello"};
+  examples::add_listen_options(app, options);
+  app.add_flag("--no-master-listen{false}", options.master_listen, "The master only supervises");
+  app.add_flag("--no-restart{false}", options.restart_children, "Do not replace a worker that died");
+  app.add_option("--log-file", options.log_file, "Log lines to this file (default stderr)");
+  examples::add_choice(app, "--log-format", options.log_format,
+                       {{"text", multinode::LogFormat::text}, {"json", multinode::LogFormat::json}},
+                       "One line of text, or one JSON record, per log line");
+  app.add_option("--user", options.user, "Started as root: bind, then run as this user");
+  app.add_option("--group", options.group, "With --user: this group");
+  examples::add_milliseconds(app, "--heartbeat-timeout", options.heartbeat_timeout,
+                             "A worker silent this long (ms) is hung and replaced (0: off)");
+  app.add_option("--max-requests", options.max_requests, "Recycle a worker after this many requests");
+  app.add_option("--max-requests-jitter", options.max_requests_jitter, "Up to this many more, per worker");
+  app.add_option("--max-rss", options.max_rss, "Recycle a worker above this resident memory (MB)");
+  app.add_option("--control", options.control_socket, "The control socket's path");
+  app.add_option("--metrics-listen", options.metrics_listen, "HOST:PORT where GET /metrics is served");
+  examples::add_milliseconds(app, "--control-timeout", options.control_timeout,
+                             "A control client's bound (ms)");
+  app.add_option("--control-max-clients", options.control_max_clients, "Control clients at once");
+  examples::add_balancing_option(app, options);
+  examples::add_milliseconds(app, "--idle-timeout", http_options.idle_timeout,
+                             "An idle keep-alive connection is closed after this long (ms)");
+  if (const auto status = examples::parse(app, argc, argv)) return *status;
 
   std::string greeting;  // set once listen() has told this process its id
   multinode::http::Server server(

@@ -6,6 +6,8 @@
 //   mesh [--nodes N] [--timeout SECONDS]
 #include <multinode/multinode.hpp>
 
+#include "command_line.hpp"
+
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
@@ -13,7 +15,6 @@
 #include <iostream>
 #include <map>
 #include <string>
-#include <string_view>
 
 using multinode::Message;
 using multinode::NodeId;
@@ -39,17 +40,14 @@ boost::json::value json_for(NodeId from, NodeId to) {
 int main(int argc, char** argv) {
   multinode::Options options{.port = 0, .nodes = 3};
   int timeout_seconds = 30;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--nodes" && i + 1 < argc)
-      options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
-    else if (arg == "--timeout" && i + 1 < argc)
-      timeout_seconds = std::atoi(argv[++i]);
-    else {
-      std::cerr << "usage: mesh [--nodes N] [--timeout SECONDS]\n";
-      return 2;
-    }
-  }
+  CLI::App app{"Every process sends every other one messages over the mesh and checks them", "mesh"};
+  app.add_option("--nodes", options.nodes, "Processes, the master included")
+      ->check(CLI::Range(1U, 4096U))
+      ->capture_default_str();
+  app.add_option("--timeout", timeout_seconds, "Give up after SECONDS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  if (const auto status = examples::parse(app, argc, argv)) return *status;
 
   auto nodes = multinode::listen(options);
   const unsigned peers = options.nodes - 1;  // the master serves too: it is one of the nodes

@@ -11,7 +11,8 @@
 #include <multinode/nodes.hpp>
 #include <multinode/websocket.hpp>
 
-#include <cstdlib>
+#include "command_line.hpp"
+
 #include <iostream>
 #include <string_view>
 #include <system_error>
@@ -19,26 +20,13 @@
 int main(int argc, char** argv) {
   multinode::Options options{.port = 8080, .nodes = 2};
   multinode::websocket::Options ws_options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (arg == "--port" && has_value) {
-      options.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
-    } else if (arg == "--nodes" && has_value) {
-      options.nodes = static_cast<unsigned>(std::atoi(argv[++i]));
-    } else if (arg == "--host" && has_value) {
-      options.host = argv[++i];
-    } else if (arg == "--deflate") {
-      ws_options.permessage_deflate = true;
-    } else if (arg == "--deflate-threshold" && has_value) {
-      ws_options.permessage_deflate = true;
-      ws_options.deflate_threshold = static_cast<std::size_t>(std::atol(argv[++i]));
-    } else {
-      std::cerr << "usage: websocket_echo [--port N] [--nodes N] [--host ADDRESS] [--deflate] "
-                   "[--deflate-threshold BYTES]\n";
-      return 2;
-    }
-  }
+  CLI::App app{"WebSocket echo at / on several processes", "websocket_echo"};
+  examples::add_listen_options(app, options);
+  app.add_flag("--deflate", ws_options.permessage_deflate, "Agree to permessage-deflate");
+  auto* threshold = app.add_option("--deflate-threshold", ws_options.deflate_threshold,
+                                   "Compress messages of at least BYTES (implies --deflate)");
+  if (const auto status = examples::parse(app, argc, argv)) return *status;
+  if (threshold->count() > 0) ws_options.permessage_deflate = true;
 
   namespace http = multinode::http;
   namespace websocket = multinode::websocket;

@@ -264,7 +264,7 @@ TEST(Logs, BadFormatAndUnopenableFileAreRefusedWithTheReason) {
   const auto bad_status = bad.wait(10s);
   ASSERT_TRUE(bad_status);
   EXPECT_TRUE(WIFEXITED(*bad_status) && WEXITSTATUS(*bad_status) == 2);
-  EXPECT_NE(bad.error_output().find("--log-format must be text or json"), std::string::npos)
+  EXPECT_NE(bad.error_output().find("--log-format: must be json or text, not 'xml'"), std::string::npos)
       << bad.error_output();
 
   const std::string missing = "/nonexistent-multinode-dir/hello.log";
