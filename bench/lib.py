@@ -250,25 +250,31 @@ def respawn_http(port, victim, timeout_s, supervisor, old_pids, parallel=4, ever
 # Reading a results file
 
 
-def read_results(path):
-    records = {"config": {}, "run": [], "process": [], "kill": [], "event": [],
-               "load": [], "reload": [], "respawn": [], "supervisor": []}
+def read_records(path):
+    """(line number, object) for each JSON object of a results file, one per line;
+    a line that is not JSON ends the report with where it is."""
     with open(path, encoding="utf-8") as file:
         for number, line in enumerate(file, 1):
             line = line.strip()
             if not line:
                 continue
             try:
-                record = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as error:
                 fail(f"{path}:{number}: not JSON ({error}): {line[:200]}")
-            kind = record.get("kind")
-            if kind == "config":
-                records["config"] = record
-            elif kind in records:
-                records[kind].append(record)
-            else:
-                fail(f"{path}:{number}: unknown kind {kind!r}")
+
+
+def read_results(path):
+    records = {"config": {}, "run": [], "process": [], "kill": [], "event": [],
+               "load": [], "reload": [], "respawn": [], "supervisor": []}
+    for number, record in read_records(path):
+        kind = record.get("kind")
+        if kind == "config":
+            records["config"] = record
+        elif kind in records:
+            records[kind].append(record)
+        else:
+            fail(f"{path}:{number}: unknown kind {kind!r}")
     return records
 
 

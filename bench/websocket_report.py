@@ -21,7 +21,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import fail, goal, median, ms, print_table, verdict  # noqa: E402
+from lib import fail, goal, median, ms, print_table, read_records, verdict  # noqa: E402
 
 ECHO_RATIO_GOAL = 3.0            # multinode messages/s over Node's, at least
 FANOUT_P99_RATIO_GOAL = 0.2      # multinode p99 over Node's, at most, at FANOUT_GOAL_CLIENTS
@@ -32,24 +32,16 @@ IDLE_BYTES_GOAL = 2048           # and at most 2 KB
 
 def read_results(path):
     records = {"config": {}, "idle": [], "echo": [], "fanout": [], "failed": []}
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                fail(f"{path}:{number}: not JSON ({error}): {line[:200]}")
-            kind = record.get("kind")
-            if kind == "config":
-                records["config"] = record
-            elif kind in ("idle", "echo", "fanout") and "failed" in record:
-                records["failed"].append(record)
-            elif kind in records and kind != "failed":
-                records[kind].append(record)
-            else:
-                fail(f"{path}:{number}: unknown kind {kind!r}")
+    for number, record in read_records(path):
+        kind = record.get("kind")
+        if kind == "config":
+            records["config"] = record
+        elif kind in ("idle", "echo", "fanout") and "failed" in record:
+            records["failed"].append(record)
+        elif kind in records and kind != "failed":
+            records[kind].append(record)
+        else:
+            fail(f"{path}:{number}: unknown kind {kind!r}")
     return records
 
 

@@ -30,9 +30,9 @@
 //   {"type":"state","history":[...],"users":[...]}  sent on every new peer stream
 //   {"type":"said",...a line with its "seq"}        a line said on the sending process
 //   {"type":"users","users":[...]}                  the sending process's own users now
-// A process answers its first clients only once it has a peer's state (or after
-// --sync-timeout, or at once when it is alone), so a replacement's first tab
-// already sees the history.
+// A process answers its first clients only once it has the state of each other
+// process (--nodes - 1 of them; or after --sync-timeout, or at once when it is
+// alone), so a replacement's first tab already sees the history and everyone online.
 //
 // Across hosts (--bridge: several chat servers, each with its processes and port,
 // joined by one Redis server; docs/bridge.md): every process also publishes the
@@ -57,6 +57,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -121,13 +122,15 @@ class Chat {
   Chat(const Settings& settings, std::map<std::string, StaticFile, std::less<>> files)
       : settings_(settings), files_(std::move(files)) {}
 
-  // Once listen() has said which process this is.
-  void attach(multinode::Nodes& nodes, bool alone) {
+  // Once listen() has said which process this is; others: how many other processes
+  // there are to hear the state of before the first welcome.
+  void attach(multinode::Nodes& nodes, unsigned others) {
+    others_ = others;
     nodes_ = &nodes;
     room_.emplace(nodes.id(), settings_.history, settings_.bridged ? nodes.host_id() : 0);
     sync_timer_.emplace(nodes.io_context());
     if (settings_.bridged) attach_bridge(nodes);
-    if (alone) {
+    if (others == 0) {
       synced();
     } else {
       sync_timer_->expires_after(settings_.sync_timeout);
@@ -327,7 +330,8 @@ class Chat {
       }
       for (const auto& entry : update.new_entries) to_local_clients(chat::Room::message_frame(entry));
       if (update.online_changed) to_local_clients(room_->online_frame());
-      if (update.was_state && !synced_) synced();
+      if (update.was_state && !synced_ && states_from_.insert(peer).second && states_from_.size() >= others_)
+        synced();
     });
     framed.on_close([this, peer](std::error_code) {
       if (room_->drop_peer(peer) && !stopping_) to_local_clients(room_->online_frame());
@@ -355,6 +359,8 @@ class Chat {
   std::map<std::uint64_t, Client> clients_;
   std::uint64_t last_client_ = 0;
   bool synced_ = false;
+  unsigned others_ = 0;                      // the processes whose state the first welcome waits for
+  std::set<multinode::NodeId> states_from_;  // those heard from so far
   bool stopping_ = false;
 };
 
@@ -413,7 +419,7 @@ int main(int argc, char** argv) {
     std::cerr << "chat: " << error.what() << "\n";
     return 1;
   }
-  chat.attach(nodes, options.nodes == 1);
+  chat.attach(nodes, options.nodes - 1);
   if (nodes.is_master()) {
     std::cerr << "chat: open http://" << (options.host.empty() ? "127.0.0.1" : options.host) << ":"
               << nodes.local_port() << "/ in two tabs (" << options.nodes << " processes)\n";

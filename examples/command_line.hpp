@@ -38,8 +38,8 @@ inline void add_listen_options(CLI::App& app, multinode::Options& options) {
 // One of the words of `choices`, into its value; any other word is refused with
 // "NAME: must be A or B, not 'C'".
 template <typename Enum>
-void add_choice(CLI::App& app, const std::string& name, Enum& into, const std::map<std::string, Enum>& choices,
-                const std::string& help) {
+void add_choice(CLI::App& app, const std::string& name, Enum& into,
+                const std::map<std::string, Enum>& choices, const std::string& help) {
   std::string words;
   for (const auto& entry : choices) words += (words.empty() ? "" : " or ") + entry.first;
   const auto known = [choices, words](const std::string& word) {

@@ -7,6 +7,7 @@
 #include <multinode/multinode.hpp>
 
 #include "command_line.hpp"
+#include "mesh_messages.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
@@ -18,24 +19,6 @@
 
 using multinode::Message;
 using multinode::NodeId;
-
-namespace {
-
-// What node `from` sends node `to`: the receiver computes the same and compares.
-std::string text_for(NodeId from, NodeId to) {
-  return "hello from node " + std::to_string(from) + " to node " + std::to_string(to) + " \xe2\x9c\x93";
-}
-std::string binary_for(NodeId from, NodeId to) {
-  std::string bytes(300, '\0');
-  for (std::size_t i = 0; i < bytes.size(); ++i)
-    bytes[i] = static_cast<char>((i * 7 + std::size_t{from} * 31 + to) & 0xFF);
-  return bytes;
-}
-boost::json::value json_for(NodeId from, NodeId to) {
-  return {{"from", from}, {"to", to}, {"pair", {from, to}}, {"note", "ünïcödé"}};
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   multinode::Options options{.port = 0, .nodes = 3};
@@ -82,9 +65,10 @@ int main(int argc, char** argv) {
         finish_if_complete();
         return;
       }
-      const bool ok = (count == 0 && message.is_text() && message.bytes() == text_for(peer, me)) ||
-                      (count == 1 && message.is_binary() && message.bytes() == binary_for(peer, me)) ||
-                      (count == 2 && message.is_json() && message.json_value() == json_for(peer, me));
+      const bool ok =
+          (count == 0 && message.is_text() && message.bytes() == examples::text_for(peer, me)) ||
+          (count == 1 && message.is_binary() && message.bytes() == examples::binary_for(peer, me)) ||
+          (count == 2 && message.is_json() && message.json_value() == examples::json_for(peer, me));
       if (!ok) {
         std::cerr << "mesh: node " << me << " got a wrong message " << count << " from node " << peer << "\n";
         std::exit(1);
@@ -96,9 +80,9 @@ int main(int argc, char** argv) {
       else
         to_master.send(boost::json::object{{"verified", verified_here}});
     });
-    framed.send(Message::text(text_for(me, peer)));
-    framed.send(Message::binary(binary_for(me, peer)));
-    framed.send(json_for(me, peer));
+    framed.send(Message::text(examples::text_for(me, peer)));
+    framed.send(Message::binary(examples::binary_for(me, peer)));
+    framed.send(examples::json_for(me, peer));
   });
 
   if (nodes.is_master()) {

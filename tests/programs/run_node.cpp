@@ -10,6 +10,8 @@
 #include <multinode/http.hpp>
 #include <multinode/multinode.hpp>
 
+#include "../../examples/mesh_messages.hpp"
+
 #include <boost/json.hpp>
 
 #include <unistd.h>
@@ -23,23 +25,6 @@
 
 using multinode::Message;
 using multinode::NodeId;
-
-namespace {
-
-std::string text_for(NodeId from, NodeId to) {
-  return "hello from node " + std::to_string(from) + " to node " + std::to_string(to) + " \xe2\x9c\x93";
-}
-std::string binary_for(NodeId from, NodeId to) {
-  std::string bytes(300, '\0');
-  for (std::size_t i = 0; i < bytes.size(); ++i)
-    bytes[i] = static_cast<char>((i * 7 + std::size_t{from} * 31 + to) & 0xFF);
-  return bytes;
-}
-boost::json::value json_for(NodeId from, NodeId to) {
-  return {{"from", from}, {"to", to}, {"note", "ünïcödé"}};
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   // Port and nodes are the supervisor's business here: these values are ignored.
@@ -105,19 +90,19 @@ int main(int argc, char** argv) {
     const NodeId peer = framed.peer_id();
     std::cout << "peer " << peer << " slot " << framed.peer_slot() << std::endl;
     framed.on_message([me, peer](const Message& message) {
-      if (message.is_text() && message.bytes() == text_for(peer, me))
+      if (message.is_text() && message.bytes() == examples::text_for(peer, me))
         std::cout << "verified text from " << peer << std::endl;
-      else if (message.is_binary() && message.bytes() == binary_for(peer, me))
+      else if (message.is_binary() && message.bytes() == examples::binary_for(peer, me))
         std::cout << "verified binary from " << peer << std::endl;
-      else if (message.is_json() && message.json_value() == json_for(peer, me))
+      else if (message.is_json() && message.json_value() == examples::json_for(peer, me))
         std::cout << "verified json from " << peer << std::endl;
       else
         std::cout << "unexpected message from " << peer << std::endl;
     });
     framed.on_close([peer](std::error_code) { std::cout << "ended " << peer << std::endl; });
-    framed.send(Message::text(text_for(me, peer)));
-    framed.send(Message::binary(binary_for(me, peer)));
-    framed.send(Message::json(json_for(me, peer)));
+    framed.send(Message::text(examples::text_for(me, peer)));
+    framed.send(Message::binary(examples::binary_for(me, peer)));
+    framed.send(Message::json(examples::json_for(me, peer)));
   });
   const int status = nodes.run();
   std::cout << "stopped" << std::endl;

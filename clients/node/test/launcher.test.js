@@ -67,6 +67,50 @@ function startApp(env, detached = false) {
   return app;
 }
 
+// The launcher's first line: {"launcher": its pid, "supervisor": the command's pid}.
+function launcherLine(app) {
+  return waitUntil(() => {
+    const line = app.stdout.split('\n').find((l) => l.startsWith('{"launcher"'));
+    return line && JSON.parse(line);
+  }, 20000, 'the launcher line');
+}
+
+// True while pid runs: a zombie has ended too (whoever reaps an orphan may be slow to).
+function running(pid) {
+  try {
+    return !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+// True while pid is a running multinode command (not a pid reused since).
+function supervisorLeft(pid) {
+  try {
+    return running(pid) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('multinode');
+  } catch {
+    return false;
+  }
+}
+
+// Whatever the test's outcome: the supervisor is in a session of its own, so it is
+// stopped by its pid if still there (its workers die with it), then the launcher,
+// then the runtime directory goes.
+async function cleanUp(app, launch, runtime) {
+  if (app.child.exitCode === null && app.child.signalCode === null) {
+    if (launch) {
+      try {
+        process.kill(launch.supervisor, 'SIGKILL');
+      } catch {}
+    }
+    app.child.kill('SIGKILL');
+  } else if (launch && supervisorLeft(launch.supervisor)) {
+    process.kill(launch.supervisor, 'SIGKILL');  // the launcher is gone, its command was left behind
+  }
+  await app.exited;
+  fs.rmSync(runtime, { recursive: true, force: true });
+}
+
 test('without the command, `node app.js` fails and says what to install', async () => {
   const app = startApp({ PATH: '/nonexistent', MULTINODE_COMMAND: '', TEST_PORT: '1' });
   const exit = await app.exited;
@@ -80,10 +124,7 @@ test('`node app.js` starts multinode run: the workers serve, SIGHUP is forwarded
   const app = startApp({ MULTINODE_COMMAND: COMMAND, XDG_RUNTIME_DIR: runtime, TEST_PORT: String(port) });
   let launch = null;
   try {
-    launch = await waitUntil(() => {
-      const line = app.stdout.split('\n').find((l) => l.startsWith('{"launcher"'));
-      return line && JSON.parse(line);
-    }, 20000, 'the launcher line');
+    launch = await launcherLine(app);
     assert.equal(launch.launcher, app.child.pid);
     const answer = async () => {
       try {
@@ -128,18 +169,7 @@ test('`node app.js` starts multinode run: the workers serve, SIGHUP is forwarded
       }
     }, 10000, 'the supervisor to be gone');
   } finally {
-    // After a failure: the supervisor is in a session of its own, so it is stopped
-    // by its pid (its workers die with it), then the launcher.
-    if (app.child.exitCode === null && app.child.signalCode === null) {
-      if (launch) {
-        try {
-          process.kill(launch.supervisor, 'SIGKILL');
-        } catch {}
-      }
-      app.child.kill('SIGKILL');
-    }
-    await app.exited;
-    fs.rmSync(runtime, { recursive: true, force: true });
+    await cleanUp(app, launch, runtime);
   }
 });
 
@@ -165,10 +195,7 @@ test('SIGTTIN and SIGTTOU to the launcher scale, Ctrl-C reaches the command once
     }
   }, 30000, `${count} ready workers; it said ${app.stdout} ${app.stderr}`);
   try {
-    launch = await waitUntil(() => {
-      const line = app.stdout.split('\n').find((l) => l.startsWith('{"launcher"'));
-      return line && JSON.parse(line);
-    }, 20000, 'the launcher line');
+    launch = await launcherLine(app);
     // Each step waits for the workers to serve: with --ready started, a worker counts as
     // ready at its exec, before Node.js has loaded the program and taken SIGTERM.
     const serving = (id) => waitUntil(() => app.stdout.includes(`{"listening":${id}}`), 30000, `worker ${id} serving`);
@@ -187,16 +214,7 @@ test('SIGTTIN and SIGTTOU to the launcher scale, Ctrl-C reaches the command once
     assert.doesNotMatch(output, /killed by/, 'no worker was killed: the stop was graceful');
     assert.equal(output.match(/exited with status 0/g)?.length, 3, 'three workers in all (two, then one more, removed again), each exited with 0');
   } finally {
-    if (app.child.exitCode === null && app.child.signalCode === null) {
-      if (launch) {
-        try {
-          process.kill(launch.supervisor, 'SIGKILL');
-        } catch {}
-      }
-      app.child.kill('SIGKILL');
-    }
-    await app.exited;
-    fs.rmSync(runtime, { recursive: true, force: true });
+    await cleanUp(app, launch, runtime);
   }
 });
 
@@ -205,19 +223,8 @@ test('a launcher killed with SIGKILL takes the command with it: the supervisor s
   const port = await freePort();
   const app = startApp({ MULTINODE_COMMAND: COMMAND, XDG_RUNTIME_DIR: runtime, TEST_PORT: String(port) });
   let launch = null;
-  // (A zombie is gone too: whoever reaps the orphaned supervisor may be slow to.)
-  const alive = (pid) => {
-    try {
-      return !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    } catch {
-      return false;
-    }
-  };
   try {
-    launch = await waitUntil(() => {
-      const line = app.stdout.split('\n').find((l) => l.startsWith('{"launcher"'));
-      return line && JSON.parse(line);
-    }, 20000, 'the launcher line');
+    launch = await launcherLine(app);
     const status = await waitUntil(async () => {
       try {
         const now = await statusOf(runtime);
@@ -229,12 +236,9 @@ test('a launcher killed with SIGKILL takes the command with it: the supervisor s
     const pids = status.workers.map((w) => w.pid);
     app.child.kill('SIGKILL');
     await app.exited;
-    await waitUntil(() => !alive(launch.supervisor) && pids.every((pid) => !alive(pid)), 15000,
+    await waitUntil(() => !running(launch.supervisor) && pids.every((pid) => !running(pid)), 15000,
       'the supervisor and its workers gone after the launcher\'s SIGKILL');
   } finally {
-    if (launch && alive(launch.supervisor)) process.kill(launch.supervisor, 'SIGKILL');
-    if (app.child.exitCode === null && app.child.signalCode === null) app.child.kill('SIGKILL');
-    await app.exited;
-    fs.rmSync(runtime, { recursive: true, force: true });
+    await cleanUp(app, launch, runtime);
   }
 });
