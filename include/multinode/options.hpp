@@ -153,7 +153,9 @@ struct Options {
   // costs a process's memory. They start once the first workers are ready, and a
   // reload replaces them. The program must support it (the Node.js and Python
   // clients do). With the shared socket only, and not with {slot} in the arguments.
+  // At most max_standby.
   unsigned standby = 0;
+  static constexpr unsigned max_standby = 64;
   // --- cluster-wide messages across hosts (Nodes::publish, docs/bridge.md) ---
   // The Redis server that joins this host to the others: redis://HOST:PORT[/DB],
   // the password in the URL (redis://:PASSWORD@HOST:PORT) or, when it has none, in

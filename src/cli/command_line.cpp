@@ -113,7 +113,7 @@ Invocation parse_command_line(const std::vector<std::string>& args) {
          "Keep K more processes of the program started but not serving (MULTINODE_STANDBY=1): a dead "
          "worker's slot is filled by promoting one instead of a new start (default 0; the program "
          "must support it, docs/cli.md)")
-      ->check(CLI::Range(0U, 64U));
+      ->check(CLI::Range(0U, Options::max_standby));
   bool stop_with_parent = false;
   run->add_flag("--stop-with-parent", stop_with_parent,
                 "Stop gracefully, as on SIGTERM, when the process that started this command ends, even by "

@@ -29,8 +29,6 @@ namespace {
 using clock = std::chrono::steady_clock;
 // The host id of Options::bridge: set by the master, read by its workers.
 constexpr const char* host_id_variable = environment::bridge_host_id;
-// Options::standby at most: each is a whole process of the program, waiting.
-constexpr unsigned max_standby = 64;
 
 boost::asio::ip::tcp::acceptor make_acceptor(boost::asio::io_context& io, int fd) {
   sockaddr_storage address{};
@@ -77,8 +75,8 @@ void Runtime::start() {
       refuse(
           "a standby holds the shared listening socket, and with reuseport each slot has its own: use "
           "--balancing shared, or no --standby");
-    if (options_.standby > max_standby)
-      refuse(std::to_string(options_.standby) + " is more than " + std::to_string(max_standby) +
+    if (options_.standby > Options::max_standby)
+      refuse(std::to_string(options_.standby) + " is more than " + std::to_string(Options::max_standby) +
              " standbys (each is a whole process of the program)");
     for (const auto& arg : options_.worker_command) {
       if (arg.find("{slot}") != std::string::npos)

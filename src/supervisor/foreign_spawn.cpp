@@ -146,6 +146,7 @@ std::chrono::milliseconds Supervisor::heartbeat_age(const Child& child) const {
 void Supervisor::spawn_foreign(unsigned index, bool standby) {
   const Options& options = host_.options();
   const NodeId id = next_id_++;
+  const std::string what = standby ? std::string("a standby") : "a worker for slot " + std::to_string(index);
   // A standby holds the shared sockets (Options::standby is refused with reuseport).
   const auto& sockets = standby ? shared_ : sockets_for(index);
 
@@ -165,9 +166,8 @@ void Supervisor::spawn_foreign(unsigned index, bool standby) {
              static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + notify_name.size())) != 0 ||
       ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0 ||
       devnull < 0) {
-    log(LogLevel::error, "cannot start a ",
-        standby ? std::string("standby") : "worker for slot " + std::to_string(index), ": ",
-        std::strerror(errno), " (raise the open-files limit, ulimit -n)");
+    log(LogLevel::error, "cannot start ", what, ": ", std::strerror(errno),
+        " (raise the open-files limit, ulimit -n)");
     close_all({notify_fd, out[0], out[1], err[0], err[1], report[0], report[1], devnull});
     return;
   }
@@ -256,9 +256,7 @@ void Supervisor::spawn_foreign(unsigned index, bool standby) {
   if (pid == 0) exec_foreign(plan);
   close_all({out[1], err[1], report[1], devnull});
   if (pid < 0) {
-    log(LogLevel::error, "cannot start a ",
-        standby ? std::string("standby") : "worker for slot " + std::to_string(index),
-        ": fork failed: ", std::strerror(errno));
+    log(LogLevel::error, "cannot start ", what, ": fork failed: ", std::strerror(errno));
     close_all({notify_fd, out[0], err[0], report[0]});
     if (mesh_) mesh_->worker_exited(id, !stopping_);
     return;
@@ -272,11 +270,6 @@ void Supervisor::spawn_foreign(unsigned index, bool standby) {
   }
   ::close(report[0]);
   const bool executed = got == 0;
-  if (!executed) {
-    log(LogLevel::error, standby ? "standby " : "worker ", id, " (slot ", index, ", pid ", pid,
-        "): cannot execute ", program_path_, ": ", std::strerror(exec_error),
-        " (check that it is an executable program for this machine)");
-  }
 
   auto child = std::make_unique<Child>();
   child->info = WorkerInfo{id, index, pid};
@@ -285,6 +278,10 @@ void Supervisor::spawn_foreign(unsigned index, bool standby) {
   child->watchdog = watchdog;
   child->standby = standby;
   child->generation = generation_;
+  if (!executed) {
+    log(LogLevel::error, describe(*child), ": cannot execute ", program_path_, ": ",
+        std::strerror(exec_error), " (check that it is an executable program for this machine)");
+  }
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) {
     log(LogLevel::error, "pidfd_open failed for pid ", pid, ": ", std::strerror(errno),
@@ -328,8 +325,8 @@ void Supervisor::spawn_foreign(unsigned index, bool standby) {
           " ms (READY=1 on NOTIFY_SOCKET, or a ready record after its standby record): killing it. "
           "A program run with --standby must support MULTINODE_STANDBY (docs/cli.md, \"Standby workers\")");
     } else {
-      log(LogLevel::warning, "worker ", id, " (slot ", it->second->info.slot, ", pid ", it->second->info.pid,
-          ") did not send READY=1 on NOTIFY_SOCKET within ", host_.options().ready_timeout.count(),
+      log(LogLevel::warning, describe(*it->second), " did not send READY=1 on NOTIFY_SOCKET within ",
+          host_.options().ready_timeout.count(),
           " ms (--ready notify): killing it. Use --ready started for a program that does not notify");
     }
     signal_foreign(*it->second, SIGKILL);

@@ -395,11 +395,7 @@ void MeshBroker::on_standby(const std::shared_ptr<Connection>& connection, const
   if (it->second.connection) {
     return refuse(connection, "standby " + std::to_string(id) + " is connected already: one connection each");
   }
-  std::erase(pending_, connection);
-  connection->timer.cancel();
-  connection->member = id;
-  connection->slot = 0;
-  it->second.connection = connection;
+  take(connection, it->second, id);
   log(LogLevel::debug, "standby ", id, " (pid ", record.value, ") is connected to the mesh's supervisor");
 }
 
@@ -424,14 +420,18 @@ void MeshBroker::on_join(const std::shared_ptr<Connection>& connection, const Re
   admit(connection, member, id, record.value);
 }
 
-void MeshBroker::admit(const std::shared_ptr<Connection>& connection, Member& member, NodeId id,
-                       std::uint64_t pid) {
+void MeshBroker::take(const std::shared_ptr<Connection>& connection, Member& member, NodeId id) {
   std::erase(pending_, connection);
   connection->timer.cancel();
   connection->member = id;
   connection->slot = member.slot;
-  member.joined = true;
   member.connection = connection;
+}
+
+void MeshBroker::admit(const std::shared_ptr<Connection>& connection, Member& member, NodeId id,
+                       std::uint64_t pid) {
+  take(connection, member, id);
+  member.joined = true;
   log(LogLevel::debug, "worker ", id, " (slot ", member.slot, ", pid ", pid, ") joined the mesh");
   // Every member before it that can still be reached: the newcomer connects to each.
   for (const auto& [other_id, other] : members_) {

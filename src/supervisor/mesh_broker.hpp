@@ -96,6 +96,8 @@ class MeshBroker {
   void on_first(const std::shared_ptr<Connection>& connection);
   void on_join(const std::shared_ptr<Connection>& connection, const Record& record);
   void on_standby(const std::shared_ptr<Connection>& connection, const Record& record);
+  // The connection speaks for member id (a standby's, or a joiner's) from now on: no longer pending.
+  void take(const std::shared_ptr<Connection>& connection, Member& member, NodeId id);
   // The join accepted: the newcomer is a member, told of every member before it.
   void admit(const std::shared_ptr<Connection>& connection, Member& member, NodeId id, std::uint64_t pid);
   void send(const std::shared_ptr<Connection>& connection, std::uint16_t type, NodeId id, unsigned slot,

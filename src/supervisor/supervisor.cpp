@@ -345,8 +345,8 @@ void Supervisor::spawn(unsigned index) {
     if (error) return;
     const auto it = children_.find(id);
     if (it == children_.end() || it->second->ready) return;
-    log(LogLevel::warning, "worker ", id, " (slot ", it->second->info.slot, ", pid ", it->second->info.pid,
-        ") did not report ready within ", host_.options().ready_timeout.count(), " ms: killing it");
+    log(LogLevel::warning, describe(*it->second), " did not report ready within ",
+        host_.options().ready_timeout.count(), " ms: killing it");
     ::kill(it->second->info.pid, SIGKILL);
   });
 
@@ -448,8 +448,8 @@ void Supervisor::recycle(Child& child, const std::string& why) {
   // A worker already being replaced (a rolling restart's step) is on its way out.
   if (slot(child.info.slot).current != child.info.id) return;
   child.recycle_reason = why;
-  log(LogLevel::info, "worker ", child.info.id, " (slot ", child.info.slot, ", pid ", child.info.pid, ") ",
-      why, ": recycling it (a replacement starts; it stops once that one is ready)");
+  log(LogLevel::info, describe(child), " ", why,
+      ": recycling it (a replacement starts; it stops once that one is ready)");
   queue_recycle(child.info.slot, child.info.id);
 }
 
@@ -497,8 +497,7 @@ void Supervisor::on_ready(Child& child) {
   child.ready = true;
   child.ready_timer->cancel();
   child.last_watchdog = clock::now();  // a foreign worker's heartbeats are watched from now on
-  log(LogLevel::info, "worker ", child.info.id, " (slot ", child.info.slot, ", pid ", child.info.pid,
-      ") is ready");
+  log(LogLevel::info, describe(child), " is ready");
   if (!child.retiring && !child.foreign) mesh(child);
   const WorkerInfo info = child.info;
   const NodeId replaced = child.replaces;
@@ -581,9 +580,8 @@ void Supervisor::on_exit(NodeId id, int status) {
   exit.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   exit.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 
-  const std::string what =
-      text("worker ", id, " (slot ", child->info.slot, ", pid ", child->info.pid, ") ",
-           describe_status(status), " after ", uptime.count(), " ms", child->hung ? " (it was hung)" : "");
+  const std::string what = text(describe(*child), " ", describe_status(status), " after ", uptime.count(),
+                                " ms", child->hung ? " (it was hung)" : "");
   LogLevel level = LogLevel::warning;
   std::string message = what;
   AfterExit after = AfterExit::stop_if_nothing_serves;
@@ -1069,8 +1067,7 @@ StatusSnapshot Supervisor::snapshot() const {
   status.master = {::getpid(), seconds(started_at_), generation_, host_.master_counters()};
   if (host_.options().standby > 0) status.standby.emplace();
   for (const auto& [id, child] : children_) {
-    if (child->standby) {
-      if (!status.standby) status.standby.emplace();
+    if (child->standby) {  // (only with Options::standby: status.standby is there)
       const char* state = stopping_ || child->retiring ? "stopping"
                           : child->prepared            ? "waiting"
                                                        : "starting";
