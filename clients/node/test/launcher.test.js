@@ -67,6 +67,15 @@ function startApp(env, detached = false) {
   return app;
 }
 
+// `node app.js` with the built command, its control socket in a runtime directory of
+// its own and a free port (detached: in a process group of its own).
+async function launchApp(detached = false) {
+  const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'mn-launch-'));
+  const port = await freePort();
+  const app = startApp({ MULTINODE_COMMAND: COMMAND, XDG_RUNTIME_DIR: runtime, TEST_PORT: String(port) }, detached);
+  return { runtime, port, app };
+}
+
 // The launcher's first line: {"launcher": its pid, "supervisor": the command's pid}.
 function launcherLine(app) {
   return waitUntil(() => {
@@ -119,9 +128,7 @@ test('without the command, `node app.js` fails and says what to install', async 
 });
 
 test('`node app.js` starts multinode run: the workers serve, SIGHUP is forwarded, SIGTERM stops with 0', { skip: COMMAND ? false : 'the multinode command is not built (set MULTINODE_COMMAND)' }, async () => {
-  const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'mn-launch-'));
-  const port = await freePort();
-  const app = startApp({ MULTINODE_COMMAND: COMMAND, XDG_RUNTIME_DIR: runtime, TEST_PORT: String(port) });
+  const { runtime, port, app } = await launchApp();
   let launch = null;
   try {
     launch = await launcherLine(app);
@@ -181,10 +188,8 @@ function statusOf(runtime) {
 }
 
 test('SIGTTIN and SIGTTOU to the launcher scale, Ctrl-C reaches the command once: every worker exits with 0', { skip: COMMAND ? false : 'the multinode command is not built (set MULTINODE_COMMAND)' }, async () => {
-  const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'mn-launch-'));
-  const port = await freePort();
   // A process group of its own, as a shell's foreground job: Ctrl-C signals the group.
-  const app = startApp({ MULTINODE_COMMAND: COMMAND, XDG_RUNTIME_DIR: runtime, TEST_PORT: String(port) }, true);
+  const { runtime, app } = await launchApp(true);
   let launch = null;
   const workers = async (count) => waitUntil(async () => {
     try {
@@ -219,9 +224,7 @@ test('SIGTTIN and SIGTTOU to the launcher scale, Ctrl-C reaches the command once
 });
 
 test('a launcher killed with SIGKILL takes the command with it: the supervisor stops gracefully and its workers go', { skip: COMMAND ? false : 'the multinode command is not built (set MULTINODE_COMMAND)' }, async () => {
-  const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'mn-launch-'));
-  const port = await freePort();
-  const app = startApp({ MULTINODE_COMMAND: COMMAND, XDG_RUNTIME_DIR: runtime, TEST_PORT: String(port) });
+  const { runtime, app } = await launchApp();
   let launch = null;
   try {
     launch = await launcherLine(app);
