@@ -216,18 +216,24 @@ std::string status_table(const std::string& json) {
         << " s, generation " << number(m.if_contains("generation")) << "\n";
   }
   out << "ID    SLOT  PID       STATE     UPTIME_S  RESTARTS  RSS_MB  HEARTBEAT_MS\n";
+  // One row of the table, under its header's columns.
+  const auto row = [&out](const std::string& id, const std::string& slot, const std::string& pid,
+                          const std::string& state, const std::string& uptime, const std::string& restarts,
+                          const std::string& rss, const std::string& heartbeat) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%-5s %-5s %-9s %-9s %-9s %-9s %-7s %s\n", id.c_str(), slot.c_str(),
+                  pid.c_str(), state.c_str(), uptime.c_str(), restarts.c_str(), rss.c_str(),
+                  heartbeat.c_str());
+    out << line;
+  };
   if (const auto* workers = root.if_contains("workers"); workers != nullptr && workers->is_array()) {
     for (const auto& w : workers->as_array()) {
       if (!w.is_object()) continue;
       const auto& o = w.as_object();
-      char line[256];
-      std::snprintf(line, sizeof line, "%-5s %-5s %-9s %-9s %-9s %-9s %-7s %s\n",
-                    number(o.if_contains("id")).c_str(), number(o.if_contains("slot")).c_str(),
-                    number(o.if_contains("pid")).c_str(), text_of(o.if_contains("state")).c_str(),
-                    number(o.if_contains("uptime_s")).c_str(), number(o.if_contains("restarts")).c_str(),
-                    megabytes(o.if_contains("rss_bytes")).c_str(),
-                    number(o.if_contains("heartbeat_age_ms")).c_str());
-      out << line;
+      row(number(o.if_contains("id")), number(o.if_contains("slot")), number(o.if_contains("pid")),
+          text_of(o.if_contains("state")), number(o.if_contains("uptime_s")),
+          number(o.if_contains("restarts")), megabytes(o.if_contains("rss_bytes")),
+          number(o.if_contains("heartbeat_age_ms")));
     }
   }
   // Standbys (--standby K) fill no slot: their own rows, slot "-".
@@ -235,12 +241,9 @@ std::string status_table(const std::string& json) {
     for (const auto& s : standby->as_array()) {
       if (!s.is_object()) continue;
       const auto& o = s.as_object();
-      char line[256];
-      std::snprintf(
-          line, sizeof line, "%-5s %-5s %-9s %-9s %-9s %-9s %-7s %s\n", number(o.if_contains("id")).c_str(),
-          "-", number(o.if_contains("pid")).c_str(), ("sb:" + text_of(o.if_contains("state"))).c_str(),
-          number(o.if_contains("uptime_s")).c_str(), "-", megabytes(o.if_contains("rss_bytes")).c_str(), "-");
-      out << line;
+      row(number(o.if_contains("id")), "-", number(o.if_contains("pid")),
+          "sb:" + text_of(o.if_contains("state")), number(o.if_contains("uptime_s")), "-",
+          megabytes(o.if_contains("rss_bytes")), "-");
     }
   }
   return out.str();
