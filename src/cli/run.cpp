@@ -45,8 +45,8 @@ bool prepare_control_directory(const std::string& path) {
 }
 
 // --stop-with-parent: SIGTERM (a graceful stop) when the parent ends, however it
-// ends; refused when it ended already (this process was re-parented before it
-// could ask).
+// ends; refused when it ended while the signal was being asked for. (A parent that
+// is pid 1 is a parent too: `node app.js` as a container's first process.)
 bool follow_parent() {
   const pid_t parent = ::getppid();
   if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
@@ -54,7 +54,7 @@ bool follow_parent() {
                  std::strerror(errno));
     return false;
   }
-  if (parent == 1 || ::getppid() != parent) {
+  if (::getppid() != parent) {
     std::fprintf(stderr,
                  "multinode: --stop-with-parent: the process that started this command has ended already; "
                  "nothing was started\n");
